@@ -1,0 +1,45 @@
+// swift-tools-version:6.0
+// Rivet: a RISC-V 64 system virtual machine. One module per layer; dependencies point down only.
+import PackageDescription
+
+let optimize: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
+
+let package = Package(
+    name: "Rivet",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "rivet", targets: ["rivet"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // zlib, for compressed qcow2 clusters (Debian's zlib1g-dev).
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        // Versioned, sectioned state encoding used by snapshots and migration.
+        .target(name: "RivetSnapshot", swiftSettings: optimize),
+        // Instruction encodings and the objdump-compatible disassembler.
+        .target(name: "RivetISA", swiftSettings: optimize),
+        // IEEE-754 arithmetic with RISC-V semantics (rounding modes, fflags, NaN rules).
+        .target(name: "RivetFloat", swiftSettings: optimize),
+        // Guest-physical memory: RAM, the MMIO bus, code-page tracking.
+        .target(name: "RivetMemory", dependencies: ["RivetSnapshot"], swiftSettings: optimize),
+        // The hart: state, decoder, interpreter, CSRs, traps, MMU/TLB.
+        .target(name: "RivetCPU", dependencies: ["RivetISA", "RivetFloat", "RivetMemory", "RivetSnapshot"], swiftSettings: optimize),
+        // Block devices: raw and qcow2 with backing chains.
+        .target(name: "RivetStorage", dependencies: ["CZlib"], swiftSettings: optimize),
+        // Platform devices: CLINT, PLIC, UART, virtio-mmio (blk, rng), RTC, syscon.
+        .target(name: "RivetDevices", dependencies: ["RivetCPU", "RivetMemory", "RivetStorage", "RivetSnapshot"], swiftSettings: optimize),
+        // The `virt` board: memory map, device tree, boot loading, run loop.
+        .target(name: "RivetMachine", dependencies: ["RivetDevices", "RivetCPU", "RivetMemory", "RivetStorage", "RivetSnapshot"], swiftSettings: optimize),
+        .executableTarget(name: "rivet", dependencies: [
+            "RivetMachine", "RivetCPU", "RivetISA", "RivetStorage",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: optimize),
+        .testTarget(name: "RivetISATests", dependencies: ["RivetISA"]),
+        .testTarget(name: "RivetFloatTests", dependencies: ["RivetFloat"]),
+        .testTarget(name: "RivetStorageTests", dependencies: ["RivetStorage"]),
+        .testTarget(name: "RivetCPUTests", dependencies: ["RivetCPU", "RivetMemory"]),
+        .testTarget(name: "RivetDevicesTests", dependencies: ["RivetDevices", "RivetMachine"]),
+    ]
+)
