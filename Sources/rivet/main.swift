@@ -1,5 +1,10 @@
 import ArgumentParser
+
+/// The `rivet` command line: one subcommand per front end.
 struct Rivet: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "A RISC-V 64 virtual machine.")
+    static let configuration = CommandConfiguration(
+        commandName: "rivet",
+        abstract: "A RISC-V 64 virtual machine: whole machines (run), bare-metal programs (run-elf) and disk images (img).",
+        subcommands: [Img.self])
 }
 Rivet.main()
