@@ -29,7 +29,7 @@ let package = Package(
         // Block devices: raw and qcow2 with backing chains.
         .target(name: "RivetStorage", dependencies: ["CZlib"], swiftSettings: optimize),
         // Platform devices: CLINT, PLIC, UART, virtio-mmio (blk, rng), RTC, syscon.
-        .target(name: "RivetDevices", dependencies: ["RivetCPU", "RivetMemory", "RivetStorage", "RivetSnapshot"], swiftSettings: optimize),
+        .target(name: "RivetDevices", dependencies: ["RivetMemory", "RivetStorage", "RivetSnapshot"], swiftSettings: optimize),
         // The `virt` board: memory map, device tree, boot loading, run loop.
         .target(name: "RivetMachine", dependencies: ["RivetDevices", "RivetCPU", "RivetMemory", "RivetStorage", "RivetSnapshot"], swiftSettings: optimize),
         .executableTarget(name: "rivet", dependencies: [

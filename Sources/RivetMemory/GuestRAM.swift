@@ -1,0 +1,125 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import RivetSnapshot
+
+/// Something that caches decoded instructions and must forget a page when its bytes change.
+public protocol CodeInvalidationListener: AnyObject {
+    /// Called when a page marked as holding code is written (by a hart's slow store path or by DMA).
+    func codePageWritten(_ physicalPage: UInt64)
+}
+
+/// Guest RAM: one anonymous host mapping at a fixed guest-physical base.
+///
+/// Harts reach RAM through their software TLB (host pointers). Everyone else — device DMA, loaders,
+/// snapshots — goes through the checked accessors here, which never touch memory outside the mapping.
+/// A per-page byte map records pages that hold decoded code so that writes can invalidate them.
+public final class GuestRAM {
+    public static let pageShift: UInt64 = 12
+    public static let pageSize: UInt64 = 1 << pageShift
+
+    public let base: UInt64
+    public let size: UInt64
+    public let host: UnsafeMutableRawPointer
+    public let pageCount: Int
+    /// Per 4 KiB page: nonzero while decoded blocks exist for it. Harts must not write such pages through
+    /// a fast TLB entry; their store slow path calls `noteWrite`.
+    public let codePages: UnsafeMutablePointer<UInt8>
+    /// Per page: set on every write that went through the slow path or DMA (used by migration/snapshots).
+    public let dirtyPages: UnsafeMutablePointer<UInt8>
+    public weak var codeListener: CodeInvalidationListener?
+
+    public init(base: UInt64, size: UInt64) throws {
+        guard size > 0, size % GuestRAM.pageSize == 0, size <= (1 << 40) else {
+            throw SnapshotError("RAM size \(size) must be a nonzero multiple of 4 KiB, at most 1 TiB")
+        }
+        let p = mmap(nil, Int(size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        guard let p, p != MAP_FAILED else { throw SnapshotError("cannot map \(size) bytes of guest RAM") }
+        self.base = base
+        self.size = size
+        self.host = p
+        self.pageCount = Int(size >> GuestRAM.pageShift)
+        self.codePages = .allocate(capacity: pageCount)
+        self.codePages.initialize(repeating: 0, count: pageCount)
+        self.dirtyPages = .allocate(capacity: pageCount)
+        self.dirtyPages.initialize(repeating: 0, count: pageCount)
+    }
+
+    deinit {
+        munmap(host, Int(size))
+        codePages.deallocate()
+        dirtyPages.deallocate()
+    }
+
+    /// True when [address, address+length) lies inside RAM (overflow-safe).
+    @inline(__always)
+    public func contains(_ address: UInt64, length: UInt64) -> Bool {
+        address >= base && length <= size && address - base <= size - length
+    }
+
+    /// Host pointer for a checked guest range, or nil.
+    @inline(__always)
+    public func pointer(_ address: UInt64, length: UInt64) -> UnsafeMutableRawPointer? {
+        contains(address, length: length) ? host + Int(address - base) : nil
+    }
+
+    /// Marks pages in a range as written: dirty, and drops decoded code for them.
+    public func noteWrite(_ address: UInt64, length: UInt64) {
+        guard length > 0, contains(address, length: length) else { return }
+        let first = Int((address - base) >> GuestRAM.pageShift)
+        let last = Int((address - base + length - 1) >> GuestRAM.pageShift)
+        for page in first...last {
+            dirtyPages[page] = 1
+            if codePages[page] != 0 {
+                codePages[page] = 0
+                codeListener?.codePageWritten(base + UInt64(page) << GuestRAM.pageShift)
+            }
+        }
+    }
+
+    // MARK: Checked access for devices (DMA) and loaders.
+
+    /// Copies guest memory into `buffer`; false if the range is not entirely RAM.
+    public func read(_ address: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> Bool {
+        guard let p = pointer(address, length: UInt64(buffer.count)) else { return false }
+        if buffer.count > 0 { buffer.baseAddress!.copyMemory(from: p, byteCount: buffer.count) }
+        return true
+    }
+
+    /// Copies `buffer` into guest memory; false if the range is not entirely RAM.
+    public func write(_ address: UInt64, from buffer: UnsafeRawBufferPointer) -> Bool {
+        guard let p = pointer(address, length: UInt64(buffer.count)) else { return false }
+        if buffer.count > 0 { p.copyMemory(from: buffer.baseAddress!, byteCount: buffer.count) }
+        noteWrite(address, length: UInt64(buffer.count))
+        return true
+    }
+
+    public func write(_ address: UInt64, bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { write(address, from: $0) }
+    }
+
+    public func load16(_ a: UInt64) -> UInt16? { pointer(a, length: 2).map { $0.loadUnaligned(as: UInt16.self) } }
+    public func load32(_ a: UInt64) -> UInt32? { pointer(a, length: 4).map { $0.loadUnaligned(as: UInt32.self) } }
+    public func load64(_ a: UInt64) -> UInt64? { pointer(a, length: 8).map { $0.loadUnaligned(as: UInt64.self) } }
+    @discardableResult public func store16(_ a: UInt64, _ v: UInt16) -> Bool {
+        guard let p = pointer(a, length: 2) else { return false }
+        p.storeBytes(of: v, as: UInt16.self); noteWrite(a, length: 2); return true
+    }
+    @discardableResult public func store32(_ a: UInt64, _ v: UInt32) -> Bool {
+        guard let p = pointer(a, length: 4) else { return false }
+        p.storeBytes(of: v, as: UInt32.self); noteWrite(a, length: 4); return true
+    }
+    @discardableResult public func store64(_ a: UInt64, _ v: UInt64) -> Bool {
+        guard let p = pointer(a, length: 8) else { return false }
+        p.storeBytes(of: v, as: UInt64.self); noteWrite(a, length: 8); return true
+    }
+
+    /// Zeroes all of RAM (machine reset) and forgets all code.
+    public func clear() {
+        madvise(host, Int(size), MADV_DONTNEED)
+        for page in 0..<pageCount where codePages[page] != 0 {
+            codePages[page] = 0
+            codeListener?.codePageWritten(base + UInt64(page) << GuestRAM.pageShift)
+        }
+    }
+}
