@@ -40,6 +40,6 @@ let package = Package(
         .testTarget(name: "RivetFloatTests", dependencies: ["RivetFloat"]),
         .testTarget(name: "RivetStorageTests", dependencies: ["RivetStorage"]),
         .testTarget(name: "RivetCPUTests", dependencies: ["RivetCPU", "RivetMemory"]),
-        .testTarget(name: "RivetDevicesTests", dependencies: ["RivetDevices", "RivetMachine"]),
+        .testTarget(name: "RivetDevicesTests", dependencies: ["RivetDevices", "RivetMemory", "RivetStorage"]),
     ]
 )
