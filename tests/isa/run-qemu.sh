@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every ISA test ELF on the oracle, QEMU's spike machine (HTIF tohost):
+#   tests/isa/run-qemu.sh [QEMU_BINARY]
+# QEMU exits with status n when the test writes (n << 1) | 1 to tohost, 0 for a pass.
+set -u
+qemu=${1:-qemu-system-riscv64}
+dir=$(cd "$(dirname "$0")" && pwd)
+make -s -C "$dir" >/dev/null || { echo "build of ISA tests failed" >&2; exit 2; }
+passed=0
+failed=0
+for elf in "$dir"/build/*.elf; do
+  name=$(basename "$elf" .elf)
+  timeout 60 "$qemu" -machine spike -bios none -nographic -monitor none -serial none \
+    -kernel "$elf" >"$dir/build/$name.qemu.log" 2>&1
+  status=$?
+  if [ $status -eq 0 ]; then
+    echo "PASS $name"
+    passed=$((passed + 1))
+  elif [ $status -eq 124 ]; then
+    echo "FAIL $name (timeout: no tohost write)"
+    failed=$((failed + 1))
+  else
+    echo "FAIL $name (case $status)"
+    failed=$((failed + 1))
+  fi
+done
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ]
