@@ -106,6 +106,9 @@
 // Fail unless the armed trap happened with this cause; tval is returned in a0 for further checks.
 #define TRAP_EXPECT_CAUSE(cause) la t6, trap_area; ld t5, TR_RESUME(t6); beqz t5, 97f; j fail; 97: \
   ld a0, TR_TVAL(t6); ld t5, TR_CAUSE(t6); CHECK(t5, cause)
+// Either of two causes (e.g. misaligned vs access fault); tval in a0.
+#define TRAP_EXPECT_EITHER(c1, c2) la t6, trap_area; ld t5, TR_RESUME(t6); beqz t5, 97f; j fail; 97: \
+  ld a0, TR_TVAL(t6); ld t5, TR_CAUSE(t6); li t6, c1; beq t5, t6, 96f; li t6, c2; beq t5, t6, 96f; j fail; 96:
 // Cause, tval and the privilege level that handled it (3 = M, 1 = S).
 #define TRAP_EXPECT(cause, tval, level) TRAP_EXPECT_CAUSE(cause); CHECK(a0, tval); \
   la t6, trap_area; ld t5, TR_LEVEL(t6); CHECK(t5, level)
