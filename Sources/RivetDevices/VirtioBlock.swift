@@ -1,0 +1,167 @@
+import RivetMemory
+import RivetSnapshot
+import RivetStorage
+
+/// virtio-blk (device id 2) on top of a `BlockDevice`: one request queue, 512-byte sectors.
+///
+/// Supported requests: IN, OUT, FLUSH, GET_ID and DISCARD; anything else completes with UNSUPP.
+/// Sector ranges are checked against the capacity; I/O errors of the disk complete with IOERR.
+/// A request without a 16-byte header or without a writable status byte is a driver bug: it marks the
+/// device broken (the transport sets DEVICE_NEEDS_RESET).
+public final class VirtioBlock: VirtioDeviceModel {
+    public static let sectorSize: UInt64 = 512
+    // Feature bits.
+    public static let featureSizeMax: UInt64 = 1 << 1, featureSegMax: UInt64 = 1 << 2
+    public static let featureRO: UInt64 = 1 << 5, featureBlkSize: UInt64 = 1 << 6
+    public static let featureFlush: UInt64 = 1 << 9, featureDiscard: UInt64 = 1 << 13
+    // Request types and status values.
+    public static let typeIn: UInt32 = 0, typeOut: UInt32 = 1, typeFlush: UInt32 = 4
+    public static let typeGetID: UInt32 = 8, typeDiscard: UInt32 = 11
+    public static let statusOK: UInt8 = 0, statusIOErr: UInt8 = 1, statusUnsupported: UInt8 = 2
+
+    static let sizeMax: UInt32 = 1 << 20
+    static let segMax: UInt32 = UInt32(VirtioMMIO.queueSizeMax) - 2
+    static let maxDiscardSectors: UInt32 = 1 << 22
+    static let maxDiscardSegments: UInt32 = 32
+
+    public let disk: BlockDevice
+    public let serial: [UInt8]
+    public let capacity: UInt64
+    private var config: ConfigSpace
+    /// The last I/O error of the disk, for diagnostics.
+    public private(set) var lastIOError: String?
+
+    public init(disk: BlockDevice, serial: String = "rivet-disk") {
+        self.disk = disk
+        self.serial = Array(serial.utf8.prefix(20))
+        capacity = disk.size / VirtioBlock.sectorSize
+        config = ConfigSpace(size: 60)
+        config.put(capacity, at: 0, size: 8)
+        config.put(UInt64(VirtioBlock.sizeMax), at: 8, size: 4)
+        config.put(UInt64(VirtioBlock.segMax), at: 12, size: 4)
+        config.put(VirtioBlock.sectorSize, at: 20, size: 4)  // blk_size
+        config.put(1, at: 34, size: 2)  // num_queues
+        config.put(UInt64(VirtioBlock.maxDiscardSectors), at: 36, size: 4)
+        config.put(UInt64(VirtioBlock.maxDiscardSegments), at: 40, size: 4)
+        config.put(8, at: 44, size: 4)  // discard_sector_alignment: 4 KiB
+    }
+
+    public var deviceID: UInt32 { 2 }
+    public var queueCount: Int { 1 }
+    public var configSize: Int { config.bytes.count }
+
+    public var deviceFeatures: UInt64 {
+        var f = VirtioBlock.featureSizeMax | VirtioBlock.featureSegMax | VirtioBlock.featureBlkSize | VirtioBlock.featureFlush
+        f |= disk.isReadOnly ? VirtioBlock.featureRO : VirtioBlock.featureDiscard
+        return f
+    }
+
+    public func readConfig(offset: Int, size: Int) -> UInt64 { config.get(offset: offset, size: size) }
+
+    public func process(queue index: Int, _ queue: Virtqueue) throws(VirtioError) {
+        while let chain = try queue.nextChain() {
+            let written = try handle(chain, ram: queue.ram)
+            try queue.complete(chain, written: written)
+        }
+    }
+
+    /// Serves one request; returns the number of bytes written into the chain (data + status byte).
+    private func handle(_ chain: DescriptorChain, ram: GuestRAM) throws(VirtioError) -> UInt32 {
+        guard chain.readableLength >= 16 else { throw VirtioError("virtio-blk request without a 16-byte header") }
+        guard chain.writableLength >= 1 else { throw VirtioError("virtio-blk request without a writable status byte") }
+        var header = [UInt8](repeating: 0, count: 16)
+        _ = header.withUnsafeMutableBytes { chain.read(from: 0, into: $0, ram: ram) }
+        let type = header.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 0, as: UInt32.self)) }
+        let sector = header.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self)) }
+        let statusOffset = chain.writableLength - 1
+        var dataWritten: UInt64 = 0
+        let status: UInt8
+        switch type {
+        case VirtioBlock.typeIn:
+            let length = statusOffset
+            if let offset = byteRange(sector: sector, length: length) {
+                var pos = offset
+                do {
+                    dataWritten = try chain.fillWritable(from: 0, length: length, ram: ram) { buf in
+                        try disk.read(at: pos, into: buf)
+                        pos += UInt64(buf.count)
+                    }
+                    status = VirtioBlock.statusOK
+                } catch {
+                    lastIOError = "\(error)"
+                    status = VirtioBlock.statusIOErr
+                }
+            } else {
+                status = VirtioBlock.statusIOErr
+            }
+        case VirtioBlock.typeOut:
+            let length = chain.readableLength - 16
+            if disk.isReadOnly {
+                status = VirtioBlock.statusIOErr
+            } else if let offset = byteRange(sector: sector, length: length) {
+                var pos = offset
+                do {
+                    _ = try chain.visitReadable(from: 16, length: length, ram: ram) { buf in
+                        try disk.write(at: pos, from: buf)
+                        pos += UInt64(buf.count)
+                    }
+                    status = VirtioBlock.statusOK
+                } catch {
+                    lastIOError = "\(error)"
+                    status = VirtioBlock.statusIOErr
+                }
+            } else {
+                status = VirtioBlock.statusIOErr
+            }
+        case VirtioBlock.typeFlush:
+            do { try disk.flush(); status = VirtioBlock.statusOK } catch {
+                lastIOError = "\(error)"
+                status = VirtioBlock.statusIOErr
+            }
+        case VirtioBlock.typeGetID:
+            // 20 bytes, zero-padded; truncated to the room the driver gave.
+            var id = serial + [UInt8](repeating: 0, count: 20 - serial.count)
+            id = Array(id.prefix(Int(min(20, statusOffset))))
+            try chain.write(id, at: 0, ram: ram)
+            dataWritten = UInt64(id.count)
+            status = VirtioBlock.statusOK
+        case VirtioBlock.typeDiscard:
+            status = disk.isReadOnly ? VirtioBlock.statusIOErr : discard(chain, ram: ram)
+        default:
+            status = VirtioBlock.statusUnsupported
+        }
+        try chain.write([status], at: statusOffset, ram: ram)
+        return UInt32(dataWritten + 1)
+    }
+
+    /// Byte offset of a sector range, or nil if it is not whole sectors inside the disk.
+    private func byteRange(sector: UInt64, length: UInt64) -> UInt64? {
+        guard length % VirtioBlock.sectorSize == 0, sector <= capacity,
+              length / VirtioBlock.sectorSize <= capacity - sector else { return nil }
+        return sector * VirtioBlock.sectorSize
+    }
+
+    private func discard(_ chain: DescriptorChain, ram: GuestRAM) -> UInt8 {
+        let length = chain.readableLength - 16
+        guard length % 16 == 0, length / 16 <= UInt64(VirtioBlock.maxDiscardSegments) else { return VirtioBlock.statusIOErr }
+        var segments = [UInt8](repeating: 0, count: Int(length))
+        _ = segments.withUnsafeMutableBytes { chain.read(from: 16, into: $0, ram: ram) }
+        for i in 0..<Int(length / 16) {
+            let (sector, count, flags) = segments.withUnsafeBytes { b in
+                (UInt64(littleEndian: b.loadUnaligned(fromByteOffset: 16 * i, as: UInt64.self)),
+                 UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 16 * i + 8, as: UInt32.self)),
+                 UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 16 * i + 12, as: UInt32.self)))
+            }
+            guard flags & ~1 == 0 else { return VirtioBlock.statusUnsupported }
+            guard count <= VirtioBlock.maxDiscardSectors,
+                  let offset = byteRange(sector: sector, length: UInt64(count) * VirtioBlock.sectorSize) else {
+                return VirtioBlock.statusIOErr
+            }
+            do { try disk.discard(at: offset, length: UInt64(count) * VirtioBlock.sectorSize) } catch {
+                lastIOError = "\(error)"
+                return VirtioBlock.statusIOErr
+            }
+        }
+        return VirtioBlock.statusOK
+    }
+}

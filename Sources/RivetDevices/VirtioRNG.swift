@@ -1,0 +1,39 @@
+import RivetMemory
+import RivetSnapshot
+
+/// virtio-rng (device id 4): fills each driver-writable buffer with host random bytes (getrandom via
+/// `SystemRandomNumberGenerator`).
+/// A chain with no writable space is a driver bug and marks the device broken.
+public final class VirtioRNG: VirtioDeviceModel {
+    /// Bytes served per request at most.
+    public static let maxBytesPerRequest: UInt64 = 64 * 1024
+
+    public init() {}
+
+    public var deviceID: UInt32 { 4 }
+    public var deviceFeatures: UInt64 { 0 }
+    public var queueCount: Int { 1 }
+    public var configSize: Int { 0 }
+    public func readConfig(offset: Int, size: Int) -> UInt64 { 0 }
+
+    public func process(queue index: Int, _ queue: Virtqueue) throws(VirtioError) {
+        while let chain = try queue.nextChain() {
+            guard chain.writableLength > 0 else { throw VirtioError("virtio-rng request without a writable buffer") }
+            let n = min(chain.writableLength, VirtioRNG.maxBytesPerRequest)
+            let done = chain.fillWritable(from: 0, length: n, ram: queue.ram) { VirtioRNG.fillRandom($0) }
+            try queue.complete(chain, written: UInt32(done))
+        }
+    }
+
+    /// Swift's system generator is getrandom(2) on Linux (the Glibc module does not export getrandom).
+    static func fillRandom(_ buffer: UnsafeMutableRawBufferPointer) {
+        var g = SystemRandomNumberGenerator()
+        var i = 0
+        while i < buffer.count {
+            var word = g.next()
+            let n = min(8, buffer.count - i)
+            withUnsafeBytes(of: &word) { (buffer.baseAddress! + i).copyMemory(from: $0.baseAddress!, byteCount: n) }
+            i += n
+        }
+    }
+}
