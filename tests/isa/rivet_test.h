@@ -121,6 +121,10 @@
 #else
 #define CHECK_BREAK_TVAL(pcreg) CHECK_REG(a0, pcreg)
 #endif
+// The instruction(s) given must raise illegal-instruction (taken in M) with mtval = the 32-bit
+// encoding of the first one. Works in any privilege mode.
+#define TEST_ILLEGAL(n, ...) CASE(n); TRAP_ARM(1f); 2: __VA_ARGS__; 1: TRAP_EXPECT_CAUSE(CAUSE_ILLEGAL); \
+  la a1, 2b; lwu a1, 0(a1); CHECK_REG(a0, a1)
 // Load the epc of the last trap into reg.
 #define TRAP_EPC(reg) la t6, trap_area; ld reg, TR_EPC(t6)
 
