@@ -131,7 +131,7 @@ enum Base {
             default: return nil
             }
         case 6: return insn("or", rd, rs1, dec(imm))
-        default: return insn("and", rd, rs1, dec(imm))
+        default: return imm == 255 ? insn("zext.b", rd, rs1) : insn("and", rd, rs1, dec(imm))
         }
     }
 
@@ -225,7 +225,7 @@ enum Base {
         case 1:
             return imm == 0 ? insn("jalr", Reg.x(f.rs1)) : insn("jalr", memOperand(imm, f.rs1))
         default:
-            return insn("jalr", Reg.x(f.rd), memOperand(imm, f.rs1))
+            return imm == 0 ? insn("jalr", Reg.x(f.rd), Reg.x(f.rs1)) : insn("jalr", Reg.x(f.rd), memOperand(imm, f.rs1))
         }
     }
 
@@ -276,6 +276,7 @@ enum Base {
         case 0x0010_0073: return "ebreak"
         case 0x0020_0073: return "uret"
         case 0x1020_0073: return "sret"
+        case 0x2020_0073: return "hret" // privileged spec 1.9
         case 0x3020_0073: return "mret"
         case 0x7b20_0073: return "dret"
         case 0x1050_0073: return "wfi"

@@ -143,6 +143,10 @@ struct DisassemblerOracleTests {
             for funct3 in UInt32(0)..<8 {
                 let base = 0x73 | (funct3 << 12) | (csr << 20)
                 words.append(Self.randomize(base, keepMask: 0xfff0_707f, &g))
+                // rd and rs1/uimm being zero or not selects csrr/csrw/csrs/rdcycle/frflags/...
+                for (rd, rs1) in [(0, 0), (0, 7), (5, 0), (5, 7)] as [(UInt32, UInt32)] {
+                    words.append(base | (rd << 7) | (rs1 << 15))
+                }
             }
         }
         for funct7 in UInt32(0)..<128 {
@@ -152,6 +156,9 @@ struct DisassemblerOracleTests {
                 if UInt32.random(in: 0..<4, using: &g) == 0 { w |= Self.register(&g) << 7 }
                 words.append(w)
             }
+        }
+        for funct12 in UInt32(0)..<4096 { // funct3 0: every funct12 with every rs1, rd zero
+            for rs1 in UInt32(0)..<32 { words.append(0x73 | (rs1 << 15) | (funct12 << 20)) }
         }
         for top in UInt32(0)..<4096 { // fm, pred, succ; rd and rs1 usually zero
             for funct3 in UInt32(0)..<2 {
@@ -168,7 +175,7 @@ struct DisassemblerOracleTests {
     func randomWords() throws {
         var g = SeededGenerator(seed: 0x5249_5645_5404)
         var words: [UInt32] = []
-        for _ in 0..<60000 {
+        for _ in 0..<200_000 {
             let opcode = Self.majorOpcodes[Int.random(in: 0..<Self.majorOpcodes.count, using: &g)]
             words.append(Self.randomize(opcode, keepMask: 0x7f, &g))
         }

@@ -19,8 +19,9 @@ enum ObjdumpOracle {
 
     static func executablePath() throws -> String {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        for dir in path.split(separator: ":") + ["/usr/bin"] {
-            let candidate = String(dir) + "/" + toolName
+        let directories = path.split(separator: ":").map(String.init) + ["/usr/bin"]
+        for dir in directories {
+            let candidate = dir + "/" + toolName
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         }
         throw Failure(description: "\(toolName) not found in PATH (apt-get install binutils-riscv64-linux-gnu)")
