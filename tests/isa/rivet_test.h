@@ -139,6 +139,47 @@
 // From any mode (ecall not delegated): continue at label in M.
 #define BACK_TO_M(label) TRAP_ARM_MODE(label, 3); ecall
 
+// ---- floating point (results are checked as whole 64-bit registers, so single results must
+// also be NaN-boxed) ----
+#define FLI_S(freg, bits) li t5, bits; fmv.w.x freg, t5
+#define FLI_D(freg, bits) li t5, bits; fmv.d.x freg, t5
+#define FCHECK_S(freg, bits) fmv.x.d t5, freg; CHECK(t5, 0xffffffff00000000 | (bits))
+#define FCHECK_D(freg, bits) fmv.x.d t5, freg; CHECK(t5, bits)
+#define FFLAGS_IS(flags) csrr t5, fflags; CHECK(t5, flags)
+#define FF_NV 0x10
+#define FF_DZ 0x08
+#define FF_OF 0x04
+#define FF_UF 0x02
+#define FF_NX 0x01
+
+// fmt is S or D; rm is a rounding-mode operand (rne rtz rdn rup rmm dyn).
+#define TEST_FP1(n, fmt, inst, rm, a, res, flags) CASE(n); FLI_##fmt(fa0, a); csrwi fflags, 0; \
+  inst fa3, fa0, rm; FCHECK_##fmt(fa3, res); FFLAGS_IS(flags)
+#define TEST_FP2(n, fmt, inst, rm, a, b, res, flags) CASE(n); FLI_##fmt(fa0, a); FLI_##fmt(fa1, b); \
+  csrwi fflags, 0; inst fa3, fa0, fa1, rm; FCHECK_##fmt(fa3, res); FFLAGS_IS(flags)
+// Two operands, no rounding mode (fmin/fmax/fsgnj*).
+#define TEST_FP2N(n, fmt, inst, a, b, res, flags) CASE(n); FLI_##fmt(fa0, a); FLI_##fmt(fa1, b); \
+  csrwi fflags, 0; inst fa3, fa0, fa1; FCHECK_##fmt(fa3, res); FFLAGS_IS(flags)
+#define TEST_FP3(n, fmt, inst, rm, a, b, c, res, flags) CASE(n); FLI_##fmt(fa0, a); FLI_##fmt(fa1, b); \
+  FLI_##fmt(fa2, c); csrwi fflags, 0; inst fa3, fa0, fa1, fa2, rm; FCHECK_##fmt(fa3, res); FFLAGS_IS(flags)
+// Float compare -> integer.
+#define TEST_FCMP(n, fmt, inst, a, b, res, flags) CASE(n); FLI_##fmt(fa0, a); FLI_##fmt(fa1, b); \
+  csrwi fflags, 0; inst a3, fa0, fa1; CHECK(a3, res); FFLAGS_IS(flags)
+// fclass -> integer.
+#define TEST_FCLASS(n, fmt, inst, a, res) CASE(n); FLI_##fmt(fa0, a); inst a3, fa0; CHECK(a3, res)
+// Float -> integer conversion.
+#define TEST_FCVT_XF(n, fmt, inst, rm, a, res, flags) CASE(n); FLI_##fmt(fa0, a); csrwi fflags, 0; \
+  inst a3, fa0, rm; CHECK(a3, res); FFLAGS_IS(flags)
+// Integer -> float conversion (result format tofmt).
+#define TEST_FCVT_FX(n, tofmt, inst, rm, x, res, flags) CASE(n); li a1, x; csrwi fflags, 0; \
+  inst fa3, a1, rm; FCHECK_##tofmt(fa3, res); FFLAGS_IS(flags)
+// Exact integer -> float conversion (fcvt.d.w/wu take no rounding mode).
+#define TEST_FCVT_FX_EXACT(n, tofmt, inst, x, res, flags) CASE(n); li a1, x; csrwi fflags, 0; \
+  inst fa3, a1; FCHECK_##tofmt(fa3, res); FFLAGS_IS(flags)
+// Float -> float conversion.
+#define TEST_FCVT_FF(n, fromfmt, tofmt, inst, rm, a, res, flags) CASE(n); FLI_##fromfmt(fa0, a); \
+  csrwi fflags, 0; inst fa3, fa0, rm; FCHECK_##tofmt(fa3, res); FFLAGS_IS(flags)
+
 #define TEST_MAIN .text; .globl test_main; test_main:
 
 // ---- prologue, handlers, pass/fail, mailbox ----
