@@ -295,6 +295,16 @@ enum Base {
         return nil
     }
 
+    /// fflags, frm and fcsr have their own read (frflags...) and write (fsflags...) aliases.
+    static func floatCSRAlias(_ csr: UInt32, write: Bool) -> String? {
+        switch csr {
+        case 1: return write ? "fsflags" : "frflags"
+        case 2: return write ? "fsrm" : "frrm"
+        case 3: return write ? "fscsr" : "frcsr"
+        default: return nil
+        }
+    }
+
     static func csrAccess(_ f: Fields) -> String? {
         let csr = f.csr, rd = Reg.x(f.rd)
         let name = csrName(csr)
@@ -302,15 +312,19 @@ enum Base {
         switch f.funct3 {
         case 1: // csrrw
             if f.w == 0xc000_1073 { return "unimp" } // csrw cycle,zero
-            if let alias = ["fflags": "fsflags", "frm": "fsrm", "fcsr": "fscsr"][name] {
+            if let alias = floatCSRAlias(csr, write: true) {
                 return f.rd == 0 ? insn(alias, rs1) : insn(alias, rd, rs1)
             }
             return f.rd == 0 ? insn("csrw", name, rs1) : insn("csrrw", rd, name, rs1)
         case 2: // csrrs
             if f.rs1 == 0 {
-                let reads = ["cycle": "rdcycle", "time": "rdtime", "instret": "rdinstret",
-                             "fflags": "frflags", "frm": "frrm", "fcsr": "frcsr"]
-                if let alias = reads[name] { return insn(alias, rd) }
+                if let alias = floatCSRAlias(csr, write: false) { return insn(alias, rd) }
+                switch csr {
+                case 0xc00: return insn("rdcycle", rd)
+                case 0xc01: return insn("rdtime", rd)
+                case 0xc02: return insn("rdinstret", rd)
+                default: break
+                }
                 return insn("csrr", rd, name)
             }
             return f.rd == 0 ? insn("csrs", name, rs1) : insn("csrrs", rd, name, rs1)
