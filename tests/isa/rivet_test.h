@@ -122,8 +122,8 @@
 #define CHECK_BREAK_TVAL(pcreg) CHECK_REG(a0, pcreg)
 #endif
 // The instruction(s) given must raise illegal-instruction (taken in M) with mtval = the 32-bit
-// encoding of the first one. Works in any privilege mode.
-#define TEST_ILLEGAL(n, ...) CASE(n); TRAP_ARM(1f); 2: __VA_ARGS__; 1: TRAP_EXPECT_CAUSE(CAUSE_ILLEGAL); \
+// encoding of the first one (assembled uncompressed). Works in any privilege mode.
+#define TEST_ILLEGAL(n, ...) CASE(n); TRAP_ARM(1f); .option push; .option norvc; 2: __VA_ARGS__; .option pop; 1: TRAP_EXPECT_CAUSE(CAUSE_ILLEGAL); \
   la a1, 2b; lwu a1, 0(a1); CHECK_REG(a0, a1)
 // Load the epc of the last trap into reg.
 #define TRAP_EPC(reg) la t6, trap_area; ld reg, TR_EPC(t6)
@@ -177,6 +177,8 @@
 #define TEST_FCVT_FX_EXACT(n, tofmt, inst, x, res, flags) CASE(n); li a1, x; csrwi fflags, 0; \
   inst fa3, a1; FCHECK_##tofmt(fa3, res); FFLAGS_IS(flags)
 // Float -> float conversion.
+#define TEST_FCVT_FF_EXACT(n, fromfmt, tofmt, inst, a, res, flags) CASE(n); FLI_##fromfmt(fa0, a); \
+  csrwi fflags, 0; inst fa3, fa0; FCHECK_##tofmt(fa3, res); FFLAGS_IS(flags)
 #define TEST_FCVT_FF(n, fromfmt, tofmt, inst, rm, a, res, flags) CASE(n); FLI_##fromfmt(fa0, a); \
   csrwi fflags, 0; inst fa3, fa0, rm; FCHECK_##tofmt(fa3, res); FFLAGS_IS(flags)
 
