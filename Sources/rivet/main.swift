@@ -5,6 +5,6 @@ struct Rivet: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rivet",
         abstract: "A RISC-V 64 virtual machine: whole machines (run), bare-metal programs (run-elf) and disk images (img).",
-        subcommands: [Img.self])
+        subcommands: [Run.self, RunElf.self, Img.self])
 }
 Rivet.main()

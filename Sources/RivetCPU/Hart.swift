@@ -1,0 +1,223 @@
+import RivetMemory
+import RivetSnapshot
+
+/// Privilege levels.
+public enum Privilege: UInt8 { case user = 0, supervisor = 1, machine = 3 }
+
+/// Why `Hart.run` returned.
+public enum HartStop: Equatable {
+    case budgetExhausted
+    case waitingForInterrupt
+}
+
+/// One RV64GC hart: architectural state plus its software TLB. Executes decoded blocks from a shared
+/// `BlockCache`. All state is plain stored values (saved by `saveState`).
+public final class Hart {
+    public let hartID: Int
+    // MARK: Architectural state
+    public var pc: UInt64 = 0
+    public var privilege: Privilege = .machine
+    /// x0...x31, then slot 32: the sink for writes to x0.
+    public let x: UnsafeMutablePointer<UInt64>
+    /// f0...f31 as raw bits (singles NaN-boxed).
+    public let f: UnsafeMutablePointer<UInt64>
+    public var csr = CSRFile()
+    /// Physical address reserved by LR, or nil.
+    public var reservation: UInt64? = nil
+    public var waitingForInterrupt = false
+    /// Retired instructions (minstret); mcycle follows it.
+    public var instret: UInt64 = 0
+
+    // MARK: Platform
+    unowned(unsafe) public let bus: PhysicalBus
+    unowned(unsafe) public let ram: GuestRAM
+    unowned(unsafe) public let cache: BlockCache
+    unowned(unsafe) public let wires: InterruptWires
+    unowned(unsafe) public let clock: VirtualClock
+    let ramBase: UInt64
+    let ramSize: UInt64
+    let ramHost: UnsafeMutableRawPointer
+
+    // MARK: Software TLB (see MMU.swift)
+    let tlbStorage: UnsafeMutablePointer<TLBEntry>
+    /// Current data set (reads at [0, N), writes at [N, 2N)) and fetch set.
+    var dataTLB: UnsafeMutablePointer<TLBEntry>
+    var fetchTLB: UnsafeMutablePointer<TLBEntry>
+    var seenCodeEpoch: UInt64 = 0
+    /// The S-mode set holds entries for U pages (filled while SUM was set).
+    var supervisorTLBHasUserPages = false
+
+    // MARK: Exceptions raised by slow paths, delivered by the executor.
+    var pendingCause: UInt64 = 0
+    var pendingTval: UInt64 = 0
+    /// Instructions of the current block already retired (read by CSR accesses to instret).
+    var retiredInBlock: UInt64 = 0
+    /// The block pc of the block being executed.
+    var blockPC: UInt64 = 0
+
+    /// An instruction straddling a page boundary is decoded here and executed alone.
+    let scratchOp: UnsafeMutablePointer<MicroOp>
+
+    /// Print each retired instruction (run-elf --trace).
+    public var traceHook: ((UInt64, UInt32) -> Void)? = nil
+
+    public init(hartID: Int, bus: PhysicalBus, cache: BlockCache, wires: InterruptWires, clock: VirtualClock) {
+        self.hartID = hartID
+        self.bus = bus
+        self.ram = bus.ram
+        self.cache = cache
+        self.wires = wires
+        self.clock = clock
+        ramBase = bus.ram.base
+        ramSize = bus.ram.size
+        ramHost = bus.ram.host
+        x = .allocate(capacity: 33); x.initialize(repeating: 0, count: 33)
+        f = .allocate(capacity: 32); f.initialize(repeating: 0, count: 32)
+        tlbStorage = .allocate(capacity: TLB.setEntries * 3)
+        dataTLB = tlbStorage
+        fetchTLB = tlbStorage
+        scratchOp = .allocate(capacity: 1)
+        csr.mhartid = UInt64(hartID)
+        flushTLB()
+        updateTranslationMode()
+    }
+
+    deinit {
+        x.deallocate(); f.deallocate(); tlbStorage.deallocate(); scratchOp.deallocate()
+    }
+
+    /// Resets to the power-on state: M-mode at `pc`, registers zero.
+    public func reset(pc: UInt64) {
+        for i in 0..<33 { x[i] = 0 }
+        for i in 0..<32 { f[i] = 0 }
+        csr = CSRFile()
+        csr.mhartid = UInt64(hartID)
+        self.pc = pc
+        privilege = .machine
+        reservation = nil
+        waitingForInterrupt = false
+        instret = 0
+        flushTLB()
+        updateTranslationMode()
+    }
+
+    // MARK: Traps
+
+    /// Takes an exception or interrupt: updates the trap CSRs of M or S mode (per delegation) and jumps to
+    /// the handler. `epc` is the pc of the instruction that trapped (or the next one, for interrupts).
+    public func takeTrap(cause: UInt64, tval: UInt64, epc: UInt64, interrupt: Bool) {
+        let code = cause & 63
+        let delegated = privilege != .machine &&
+            ((interrupt ? csr.mideleg : csr.medeleg) >> code) & 1 == 1
+        let causeValue = interrupt ? (1 << 63) | code : code
+        if delegated {
+            csr.scause = causeValue
+            csr.sepc = epc
+            csr.stval = tval
+            var s = csr.mstatus
+            s = (s & ~MStatus.spp) | (privilege == .supervisor ? MStatus.spp : 0)
+            s = (s & ~MStatus.spie) | ((s & MStatus.sie) != 0 ? MStatus.spie : 0)
+            s &= ~MStatus.sie
+            csr.mstatus = s
+            privilege = .supervisor
+            let base = csr.stvec & ~3
+            pc = (csr.stvec & 3) == 1 && interrupt ? base &+ 4 &* code : base
+        } else {
+            csr.mcause = causeValue
+            csr.mepc = epc
+            csr.mtval = tval
+            var s = csr.mstatus
+            s = (s & ~MStatus.mppMask) | (UInt64(privilege.rawValue) << MStatus.mppShift)
+            s = (s & ~MStatus.mpie) | ((s & MStatus.mie) != 0 ? MStatus.mpie : 0)
+            s &= ~MStatus.mie
+            csr.mstatus = s
+            privilege = .machine
+            let base = csr.mtvec & ~3
+            pc = (csr.mtvec & 3) == 1 && interrupt ? base &+ 4 &* code : base
+        }
+        updateTranslationMode()
+    }
+
+    /// mip as software sees it: stored bits plus the pins driven by devices.
+    @inline(__always) public var effectiveMIP: UInt64 { csr.mip | wires.pins[hartID] }
+
+    /// The interrupt to take now, if any (priority order MEI, MSI, MTI, SEI, SSI, STI).
+    @inline(__always)
+    func pendingInterrupt() -> UInt64? {
+        let pending = effectiveMIP & csr.mie
+        if pending == 0 { return nil }
+        let mEnabled = privilege != .machine || (csr.mstatus & MStatus.mie) != 0
+        let sEnabled = privilege == .user || (privilege == .supervisor && (csr.mstatus & MStatus.sie) != 0)
+        let mPending = mEnabled ? pending & ~csr.mideleg : 0
+        let sPending = sEnabled ? pending & csr.mideleg : 0
+        let candidates = mPending != 0 ? mPending : sPending
+        if candidates == 0 { return nil }
+        if candidates & (1 << 11) != 0 { return 11 }
+        if candidates & (1 << 3) != 0 { return 3 }
+        if candidates & (1 << 7) != 0 { return 7 }
+        if candidates & (1 << 9) != 0 { return 9 }
+        if candidates & (1 << 1) != 0 { return 1 }
+        if candidates & (1 << 5) != 0 { return 5 }
+        return nil
+    }
+
+    /// True when some enabled-in-mie interrupt is pending (wakes wfi regardless of global enables).
+    @inline(__always) public var hasWakeupInterrupt: Bool { effectiveMIP & csr.mie != 0 }
+
+    func executeMRET() -> Bool {
+        guard privilege == .machine else { return false }
+        var s = csr.mstatus
+        let mpp = (s & MStatus.mppMask) >> MStatus.mppShift
+        s = (s & ~MStatus.mie) | ((s & MStatus.mpie) != 0 ? MStatus.mie : 0)
+        s |= MStatus.mpie
+        s &= ~MStatus.mppMask  // MPP := U
+        if mpp != 3 { s &= ~MStatus.mprv }
+        csr.mstatus = s
+        privilege = Privilege(rawValue: UInt8(mpp)) ?? .user
+        pc = csr.mepc
+        updateTranslationMode()
+        return true
+    }
+
+    func executeSRET() -> Bool {
+        guard privilege == .machine || (privilege == .supervisor && (csr.mstatus & MStatus.tsr) == 0) else { return false }
+        var s = csr.mstatus
+        let spp = (s & MStatus.spp) != 0
+        s = (s & ~MStatus.sie) | ((s & MStatus.spie) != 0 ? MStatus.sie : 0)
+        s |= MStatus.spie
+        s &= ~MStatus.spp
+        s &= ~MStatus.mprv  // returning to a mode below M clears MPRV
+        csr.mstatus = s
+        privilege = spp ? .supervisor : .user
+        pc = csr.sepc
+        updateTranslationMode()
+        return true
+    }
+}
+
+/// mstatus bits.
+public enum MStatus {
+    public static let sie: UInt64 = 1 << 1
+    public static let mie: UInt64 = 1 << 3
+    public static let spie: UInt64 = 1 << 5
+    public static let mpie: UInt64 = 1 << 7
+    public static let spp: UInt64 = 1 << 8
+    public static let mppShift: UInt64 = 11
+    public static let mppMask: UInt64 = 3 << 11
+    public static let fsMask: UInt64 = 3 << 13
+    public static let fsDirty: UInt64 = 3 << 13
+    public static let mprv: UInt64 = 1 << 17
+    public static let sum: UInt64 = 1 << 18
+    public static let mxr: UInt64 = 1 << 19
+    public static let tvm: UInt64 = 1 << 20
+    public static let tw: UInt64 = 1 << 21
+    public static let tsr: UInt64 = 1 << 22
+    public static let uxl: UInt64 = 2 << 32
+    public static let sxl: UInt64 = 2 << 34
+    public static let sd: UInt64 = 1 << 63
+    /// Bits writable through mstatus.
+    public static let writableM: UInt64 = sie | mie | spie | mpie | spp | mppMask | fsMask | mprv | sum | mxr | tvm | tw | tsr
+    /// Bits visible and writable through sstatus.
+    public static let writableS: UInt64 = sie | spie | spp | fsMask | sum | mxr
+    public static let readableS: UInt64 = writableS | uxl | sd
+}

@@ -1,0 +1,398 @@
+import RivetMemory
+
+extension Hart {
+    // MARK: Fast memory access through the software TLB
+
+    @inline(__always)
+    func load<T: FixedWidthInteger>(_ va: UInt64, _ tlb: UnsafeMutablePointer<TLBEntry>, _: T.Type) -> T? {
+        let e = tlb[Int(truncatingIfNeeded: (va >> 12) & UInt64(TLB.entries - 1))]
+        if e.tag == va & (~0xfff | UInt64(MemoryLayout<T>.size - 1)) {
+            return UnsafeRawPointer(bitPattern: UInt(va &+ e.addend)).unsafelyUnwrapped.load(as: T.self)
+        }
+        guard let v = loadSlow(va, size: MemoryLayout<T>.size) else { return nil }
+        return T(truncatingIfNeeded: v)
+    }
+
+    @inline(__always)
+    func store<T: FixedWidthInteger>(_ va: UInt64, _ value: T, _ tlb: UnsafeMutablePointer<TLBEntry>) -> Bool {
+        let e = tlb[TLB.entries + Int(truncatingIfNeeded: (va >> 12) & UInt64(TLB.entries - 1))]
+        if e.tag == va & (~0xfff | UInt64(MemoryLayout<T>.size - 1)) {
+            UnsafeMutableRawPointer(bitPattern: UInt(va &+ e.addend)).unsafelyUnwrapped.storeBytes(of: value, as: T.self)
+            return true
+        }
+        return storeSlow(va, size: MemoryLayout<T>.size, value: UInt64(truncatingIfNeeded: value))
+    }
+
+    // MARK: The run loop
+
+    /// Runs up to about `budget` instructions (whole blocks), taking interrupts between blocks.
+    /// Returns early when the hart waits for an interrupt.
+    public func run(budget: Int) -> HartStop {
+        var executed = 0
+        while executed < budget {
+            if let code = pendingInterrupt() {
+                waitingForInterrupt = false
+                takeTrap(cause: code, tval: 0, epc: pc, interrupt: true)
+            }
+            if waitingForInterrupt {
+                if hasWakeupInterrupt { waitingForInterrupt = false } else { return .waitingForInterrupt }
+            }
+            if traceHook != nil {
+                executed += stepTraced()
+                continue
+            }
+            guard let paddr = fetchAddress(pc) else {
+                takeTrap(cause: pendingCause, tval: pendingTval, epc: pc, interrupt: false)
+                continue
+            }
+            var entry = cache.table[BlockCache.slot(paddr)]
+            if entry.paddr != paddr {
+                entry = cache.decodeBlock(at: paddr)
+                if entry.count == 0 {
+                    executed += executeStraddling(paddr)
+                    continue
+                }
+            }
+            if cache.codeEpoch != seenCodeEpoch {
+                seenCodeEpoch = cache.codeEpoch
+                flushWritableEntries()
+            }
+            blockPC = pc
+            let n = executeBlock(cache.pool + Int(entry.start), count: Int(entry.count), byteLength: UInt64(entry.byteLength))
+            executed &+= n
+            instret &+= UInt64(n)
+        }
+        return .budgetExhausted
+    }
+
+    /// Fetches and decodes the single instruction at pc into the scratch op (for page-straddling
+    /// instructions and tracing). Returns its raw bits, or nil after raising a fetch fault.
+    func decodeSingle(_ paddr: UInt64) -> UInt32? {
+        guard let low = ram.load16(paddr) else {
+            takeTrap(cause: 1, tval: pc, epc: pc, interrupt: false); return nil
+        }
+        var word = UInt32(low)
+        if low & 3 == 3 {
+            let highVA = pc &+ 2
+            let highPA: UInt64
+            if (paddr & 0xfff) == 0xffe {
+                guard let pa = fetchAddress(highVA) else {
+                    takeTrap(cause: pendingCause, tval: pendingTval, epc: pc, interrupt: false); return nil
+                }
+                highPA = pa
+            } else {
+                highPA = paddr + 2
+            }
+            guard let high = ram.load16(highPA) else {
+                takeTrap(cause: 1, tval: highVA, epc: pc, interrupt: false); return nil
+            }
+            word |= UInt32(high) << 16
+            scratchOp.pointee = Decoder.decode32(word)
+        } else {
+            scratchOp.pointee = Decoder.decode16(low)
+        }
+        scratchOp.pointee.pcOffset = 0
+        return word
+    }
+
+    func executeStraddling(_ paddr: UInt64) -> Int {
+        guard let word = decodeSingle(paddr) else { return 0 }
+        blockPC = pc
+        let n = executeBlock(scratchOp, count: 1, byteLength: word & 3 == 3 ? 4 : 2)
+        instret &+= UInt64(n)
+        return n
+    }
+
+    /// Executes one instruction and reports it to the trace hook if it retired.
+    func stepTraced() -> Int {
+        guard let paddr = fetchAddress(pc) else {
+            takeTrap(cause: pendingCause, tval: pendingTval, epc: pc, interrupt: false); return 0
+        }
+        let at = pc
+        guard let word = decodeSingle(paddr) else { return 0 }
+        blockPC = pc
+        let n = executeBlock(scratchOp, count: 1, byteLength: word & 3 == 3 ? 4 : 2)
+        instret &+= UInt64(n)
+        if n == 1 { traceHook?(at, word & 3 == 3 ? word : word & 0xffff) }
+        return n
+    }
+
+    /// Raises the pending exception for op `i` of the current block; returns the retired count.
+    @inline(never)
+    func raiseAt(_ ops: UnsafeMutablePointer<MicroOp>, _ i: Int) -> Int {
+        let epc = blockPC &+ UInt64(ops[i].pcOffset)
+        if pendingCause == 2 && pendingTval == 0 { pendingTval = instructionBits(at: epc) }
+        takeTrap(cause: pendingCause, tval: pendingTval, epc: epc, interrupt: false)
+        return i
+    }
+
+    /// Re-reads the instruction at `va` (for mtval of illegal instructions whose bits were not kept).
+    func instructionBits(at va: UInt64) -> UInt64 {
+        let savedCause = pendingCause
+        defer { pendingCause = savedCause }
+        guard let pa = fetchAddress(va), let low = ram.load16(pa) else { return 0 }
+        if low & 3 != 3 { return UInt64(low) }
+        let highPA = (pa & 0xfff) == 0xffe ? fetchAddress(va &+ 2) : pa + 2
+        guard let hp = highPA, let high = ram.load16(hp) else { return 0 }
+        return UInt64(low) | UInt64(high) << 16
+    }
+
+    // MARK: The executor
+
+    /// Executes a decoded block starting at `blockPC`; returns the number of retired instructions and
+    /// leaves `pc` at the next instruction (or the trap handler).
+    @inline(never)
+    func executeBlock(_ ops: UnsafeMutablePointer<MicroOp>, count: Int, byteLength: UInt64) -> Int {
+        let x = self.x
+        let base = blockPC
+        let tlb = dataTLB
+        var nextPC = base &+ byteLength
+        var i = 0
+        while i < count {
+            let op = ops[i]
+            let rd = Int(op.rd), rs1 = Int(op.rs1), rs2 = Int(op.rs2)
+            let imm = UInt64(bitPattern: op.imm)
+            switch op.op {
+            case .nop, .fence: break
+            case .lui: x[rd] = imm
+            case .auipc: x[rd] = base &+ UInt64(op.pcOffset) &+ imm
+            case .addi: x[rd] = x[rs1] &+ imm
+            case .slti: x[rd] = Int64(bitPattern: x[rs1]) < op.imm ? 1 : 0
+            case .sltiu: x[rd] = x[rs1] < imm ? 1 : 0
+            case .xori: x[rd] = x[rs1] ^ imm
+            case .ori: x[rd] = x[rs1] | imm
+            case .andi: x[rd] = x[rs1] & imm
+            case .slli: x[rd] = x[rs1] << (imm & 63)
+            case .srli: x[rd] = x[rs1] >> (imm & 63)
+            case .srai: x[rd] = UInt64(bitPattern: Int64(bitPattern: x[rs1]) >> Int64(imm & 63))
+            case .addiw: x[rd] = sext32(UInt32(truncatingIfNeeded: x[rs1] &+ imm))
+            case .slliw: x[rd] = sext32(UInt32(truncatingIfNeeded: x[rs1]) << UInt32(imm & 31))
+            case .srliw: x[rd] = sext32(UInt32(truncatingIfNeeded: x[rs1]) >> UInt32(imm & 31))
+            case .sraiw: x[rd] = UInt64(bitPattern: Int64(Int32(truncatingIfNeeded: x[rs1]) >> Int32(imm & 31)))
+            case .add: x[rd] = x[rs1] &+ x[rs2]
+            case .sub: x[rd] = x[rs1] &- x[rs2]
+            case .sll: x[rd] = x[rs1] << (x[rs2] & 63)
+            case .slt: x[rd] = Int64(bitPattern: x[rs1]) < Int64(bitPattern: x[rs2]) ? 1 : 0
+            case .sltu: x[rd] = x[rs1] < x[rs2] ? 1 : 0
+            case .xor: x[rd] = x[rs1] ^ x[rs2]
+            case .srl: x[rd] = x[rs1] >> (x[rs2] & 63)
+            case .sra: x[rd] = UInt64(bitPattern: Int64(bitPattern: x[rs1]) >> Int64(x[rs2] & 63))
+            case .or: x[rd] = x[rs1] | x[rs2]
+            case .and: x[rd] = x[rs1] & x[rs2]
+            case .addw: x[rd] = sext32(UInt32(truncatingIfNeeded: x[rs1] &+ x[rs2]))
+            case .subw: x[rd] = sext32(UInt32(truncatingIfNeeded: x[rs1] &- x[rs2]))
+            case .sllw: x[rd] = sext32(UInt32(truncatingIfNeeded: x[rs1]) << UInt32(x[rs2] & 31))
+            case .srlw: x[rd] = sext32(UInt32(truncatingIfNeeded: x[rs1]) >> UInt32(x[rs2] & 31))
+            case .sraw: x[rd] = UInt64(bitPattern: Int64(Int32(truncatingIfNeeded: x[rs1]) >> Int32(x[rs2] & 31)))
+            case .mul: x[rd] = x[rs1] &* x[rs2]
+            case .mulh:
+                x[rd] = UInt64(bitPattern: Int64(bitPattern: x[rs1]).multipliedFullWidth(by: Int64(bitPattern: x[rs2])).high)
+            case .mulhu: x[rd] = x[rs1].multipliedFullWidth(by: x[rs2]).high
+            case .mulhsu:
+                let a = Int64(bitPattern: x[rs1]), b = x[rs2]
+                var hi = a.magnitude.multipliedFullWidth(by: b)
+                if a < 0 {  // negate the 128-bit product
+                    hi.low = ~hi.low &+ 1
+                    hi.high = ~hi.high &+ (hi.low == 0 ? 1 : 0)
+                }
+                x[rd] = hi.high
+            case .div:
+                let a = Int64(bitPattern: x[rs1]), b = Int64(bitPattern: x[rs2])
+                x[rd] = b == 0 ? ~0 : (a == .min && b == -1 ? x[rs1] : UInt64(bitPattern: a / b))
+            case .divu: x[rd] = x[rs2] == 0 ? ~0 : x[rs1] / x[rs2]
+            case .rem:
+                let a = Int64(bitPattern: x[rs1]), b = Int64(bitPattern: x[rs2])
+                x[rd] = b == 0 ? x[rs1] : (a == .min && b == -1 ? 0 : UInt64(bitPattern: a % b))
+            case .remu: x[rd] = x[rs2] == 0 ? x[rs1] : x[rs1] % x[rs2]
+            case .mulw: x[rd] = sext32(UInt32(truncatingIfNeeded: x[rs1] &* x[rs2]))
+            case .divw:
+                let a = Int32(truncatingIfNeeded: x[rs1]), b = Int32(truncatingIfNeeded: x[rs2])
+                x[rd] = b == 0 ? ~0 : UInt64(bitPattern: Int64(a == .min && b == -1 ? a : a / b))
+            case .divuw:
+                let a = UInt32(truncatingIfNeeded: x[rs1]), b = UInt32(truncatingIfNeeded: x[rs2])
+                x[rd] = b == 0 ? ~0 : sext32(a / b)
+            case .remw:
+                let a = Int32(truncatingIfNeeded: x[rs1]), b = Int32(truncatingIfNeeded: x[rs2])
+                x[rd] = UInt64(bitPattern: Int64(b == 0 ? a : (a == .min && b == -1 ? 0 : a % b)))
+            case .remuw:
+                let a = UInt32(truncatingIfNeeded: x[rs1]), b = UInt32(truncatingIfNeeded: x[rs2])
+                x[rd] = sext32(b == 0 ? a : a % b)
+
+            case .jal:
+                let here = base &+ UInt64(op.pcOffset)
+                x[rd] = here &+ UInt64(op.extra)
+                nextPC = here &+ imm
+            case .jalr:
+                let target = (x[rs1] &+ imm) & ~1
+                x[rd] = base &+ UInt64(op.pcOffset) &+ UInt64(op.extra)
+                nextPC = target
+            case .beq: if x[rs1] == x[rs2] { nextPC = base &+ UInt64(op.pcOffset) &+ imm }
+            case .bne: if x[rs1] != x[rs2] { nextPC = base &+ UInt64(op.pcOffset) &+ imm }
+            case .blt: if Int64(bitPattern: x[rs1]) < Int64(bitPattern: x[rs2]) { nextPC = base &+ UInt64(op.pcOffset) &+ imm }
+            case .bge: if Int64(bitPattern: x[rs1]) >= Int64(bitPattern: x[rs2]) { nextPC = base &+ UInt64(op.pcOffset) &+ imm }
+            case .bltu: if x[rs1] < x[rs2] { nextPC = base &+ UInt64(op.pcOffset) &+ imm }
+            case .bgeu: if x[rs1] >= x[rs2] { nextPC = base &+ UInt64(op.pcOffset) &+ imm }
+
+            case .lb:
+                guard let v = load(x[rs1] &+ imm, tlb, Int8.self) else { return raiseAt(ops, i) }
+                x[rd] = UInt64(bitPattern: Int64(v))
+            case .lh:
+                guard let v = load(x[rs1] &+ imm, tlb, Int16.self) else { return raiseAt(ops, i) }
+                x[rd] = UInt64(bitPattern: Int64(v))
+            case .lw:
+                guard let v = load(x[rs1] &+ imm, tlb, Int32.self) else { return raiseAt(ops, i) }
+                x[rd] = UInt64(bitPattern: Int64(v))
+            case .ld:
+                guard let v = load(x[rs1] &+ imm, tlb, UInt64.self) else { return raiseAt(ops, i) }
+                x[rd] = v
+            case .lbu:
+                guard let v = load(x[rs1] &+ imm, tlb, UInt8.self) else { return raiseAt(ops, i) }
+                x[rd] = UInt64(v)
+            case .lhu:
+                guard let v = load(x[rs1] &+ imm, tlb, UInt16.self) else { return raiseAt(ops, i) }
+                x[rd] = UInt64(v)
+            case .lwu:
+                guard let v = load(x[rs1] &+ imm, tlb, UInt32.self) else { return raiseAt(ops, i) }
+                x[rd] = UInt64(v)
+            case .sb:
+                guard store(x[rs1] &+ imm, UInt8(truncatingIfNeeded: x[rs2]), tlb) else { return raiseAt(ops, i) }
+            case .sh:
+                guard store(x[rs1] &+ imm, UInt16(truncatingIfNeeded: x[rs2]), tlb) else { return raiseAt(ops, i) }
+            case .sw:
+                guard store(x[rs1] &+ imm, UInt32(truncatingIfNeeded: x[rs2]), tlb) else { return raiseAt(ops, i) }
+            case .sd:
+                guard store(x[rs1] &+ imm, x[rs2], tlb) else { return raiseAt(ops, i) }
+            case .flw:
+                guard fpAllowed else { return illegalAt(ops, i) }
+                guard let v = load(x[rs1] &+ imm, tlb, UInt32.self) else { return raiseAt(ops, i) }
+                f[rd] = 0xffff_ffff_0000_0000 | UInt64(v); markFPDirty()
+            case .fld:
+                guard fpAllowed else { return illegalAt(ops, i) }
+                guard let v = load(x[rs1] &+ imm, tlb, UInt64.self) else { return raiseAt(ops, i) }
+                f[rd] = v; markFPDirty()
+            case .fsw:
+                guard fpAllowed else { return illegalAt(ops, i) }
+                guard store(x[rs1] &+ imm, UInt32(truncatingIfNeeded: f[rs2]), tlb) else { return raiseAt(ops, i) }
+            case .fsd:
+                guard fpAllowed else { return illegalAt(ops, i) }
+                guard store(x[rs1] &+ imm, f[rs2], tlb) else { return raiseAt(ops, i) }
+
+            case .lrw, .lrd, .scw, .scd, .amow, .amod:
+                guard executeAtomic(op) else { return raiseAt(ops, i) }
+
+            case .fencei:
+                break  // stores already invalidate decoded code (see BlockCache)
+            case .ecall:
+                pendingCause = 8 + UInt64(privilege.rawValue); pendingTval = 0
+                return raiseAt(ops, i)
+            case .ebreak:
+                pendingCause = 3; pendingTval = base &+ UInt64(op.pcOffset)
+                return raiseAt(ops, i)
+            case .mret:
+                guard executeMRET() else { return illegalAt(ops, i) }
+                return i + 1
+            case .sret:
+                guard executeSRET() else { return illegalAt(ops, i) }
+                return i + 1
+            case .wfi:
+                if privilege == .user || (privilege == .supervisor && csr.mstatus & MStatus.tw != 0) {
+                    return illegalAt(ops, i)
+                }
+                if !hasWakeupInterrupt { waitingForInterrupt = true }
+            case .sfenceVma:
+                if privilege == .user || (privilege == .supervisor && csr.mstatus & MStatus.tvm != 0) {
+                    return illegalAt(ops, i)
+                }
+                flushTLB()
+            case .csr:
+                retiredInBlock = UInt64(i)
+                let ok = executeCSR(op)
+                retiredInBlock = 0
+                guard ok else { return raiseAt(ops, i) }
+            case .illegal:
+                pendingCause = 2; pendingTval = imm & 0xffff_ffff
+                return raiseAt(ops, i)
+            default:
+                guard executeFloat(op) else { return raiseAt(ops, i) }
+            }
+            i &+= 1
+        }
+        pc = nextPC
+        return count
+    }
+
+    @inline(never)
+    func illegalAt(_ ops: UnsafeMutablePointer<MicroOp>, _ i: Int) -> Int {
+        pendingCause = 2
+        pendingTval = 0
+        return raiseAt(ops, i)
+    }
+
+    /// LR/SC and AMOs. Harts of one machine run on one host thread, so a read-modify-write here is atomic
+    /// with respect to the other harts; a hart switch clears reservations (see Machine).
+    func executeAtomic(_ op: MicroOp) -> Bool {
+        let isWord = op.op == .lrw || op.op == .scw || op.op == .amow
+        let size = isWord ? 4 : 8
+        let va = x[Int(op.rs1)]
+        let isLR = op.op == .lrw || op.op == .lrd
+        guard let pa = atomicAddress(va, size: size, isLoadReserved: isLR) else { return false }
+        let host = ramHost + Int(pa - ramBase)
+        switch op.op {
+        case .lrw:
+            x[Int(op.rd)] = sext32(host.load(as: UInt32.self)); reservation = pa
+        case .lrd:
+            x[Int(op.rd)] = host.load(as: UInt64.self); reservation = pa
+        case .scw, .scd:
+            if reservation == pa {
+                if isWord { host.storeBytes(of: UInt32(truncatingIfNeeded: x[Int(op.rs2)]), as: UInt32.self) }
+                else { host.storeBytes(of: x[Int(op.rs2)], as: UInt64.self) }
+                ram.noteWrite(pa, length: UInt64(size))
+                x[Int(op.rd)] = 0
+            } else {
+                x[Int(op.rd)] = 1
+            }
+            reservation = nil
+        default:
+            let kind = AMOKind(rawValue: op.extra) ?? .add
+            let src = x[Int(op.rs2)]
+            if isWord {
+                let old = host.load(as: UInt32.self)
+                let b = UInt32(truncatingIfNeeded: src)
+                let new: UInt32
+                switch kind {
+                case .add: new = old &+ b
+                case .swap: new = b
+                case .xor: new = old ^ b
+                case .or: new = old | b
+                case .and: new = old & b
+                case .min: new = Int32(bitPattern: old) < Int32(bitPattern: b) ? old : b
+                case .max: new = Int32(bitPattern: old) > Int32(bitPattern: b) ? old : b
+                case .minu: new = min(old, b)
+                case .maxu: new = max(old, b)
+                }
+                host.storeBytes(of: new, as: UInt32.self)
+                x[Int(op.rd)] = sext32(old)
+            } else {
+                let old = host.load(as: UInt64.self)
+                let new: UInt64
+                switch kind {
+                case .add: new = old &+ src
+                case .swap: new = src
+                case .xor: new = old ^ src
+                case .or: new = old | src
+                case .and: new = old & src
+                case .min: new = Int64(bitPattern: old) < Int64(bitPattern: src) ? old : src
+                case .max: new = Int64(bitPattern: old) > Int64(bitPattern: src) ? old : src
+                case .minu: new = min(old, src)
+                case .maxu: new = max(old, src)
+                }
+                host.storeBytes(of: new, as: UInt64.self)
+                x[Int(op.rd)] = old
+            }
+            ram.noteWrite(pa, length: UInt64(size))
+        }
+        return true
+    }
+}
+
+@inline(__always) func sext32(_ v: UInt32) -> UInt64 { UInt64(bitPattern: Int64(Int32(bitPattern: v))) }

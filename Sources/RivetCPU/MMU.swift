@@ -1,0 +1,246 @@
+import RivetMemory
+
+/// One software-TLB entry. `tag` is the virtual page address (low 12 bits zero) or all ones when empty.
+/// For data sets `addend` turns a virtual address into a host address; for the fetch set, into a
+/// guest-physical address.
+struct TLBEntry {
+    var tag: UInt64
+    var addend: UInt64
+}
+
+enum TLB {
+    static let bits = 10
+    static let entries = 1 << bits
+    /// read, write and fetch arrays of one privilege level
+    static let setEntries = entries * 3
+    static let empty = TLBEntry(tag: ~0, addend: 0)
+}
+
+/// Kinds of memory access, for permission checks and fault causes.
+public enum AccessType { case read, write, fetch }
+
+extension Hart {
+    // MARK: TLB maintenance
+
+    /// Drops every translation (satp write, sfence.vma, MXR change).
+    public func flushTLB() {
+        for set in 0..<3 { flushTLBSet(set) }
+        supervisorTLBHasUserPages = false
+    }
+
+    func flushTLBSet(_ set: Int) {
+        let base = tlbStorage + set * TLB.setEntries
+        base.update(repeating: TLB.empty, count: TLB.setEntries)
+    }
+
+    /// Drops writable entries (a page became a code page and must take the store slow path).
+    func flushWritableEntries() {
+        for set in 0..<3 {
+            (tlbStorage + set * TLB.setEntries + TLB.entries).update(repeating: TLB.empty, count: TLB.entries)
+        }
+    }
+
+    @inline(__always) static func setIndex(_ p: Privilege) -> Int { p == .machine ? 2 : Int(p.rawValue) }
+
+    /// Privilege used for loads and stores (MPRV selects MPP's).
+    var dataPrivilege: Privilege {
+        if privilege == .machine && (csr.mstatus & MStatus.mprv) != 0 {
+            return Privilege(rawValue: UInt8((csr.mstatus & MStatus.mppMask) >> MStatus.mppShift)) ?? .user
+        }
+        return privilege
+    }
+
+    /// Points the data and fetch TLBs at the sets for the current privilege.
+    func updateTranslationMode() {
+        dataTLB = tlbStorage + Hart.setIndex(dataPrivilege) * TLB.setEntries
+        fetchTLB = tlbStorage + Hart.setIndex(privilege) * TLB.setEntries + 2 * TLB.entries
+    }
+
+    // MARK: Page-table walk
+
+    /// Translates a virtual address for an access at privilege `p`. Returns the physical address, or nil
+    /// with `pendingCause`/`pendingTval` set to the page fault. Sets A and D bits in the PTE as needed.
+    func translate(_ va: UInt64, _ access: AccessType, privilege p: Privilege) -> (paddr: UInt64, pageMask: UInt64, user: Bool, writable: Bool)? {
+        let mode = csr.satp >> 60
+        if p == .machine || mode == 0 {
+            return (va, 0xfff, false, true)
+        }
+        let levels: Int
+        switch mode {
+        case 8: levels = 3
+        case 9: levels = 4
+        default: levels = 5
+        }
+        let faultCause: UInt64 = access == .fetch ? 12 : (access == .read ? 13 : 15)
+        func fault() -> (UInt64, UInt64, Bool, Bool)? { pendingCause = faultCause; pendingTval = va; return nil }
+        // The address must be sign-extended from its top translated bit.
+        let vaBits = 12 + 9 * levels
+        let top = Int64(bitPattern: va) >> Int64(vaBits - 1)
+        if top != 0 && top != -1 { return fault() }
+
+        var tableAddr = (csr.satp & 0xfff_ffff_ffff) << 12
+        var level = levels - 1
+        while true {
+            let vpn = (va >> UInt64(12 + 9 * level)) & 0x1ff
+            let pteAddr = tableAddr &+ vpn &* 8
+            guard let pte = ram.load64(pteAddr) else {
+                pendingCause = access == .fetch ? 1 : (access == .read ? 5 : 7); pendingTval = va; return nil
+            }
+            let v = pte & 1, r = (pte >> 1) & 1, w = (pte >> 2) & 1, xb = (pte >> 3) & 1
+            if v == 0 || (r == 0 && w == 1) || (pte >> 54) != 0 { return fault() }  // reserved bits must be 0 (no Svpbmt/Svnapot)
+            if r == 0 && xb == 0 {
+                // Pointer to the next level.
+                if level == 0 { return fault() }
+                if (pte & ((1 << 6) | (1 << 7) | (1 << 4))) != 0 { return fault() }  // D, A, U must be 0 on non-leaf
+                tableAddr = ((pte >> 10) & 0xfff_ffff_ffff) << 12
+                level -= 1
+                continue
+            }
+            // Leaf: permission checks.
+            let user = (pte >> 4) & 1 == 1
+            if p == .user && !user { return fault() }
+            if p == .supervisor && user {
+                if access == .fetch || (csr.mstatus & MStatus.sum) == 0 { return fault() }
+            }
+            switch access {
+            case .fetch: if xb == 0 { return fault() }
+            case .read: if r == 0 && !(xb == 1 && (csr.mstatus & MStatus.mxr) != 0) { return fault() }
+            case .write: if w == 0 { return fault() }
+            }
+            let ppn = (pte >> 10) & 0xfff_ffff_ffff
+            // Superpage alignment.
+            let lowMask: UInt64 = (1 << UInt64(9 * level)) - 1
+            if level > 0 && (ppn & lowMask) != 0 { return fault() }
+            // Hardware A/D update.
+            var newPTE = pte | (1 << 6)
+            if access == .write { newPTE |= 1 << 7 }
+            if newPTE != pte { ram.store64(pteAddr, newPTE) }
+            let pageMask: UInt64 = (1 << UInt64(12 + 9 * level)) - 1
+            let paddr = ((ppn << 12) & ~pageMask) | (va & pageMask)
+            // A writable TLB entry is only safe when D is already set.
+            return (paddr, pageMask, user, w == 1 && (newPTE & (1 << 7)) != 0)
+        }
+    }
+
+    // MARK: Slow paths (TLB miss, MMIO, misaligned, faults)
+
+    /// Fills the TLB for a RAM page if possible.
+    @inline(__always)
+    func fillTLB(_ va: UInt64, paddr: UInt64, access: AccessType, writable: Bool, user: Bool) {
+        guard paddr >= ramBase, paddr - ramBase < ramSize else { return }
+        let vpage = va & ~0xfff
+        let ppage = paddr & ~0xfff
+        let index = Int((va >> 12) & UInt64(TLB.entries - 1))
+        let host = UInt64(UInt(bitPattern: ramHost)) &+ (ppage &- ramBase)
+        if user && privilege != .user && dataPrivilege == .supervisor { supervisorTLBHasUserPages = true }
+        switch access {
+        case .fetch:
+            fetchTLB[index] = TLBEntry(tag: vpage, addend: ppage &- vpage)
+        case .read:
+            dataTLB[index] = TLBEntry(tag: vpage, addend: host &- vpage)
+        case .write:
+            let page = Int((ppage - ramBase) >> 12)
+            dataTLB[index] = TLBEntry(tag: vpage, addend: host &- vpage)  // writable pages are readable too
+            if writable && ram.codePages[page] == 0 {
+                dataTLB[TLB.entries + index] = TLBEntry(tag: vpage, addend: host &- vpage)
+            }
+        }
+    }
+
+    /// Loads `size` bytes at virtual `va` through translation; handles MMIO and misalignment.
+    /// Returns nil with a pending exception on fault.
+    @inline(never)
+    func loadSlow(_ va: UInt64, size: Int) -> UInt64? {
+        if va & UInt64(size - 1) != 0 {
+            // Misaligned: assemble from bytes (each byte translated; may fault on either page).
+            var value: UInt64 = 0
+            for i in 0..<size {
+                guard let b = loadSlow(va &+ UInt64(i), size: 1) else { return nil }
+                value |= b << UInt64(8 * i)
+            }
+            return value
+        }
+        let p = dataPrivilege
+        guard let t = translate(va, .read, privilege: p) else { return nil }
+        if t.paddr >= ramBase && t.paddr - ramBase < ramSize {
+            fillTLB(va, paddr: t.paddr, access: .read, writable: t.writable, user: t.user)
+            let host = ramHost + Int(t.paddr - ramBase)
+            switch size {
+            case 1: return UInt64(host.load(as: UInt8.self))
+            case 2: return UInt64(host.load(as: UInt16.self))
+            case 4: return UInt64(host.load(as: UInt32.self))
+            default: return host.load(as: UInt64.self)
+            }
+        }
+        guard let v = bus.mmioRead(t.paddr, size: size) else {
+            pendingCause = 5; pendingTval = va; return nil
+        }
+        return v
+    }
+
+    /// Stores through translation; handles MMIO, misalignment and code-page invalidation.
+    @inline(never)
+    func storeSlow(_ va: UInt64, size: Int, value: UInt64) -> Bool {
+        if va & UInt64(size - 1) != 0 {
+            // Check every byte is writable before writing any, so a fault leaves memory unchanged.
+            for i in [0, size - 1] {
+                guard translate(va &+ UInt64(i), .write, privilege: dataPrivilege) != nil else { return false }
+            }
+            for i in 0..<size {
+                guard storeSlow(va &+ UInt64(i), size: 1, value: value >> UInt64(8 * i)) else { return false }
+            }
+            return true
+        }
+        guard let t = translate(va, .write, privilege: dataPrivilege) else { return false }
+        if t.paddr >= ramBase && t.paddr - ramBase < ramSize {
+            let host = ramHost + Int(t.paddr - ramBase)
+            switch size {
+            case 1: host.storeBytes(of: UInt8(truncatingIfNeeded: value), as: UInt8.self)
+            case 2: host.storeBytes(of: UInt16(truncatingIfNeeded: value), as: UInt16.self)
+            case 4: host.storeBytes(of: UInt32(truncatingIfNeeded: value), as: UInt32.self)
+            default: host.storeBytes(of: value, as: UInt64.self)
+            }
+            ram.noteWrite(t.paddr, length: UInt64(size))
+            fillTLB(va, paddr: t.paddr, access: .write, writable: t.writable, user: t.user)
+            return true
+        }
+        guard bus.mmioWrite(t.paddr, size: size, value: value) else {
+            pendingCause = 7; pendingTval = va; return false
+        }
+        return true
+    }
+
+    /// Physical address of an instruction fetch at `va`, or nil with a pending fault.
+    @inline(__always)
+    func fetchAddress(_ va: UInt64) -> UInt64? {
+        let e = fetchTLB[Int((va >> 12) & UInt64(TLB.entries - 1))]
+        if e.tag == va & ~0xfff { return va &+ e.addend }
+        guard let t = translate(va, .fetch, privilege: privilege) else { return nil }
+        guard t.paddr >= ramBase, t.paddr - ramBase < ramSize else {
+            pendingCause = 1; pendingTval = va; return nil
+        }
+        fillTLB(va, paddr: t.paddr, access: .fetch, writable: false, user: t.user)
+        return t.paddr
+    }
+
+    /// Translated physical address for an atomic access (which must be naturally aligned RAM).
+    func atomicAddress(_ va: UInt64, size: Int, isLoadReserved: Bool) -> UInt64? {
+        if va & UInt64(size - 1) != 0 {
+            pendingCause = isLoadReserved ? 4 : 6; pendingTval = va; return nil
+        }
+        guard let t = translate(va, isLoadReserved ? .read : .write, privilege: dataPrivilege) else { return nil }
+        guard t.paddr >= ramBase, t.paddr - ramBase <= ramSize - UInt64(size) else {
+            pendingCause = isLoadReserved ? 5 : 7; pendingTval = va; return nil
+        }
+        return t.paddr
+    }
+
+    // MARK: Public helpers (debugger, loaders)
+
+    /// Reads guest virtual memory as the hart would at its current privilege, without side effects on faults.
+    public func debugRead(_ va: UInt64, size: Int) -> UInt64? {
+        let savedCause = pendingCause, savedTval = pendingTval
+        defer { pendingCause = savedCause; pendingTval = savedTval }
+        return loadSlow(va, size: size)
+    }
+}

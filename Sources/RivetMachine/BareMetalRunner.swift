@@ -1,0 +1,56 @@
+import RivetCPU
+import RivetMemory
+
+/// Runs a bare-metal ELF on one hart with RAM only, ending through the HTIF `tohost` convention:
+/// a write of 1 means pass, (n << 1) | 1 means test case n failed.
+public final class BareMetalRunner {
+    public enum Outcome: Equatable {
+        case passed
+        case failed(testCase: UInt64)
+        case instructionLimit(UInt64)
+    }
+
+    public let ram: GuestRAM
+    public let bus: PhysicalBus
+    public let cache: BlockCache
+    public let wires: InterruptWires
+    public let clock: VirtualClock
+    public let hart: Hart
+    public let tohost: UInt64
+
+    public init(elf: ELFImage, name: String, memorySize: UInt64) throws {
+        ram = try GuestRAM(base: 0x8000_0000, size: memorySize)
+        bus = PhysicalBus(ram: ram)
+        cache = BlockCache(ram: ram)
+        wires = InterruptWires(hartCount: 1)
+        clock = VirtualClock(mode: .instructionCount(shift: 0))
+        hart = Hart(hartID: 0, bus: bus, cache: cache, wires: wires, clock: clock)
+        try elf.load(into: ram, name: name)
+        guard let t = elf.symbols["tohost"] else {
+            throw ELFImage.Error(description: "\(name): no `tohost` symbol; run-elf needs the HTIF tohost convention")
+        }
+        guard ram.contains(t, length: 8) else {
+            throw ELFImage.Error(description: "\(name): tohost at 0x\(String(t, radix: 16)) is outside RAM")
+        }
+        tohost = t
+        hart.reset(pc: elf.entry)
+    }
+
+    /// Runs until tohost is written or `maxInstructions` retire.
+    public func run(maxInstructions: UInt64) -> Outcome {
+        let slice = 10_000
+        while true {
+            if let v = ram.load64(tohost), v != 0 {
+                return v == 1 ? .passed : .failed(testCase: v >> 1)
+            }
+            if hart.instret >= maxInstructions { return .instructionLimit(hart.instret) }
+            let budget = Int(min(UInt64(slice), maxInstructions - hart.instret))
+            clock.retiredInstructions = hart.instret
+            if hart.run(budget: max(budget, 1)) == .waitingForInterrupt {
+                // Nothing can wake a lone hart without devices except its own pending bits; let time pass.
+                hart.instret &+= 1
+                if !hart.hasWakeupInterrupt { hart.waitingForInterrupt = false; hart.pc &+= 4 }
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import RivetDevices
+
+/// The serial console on the host's stdin/stdout.
+///
+/// When stdin is a terminal it is put in raw mode and Ctrl-A is an escape key (Ctrl-A X quits, Ctrl-A H
+/// lists the keys, Ctrl-A Ctrl-A sends Ctrl-A). Otherwise bytes pass through unchanged, which is what
+/// tests and pipes want. Output is buffered and flushed by the run loop.
+public final class HostConsole: SerialBackend {
+    public enum Event { case none, quit }
+
+    let inputFD: Int32
+    let outputFD: Int32
+    public let isTerminal: Bool
+    var savedTermios = termios()
+    var escapePending = false
+    var outBuffer: [UInt8] = []
+    /// Input read from the host but not yet accepted by the UART.
+    var pendingInput: [UInt8] = []
+    public private(set) var inputClosed = false
+
+    public init(inputFD: Int32 = 0, outputFD: Int32 = 1, interactive: Bool = true) {
+        self.inputFD = inputFD
+        self.outputFD = outputFD
+        isTerminal = interactive && isatty(inputFD) == 1
+        outBuffer.reserveCapacity(4096)
+        if isTerminal {
+            tcgetattr(inputFD, &savedTermios)
+            var raw = savedTermios
+            cfmakeraw(&raw)
+            raw.c_oflag |= tcflag_t(OPOST | ONLCR)
+            tcsetattr(inputFD, TCSANOW, &raw)
+        }
+        let flags = fcntl(inputFD, F_GETFL)
+        _ = fcntl(inputFD, F_SETFL, flags | O_NONBLOCK)
+    }
+
+    /// Restores the terminal (also called at exit).
+    public func restore() {
+        flush()
+        if isTerminal { tcsetattr(inputFD, TCSANOW, &savedTermios) }
+        let flags = fcntl(inputFD, F_GETFL)
+        _ = fcntl(inputFD, F_SETFL, flags & ~O_NONBLOCK)
+    }
+
+    public func serialWrite(_ byte: UInt8) {
+        outBuffer.append(byte)
+        if outBuffer.count >= 4096 { flush() }
+    }
+
+    public func flush() {
+        var done = 0
+        while done < outBuffer.count {
+            let n = outBuffer.withUnsafeBytes { write(outputFD, $0.baseAddress! + done, outBuffer.count - done) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN { usleep(1000); continue }
+                break
+            }
+            done += n
+        }
+        outBuffer.removeAll(keepingCapacity: true)
+    }
+
+    func message(_ s: String) {
+        flush()
+        let text = isTerminal ? s.replacingNewlines() : s
+        _ = text.withCString { write(2, $0, strlen($0)) }
+    }
+
+    /// Reads what stdin has (without blocking) and feeds the UART. Returns .quit for Ctrl-A X.
+    public func pump(into uart: UART16550) -> Event {
+        while let b = pendingInput.first {
+            guard uart.receive(b) else { return .none }
+            pendingInput.removeFirst()
+        }
+        if inputClosed { return .none }
+        var buf = [UInt8](repeating: 0, count: 256)
+        let n = buf.withUnsafeMutableBytes { read(inputFD, $0.baseAddress!, 256) }
+        if n == 0 { inputClosed = true; return .none }
+        if n < 0 { return .none }
+        for i in 0..<n {
+            let b = buf[i]
+            if isTerminal {
+                if escapePending {
+                    escapePending = false
+                    switch b {
+                    case UInt8(ascii: "x"), UInt8(ascii: "X"): return .quit
+                    case UInt8(ascii: "h"), UInt8(ascii: "H"), UInt8(ascii: "?"):
+                        message("\nC-a h    print this help\nC-a x    exit rivet\nC-a C-a  send C-a\n")
+                        continue
+                    case 1: break
+                    default: continue
+                    }
+                } else if b == 1 {
+                    escapePending = true
+                    continue
+                }
+            }
+            pendingInput.append(b)
+        }
+        while let b = pendingInput.first {
+            guard uart.receive(b) else { break }
+            pendingInput.removeFirst()
+        }
+        return .none
+    }
+
+    public var hasPendingInput: Bool { !pendingInput.isEmpty }
+}
+
+extension String {
+    func replacingNewlines() -> String {
+        var out = ""
+        for c in self { if c == "\n" { out += "\r\n" } else { out.append(c) } }
+        return out
+    }
+}

@@ -1,0 +1,203 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import RivetCPU
+import RivetDevices
+import RivetMemory
+import RivetSnapshot
+import RivetStorage
+
+/// What to build and boot.
+public struct VirtMachineConfig {
+    public var memorySize: UInt64 = 256 << 20
+    public var hartCount = 1
+    public var firmware: [UInt8] = []
+    public var kernel: [UInt8]? = nil
+    public var initrd: [UInt8]? = nil
+    public var bootargs = "console=ttyS0 earlycon=sbi"
+    /// Disks in virtio slot order.
+    public var disks: [BlockDevice] = []
+    /// Deterministic mode: mtime advances with retired instructions only.
+    public var icount = false
+    public init() {}
+}
+
+/// How a run ended.
+public enum MachineExit: Equatable {
+    case powerOff(exitCode: Int32)
+    case quitByUser
+    case stopped(String)
+}
+
+/// The `virt` board: QEMU's memory map and interrupt numbers, so Debian's OpenSBI and Linux run unchanged.
+///
+/// Harts run round-robin on one host thread in slices of `sliceInstructions`; devices run synchronously
+/// on the same thread. A hart switch clears LR reservations, which makes LR/SC correct across harts.
+public final class VirtMachine {
+    public static let ramBase: UInt64 = 0x8000_0000
+    public static let kernelOffset: UInt64 = 0x20_0000
+    static let sliceInstructions = 20_000
+
+    public let config: VirtMachineConfig
+    public let ram: GuestRAM
+    public let bus: PhysicalBus
+    public let wires: InterruptWires
+    public let clock: VirtualClock
+    public let cache: BlockCache
+    public let clint: CLINT
+    public let plic: PLIC
+    public let uart: UART16550
+    public let rtc: GoldfishRTC
+    public let syscon: SysconPower
+    public let virtio: [VirtioMMIO]
+    public let harts: [Hart]
+    public let console: HostConsole
+    public private(set) var deviceTree: [UInt8] = []
+    /// Total instructions retired by all harts (icount clock source).
+    public var totalInstructions: UInt64 { harts.reduce(0) { $0 &+ $1.instret } }
+    public var onConsoleLine: ((String) -> Void)? = nil
+
+    public init(config: VirtMachineConfig, console: HostConsole) throws {
+        guard (1...8).contains(config.hartCount) else { throw MachineError("--smp must be between 1 and 8") }
+        guard config.memorySize >= 16 << 20 else { throw MachineError("--memory must be at least 16M") }
+        guard config.disks.count <= VirtioMMIO.slotCount - 1 else { throw MachineError("at most \(VirtioMMIO.slotCount - 1) drives") }
+        self.config = config
+        self.console = console
+        ram = try GuestRAM(base: VirtMachine.ramBase, size: config.memorySize)
+        bus = PhysicalBus(ram: ram)
+        wires = InterruptWires(hartCount: config.hartCount)
+        clock = VirtualClock(mode: config.icount ? .instructionCount(shift: 4) : .realTime)
+        cache = BlockCache(ram: ram)
+        clint = CLINT(hartCount: config.hartCount, wires: wires, clock: clock)
+        plic = PLIC(hartCount: config.hartCount, wires: wires)
+        uart = UART16550(irq: plic, source: 10, backend: console)
+        rtc = GoldfishRTC(irq: plic, source: 11)
+        syscon = SysconPower()
+        // virtio slots: disks first, then the entropy device; the rest stay empty (device id 0).
+        var slots: [VirtioMMIO] = []
+        for slot in 0..<VirtioMMIO.slotCount {
+            let model: VirtioDeviceModel?
+            if slot < config.disks.count { model = VirtioBlock(disk: config.disks[slot], serial: "rivet-disk\(slot)") }
+            else if slot == config.disks.count { model = VirtioRNG() }
+            else { model = nil }
+            slots.append(VirtioMMIO(model: model, ram: ram, irq: plic, source: 1 + slot))
+        }
+        virtio = slots
+        bus.map(syscon, at: 0x0010_0000, size: 0x1000, name: "syscon")
+        bus.map(rtc, at: 0x0010_1000, size: 0x1000, name: "rtc")
+        bus.map(clint, at: 0x0200_0000, size: 0x1_0000, name: "clint")
+        bus.map(plic, at: 0x0c00_0000, size: 0x60_0000, name: "plic")
+        bus.map(uart, at: 0x1000_0000, size: 0x100, name: "uart0")
+        for (i, v) in virtio.enumerated() {
+            bus.map(v, at: VirtioMMIO.slotBase + UInt64(i) * VirtioMMIO.slotSize, size: VirtioMMIO.slotSize, name: "virtio\(i)")
+        }
+        var hs: [Hart] = []
+        for id in 0..<config.hartCount {
+            hs.append(Hart(hartID: id, bus: bus, cache: cache, wires: wires, clock: clock))
+        }
+        harts = hs
+        try loadImages()
+    }
+
+    /// Places firmware, kernel, initrd and device tree in RAM and resets the harts to the firmware.
+    func loadImages() throws {
+        let ramEnd = ram.base + ram.size
+        guard !config.firmware.isEmpty, ram.write(ram.base, bytes: config.firmware) else {
+            throw MachineError("firmware (\(config.firmware.count) bytes) does not fit in RAM")
+        }
+        var kernelEnd = ram.base + VirtMachine.kernelOffset
+        if let kernel = config.kernel {
+            guard UInt64(kernel.count) < ram.size / 2, ram.write(ram.base + VirtMachine.kernelOffset, bytes: kernel) else {
+                throw MachineError("kernel (\(kernel.count) bytes) does not fit in the lower half of RAM")
+            }
+            kernelEnd += UInt64(kernel.count)
+        }
+        // Device tree at the top of RAM (2 MiB aligned, as QEMU does); initrd below it.
+        var treeConfig = VirtBoardConfig(hartCount: config.hartCount, ramSize: config.memorySize)
+        treeConfig.bootargs = config.bootargs
+        let fdtAddress = (ramEnd - 0x20_0000) & ~UInt64(0x1f_ffff)
+        if let initrd = config.initrd {
+            let size = UInt64(initrd.count)
+            var start = (fdtAddress - size - 0x1000) & ~UInt64(0xfff)
+            // Keep it clear of the kernel; prefer the upper half like QEMU.
+            start = max(start, kernelEnd)
+            guard start + size <= fdtAddress, ram.write(start, bytes: initrd) else {
+                throw MachineError("initrd (\(initrd.count) bytes) does not fit in RAM beside the kernel")
+            }
+            treeConfig.initrd = start..<(start + size)
+        }
+        deviceTree = makeVirtDeviceTree(treeConfig)
+        guard ram.write(fdtAddress, bytes: deviceTree) else { throw MachineError("device tree does not fit in RAM") }
+        for h in harts {
+            h.reset(pc: ram.base)
+            h.x[10] = UInt64(h.hartID)  // a0 = hart id
+            h.x[11] = fdtAddress         // a1 = device tree
+        }
+    }
+
+    /// Machine reset (guest reboot): devices and harts back to power-on, images reloaded.
+    public func reset() throws {
+        ram.clear()
+        cache.flushAll()
+        wires.reset()
+        clint.reset(); plic.reset(); uart.reset(); rtc.reset()
+        for v in virtio { v.reset() }
+        syscon.request = nil
+        try loadImages()
+    }
+
+    /// Runs until power-off, a user quit, or (if given) `maxInstructions` retired.
+    public func run(maxInstructions: UInt64? = nil) throws -> MachineExit {
+        defer { console.flush() }
+        while true {
+            if case .instructionCount = clock.mode { clock.retiredInstructions = totalInstructions }
+            clint.updateTimers()
+            var allWaiting = true
+            for h in harts {
+                let stop = h.run(budget: VirtMachine.sliceInstructions)
+                h.reservation = nil
+                if stop != .waitingForInterrupt { allWaiting = false }
+                if case .instructionCount = clock.mode { clock.retiredInstructions = totalInstructions; clint.updateTimers() }
+            }
+            if let request = syscon.request {
+                syscon.request = nil
+                switch request {
+                case .powerOff(let code): return .powerOff(exitCode: code)
+                case .reset: try reset(); continue
+                }
+            }
+            if console.pump(into: uart) == .quit { return .quitByUser }
+            console.flush()
+            if let limit = maxInstructions, totalInstructions >= limit {
+                return .stopped("instruction limit \(limit) reached")
+            }
+            if allWaiting { idle() }
+        }
+    }
+
+    /// All harts wait for interrupts: sleep until the next timer deadline or console input.
+    func idle() {
+        let deadline = clint.nextDeadline()
+        switch clock.mode {
+        case .instructionCount:
+            // Deterministic: jump virtual time to the next deadline.
+            let now = clock.mtime
+            if deadline > now && deadline != UInt64.max { clock.offset &+= deadline - now }
+        case .realTime:
+            guard let ns = clock.nanoseconds(until: deadline) else { return }
+            if ns == 0 { return }
+            let ms = Int32(min(ns / 1_000_000 + 1, 100))
+            var fds = pollfd(fd: console.inputFD, events: Int16(POLLIN), revents: 0)
+            if console.inputClosed || console.hasPendingInput {
+                if !console.hasPendingInput { usleep(UInt32(min(ns / 1000, 100_000))) }
+            } else {
+                _ = poll(&fds, 1, ms)
+            }
+        }
+    }
+}
+
+public struct MachineError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}

@@ -1,0 +1,79 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import RivetMemory
+
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+/// Parses sizes like 128M, 2G, 4096, 64K.
+func parseMemorySize(_ text: String) throws -> UInt64 {
+    let t = text.trimmingCharacters(in: " ").uppercased()
+    guard let last = t.last else { throw CLIError("empty size") }
+    var digits = t
+    var multiplier: UInt64 = 1
+    switch last {
+    case "K": multiplier = 1 << 10; digits.removeLast()
+    case "M": multiplier = 1 << 20; digits.removeLast()
+    case "G": multiplier = 1 << 30; digits.removeLast()
+    case "T": multiplier = 1 << 40; digits.removeLast()
+    default: break
+    }
+    guard let n = UInt64(digits), n > 0, n <= (UInt64.max / multiplier) else { throw CLIError("invalid size '\(text)'") }
+    return n * multiplier
+}
+
+extension String {
+    func trimmingCharacters(in c: Character) -> String {
+        var s = Substring(self)
+        while s.first == c { s.removeFirst() }
+        while s.last == c { s.removeLast() }
+        return String(s)
+    }
+}
+
+/// Reads a whole file (bounded to 4 GiB).
+func readFile(_ path: String) throws -> [UInt8] {
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { throw CLIError("\(path): \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    var st = stat()
+    guard fstat(fd, &st) == 0 else { throw CLIError("\(path): cannot stat") }
+    let size = Int(st.st_size)
+    guard size >= 0, size <= (1 << 32) else { throw CLIError("\(path): file too large") }
+    var buffer = [UInt8](repeating: 0, count: size)
+    var done = 0
+    while done < size {
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, size - done) }
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else { throw CLIError("\(path): read error") }
+        done += n
+    }
+    return buffer
+}
+
+enum VirtualClockHost {
+    static func now() -> UInt64 { VirtualClock.hostNanoseconds() }
+}
+
+enum ProcessInfoLite {
+    static func environment(_ name: String) -> String? {
+        guard let v = getenv(name) else { return nil }
+        return String(cString: v)
+    }
+}
+
+/// Formats a number with a fixed count of decimals (no Foundation).
+func fixed(_ v: Double, _ decimals: Int) -> String {
+    var scale = 1.0
+    for _ in 0..<decimals { scale *= 10 }
+    let r = (v * scale).rounded() / scale
+    var s = "\(r)"
+    if let dot = s.firstIndex(of: ".") {
+        let have = s.distance(from: dot, to: s.endIndex) - 1
+        if have < decimals { s += String(repeating: "0", count: decimals - have) }
+    } else if decimals > 0 { s += "." + String(repeating: "0", count: decimals) }
+    return s
+}

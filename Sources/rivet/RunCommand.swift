@@ -1,0 +1,120 @@
+import ArgumentParser
+import RivetMachine
+import RivetStorage
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `rivet run`: boot a `virt` machine (OpenSBI, then a Linux kernel) with the serial console on stdio.
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Boot a virt machine: firmware, kernel, initrd, virtio disks; the console is on stdio.",
+        discussion: """
+        With no --kernel, boots the default guest built by guest/build.sh (from the cache at \
+        ${RIVET_CACHE:-~/.cache/rivet}/guest-default). On a terminal, Ctrl-A X quits and Ctrl-A H lists the keys. \
+        Exit status: the guest's power-off code (0 for a normal poweroff); 1 on a start-up error.
+        """)
+
+    @Option(help: "Firmware image loaded at 0x80000000.")
+    var bios = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_jump.bin"
+    @Option(help: "Kernel Image loaded at 0x80200000.") var kernel: String?
+    @Option(help: "Initial ramdisk.") var initrd: String?
+    @Option(help: "Kernel command line.") var append: String?
+    @Option(help: "RAM size, e.g. 256M or 2G.") var memory = "256M"
+    @Option(help: "Number of harts (1 to 8).") var smp = 1
+    @Option(help: "A disk: FILE[,format=raw|qcow2][,readonly] (repeatable; one virtio-blk each).")
+    var drive: [String] = []
+    @Option(help: "Write the generated device tree to FILE and continue.") var dtbOut: String?
+    @Flag(help: "Deterministic mode: the clock follows retired instructions.") var icount = false
+    @Option(help: "Stop after this many instructions (all harts together).") var maxInstructions: UInt64?
+
+    func run() throws {
+        let machine: VirtMachine
+        var config = VirtMachineConfig()
+        do {
+            config.memorySize = try parseMemorySize(memory)
+            config.hartCount = smp
+            config.icount = icount
+            config.firmware = try readFile(bios)
+            var kernelPath = kernel
+            var initrdPath = initrd
+            if kernelPath == nil {
+                let guest = defaultGuestDirectory()
+                guard access(guest + "/Image", R_OK) == 0 else {
+                    throw CLIError("no --kernel given and no default guest at \(guest); build it with: bash guest/build.sh")
+                }
+                kernelPath = guest + "/Image"
+                if initrdPath == nil { initrdPath = guest + "/initramfs.cpio.gz" }
+            }
+            config.kernel = try readFile(kernelPath!)
+            if let p = initrdPath { config.initrd = try readFile(p) }
+            if let a = append { config.bootargs = a }
+            for spec in drive { config.disks.append(try openDrive(spec)) }
+        } catch {
+            fputs("rivet: \(error)\n", stderr)
+            throw ExitCode(1)
+        }
+        let console = HostConsole()
+        do {
+            machine = try VirtMachine(config: config, console: console)
+        } catch {
+            console.restore()
+            fputs("rivet: \(error)\n", stderr)
+            throw ExitCode(1)
+        }
+        if let path = dtbOut {
+            do { try writeFile(path, machine.deviceTree) } catch {
+                console.restore(); fputs("rivet: \(error)\n", stderr); throw ExitCode(1)
+            }
+        }
+        let start = VirtualClockHost.now()
+        let exit: MachineExit
+        do { exit = try machine.run(maxInstructions: maxInstructions) } catch {
+            console.restore(); fputs("rivet: \(error)\n", stderr); throw ExitCode(1)
+        }
+        console.restore()
+        for d in config.disks { try? d.flush() }
+        if ProcessInfoLite.environment("RIVET_STATS") != nil {
+            let seconds = Double(VirtualClockHost.now() - start) / 1e9
+            fputs("rivet: \(machine.totalInstructions) instructions in \(fixed(seconds, 3)) s (\(fixed(Double(machine.totalInstructions) / seconds / 1e6, 1)) MIPS)\n", stderr)
+        }
+        switch exit {
+        case .powerOff(let code): throw ExitCode(code)
+        case .quitByUser: throw ExitCode(0)
+        case .stopped(let why):
+            fputs("rivet: stopped: \(why)\n", stderr)
+            throw ExitCode(2)
+        }
+    }
+
+    func openDrive(_ spec: String) throws -> BlockDevice {
+        let parts = spec.split(separator: ",").map(String.init)
+        guard let path = parts.first, !path.isEmpty else { throw CLIError("--drive needs a file name") }
+        var format: DiskFormat? = nil
+        var readOnly = false
+        for option in parts.dropFirst() {
+            if option == "readonly" || option == "readonly=on" { readOnly = true }
+            else if option.hasPrefix("format=") {
+                let name = String(option.dropFirst(7))
+                guard let f = DiskFormat(rawValue: name) else { throw CLIError("--drive \(spec): unknown format '\(name)' (raw or qcow2)") }
+                format = f
+            } else { throw CLIError("--drive \(spec): unknown option '\(option)'") }
+        }
+        return try openDisk(path: path, format: format, readOnly: readOnly)
+    }
+}
+
+func defaultGuestDirectory() -> String {
+    if let d = ProcessInfoLite.environment("RIVET_GUEST") { return d }
+    let cache = ProcessInfoLite.environment("RIVET_CACHE") ?? ((ProcessInfoLite.environment("HOME") ?? "/root") + "/.cache/rivet")
+    return cache + "/guest-default"
+}
+
+func writeFile(_ path: String, _ bytes: [UInt8]) throws {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    guard fd >= 0 else { throw CLIError("\(path): \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, bytes.count) }
+    guard n == bytes.count else { throw CLIError("\(path): write failed") }
+}
