@@ -1,6 +1,347 @@
 import ArgumentParser
+import RivetStorage
+#if canImport(Glibc)
+import Glibc
+#endif
 
-/// `rivet img`: disk image tools (qemu-img compatible). Filled in by the storage work.
+/// `rivet img`: disk image tools (qemu-img compatible).
 struct Img: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "img", abstract: "Create, inspect, check and convert disk images.")
+    static let configuration = CommandConfiguration(
+        commandName: "img",
+        abstract: "Create, inspect, check and convert disk images.",
+        subcommands: [ImgCreate.self, ImgInfo.self, ImgCheck.self, ImgCommit.self, ImgRebase.self,
+                      ImgConvert.self, ImgMap.self, ImgSnapshot.self, ImgStress.self, ImgBench.self])
+}
+
+/// Runs a subcommand body; storage errors become one line on stderr and exit status 1.
+func imgReportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let e as StorageError {
+        imgFail(e.description)
+    }
+}
+
+func imgFail(_ message: String, code: Int32 = 1) -> Never {
+    var line = "rivet img: " + message.split(whereSeparator: { $0 == "\n" }).joined(separator: " ") + "\n"
+    line.withUTF8 { _ = Glibc.write(2, $0.baseAddress, $0.count) }
+    exit(code)
+}
+
+func imgParseFormat(_ s: String?, _ what: String) -> DiskFormat? {
+    guard let s else { return nil }
+    guard let f = DiskFormat(rawValue: s) else { imgFail("unknown \(what) format '\(s)' (raw or qcow2)") }
+    return f
+}
+
+/// Sizes as qemu-img takes them: a number with an optional k/M/G/T/P/E suffix (powers of 1024).
+func imgParseSize(_ s: String) -> UInt64? {
+    var digits = s
+    var shift: UInt64 = 0
+    if let last = s.last, !last.isNumber {
+        switch last.lowercased() {
+        case "b": shift = 0
+        case "k": shift = 10
+        case "m": shift = 20
+        case "g": shift = 30
+        case "t": shift = 40
+        case "p": shift = 50
+        case "e": shift = 60
+        default: return nil
+        }
+        digits = String(s.dropLast())
+    }
+    guard let n = UInt64(digits) else { return nil }
+    let (v, overflow) = n.multipliedReportingOverflow(by: 1 << shift)
+    return overflow ? nil : v
+}
+
+/// Parses `-o key=value,key=value` (cluster_size, refcount_bits; backing_file/backing_fmt too).
+func imgParseCreateOptions(_ list: [String], into o: inout Qcow2CreateOptions) {
+    for item in list.flatMap({ $0.split(separator: ",") }) {
+        let kv = item.split(separator: "=", maxSplits: 1).map(String.init)
+        guard kv.count == 2 else { imgFail("invalid option '\(item)' (expected key=value)") }
+        switch kv[0] {
+        case "cluster_size":
+            guard let v = imgParseSize(kv[1]), v <= 2 << 20 else { imgFail("invalid cluster_size '\(kv[1])'") }
+            o.clusterSize = Int(v)
+        case "refcount_bits":
+            guard let v = Int(kv[1]) else { imgFail("invalid refcount_bits '\(kv[1])'") }
+            o.refcountBits = v
+        case "backing_file": o.backingFile = kv[1]
+        case "backing_fmt": o.backingFormat = imgParseFormat(kv[1], "backing")
+        case "compat":
+            guard kv[1] == "1.1" || kv[1] == "v3" else { imgFail("only compat=1.1 images can be created") }
+        default: imgFail("unsupported option '\(kv[0])'")
+        }
+    }
+}
+
+struct ImgCreate: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "create", abstract: "Create a new image.")
+    @Option(name: .short, help: "Format: qcow2 or raw.") var f: String = "raw"
+    @Option(name: .short, help: "Backing file (qcow2 only).") var b: String?
+    @Option(name: .customShort("F"), help: "Backing file format.") var backingFormat: String?
+    @Option(name: .short, help: "Options: cluster_size=N, refcount_bits=N.") var o: [String] = []
+    @Argument var file: String
+    @Argument var size: String?
+
+    func run() throws {
+        try imgReportingErrors {
+            let fmt = imgParseFormat(f, "image")!
+            var opts = Qcow2CreateOptions()
+            imgParseCreateOptions(o, into: &opts)
+            if let b { opts.backingFile = b }
+            if let backingFormat { opts.backingFormat = imgParseFormat(backingFormat, "backing") }
+            var virtualSize: UInt64? = nil
+            if let size {
+                guard let v = imgParseSize(size) else { imgFail("invalid size '\(size)'") }
+                virtualSize = v
+            }
+            if let backing = opts.backingFile {
+                guard fmt == .qcow2 else { imgFail("\(file): backing files need the qcow2 format") }
+                // Like qemu-img: the backing file must open (relative to the new image), and gives the default size.
+                let resolved = resolveBackingPath(backing, relativeTo: file)
+                let base = try openDisk(path: resolved, format: opts.backingFormat, readOnly: true)
+                if opts.backingFormat == nil { opts.backingFormat = try probeFormat(path: resolved) }
+                if virtualSize == nil { virtualSize = base.size }
+            }
+            guard let vs = virtualSize else { imgFail("\(file): image size required") }
+            switch fmt {
+            case .raw: try RawDisk.create(path: file, size: vs)
+            case .qcow2: try Qcow2Disk.create(path: file, size: vs, options: opts)
+            }
+            var line = "Formatting '\(file)', fmt=\(fmt.rawValue)"
+            if fmt == .qcow2 { line += " cluster_size=\(opts.clusterSize)" }
+            line += " size=\(vs)"
+            if let bf = opts.backingFile { line += " backing_file=\(bf)" }
+            if let bfmt = opts.backingFormat { line += " backing_fmt=\(bfmt.rawValue)" }
+            print(line)
+        }
+    }
+}
+
+struct ImgSnapshot: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "snapshot",
+        abstract: "Create a new qcow2 overlay whose backing file is FILE (new writes go to the overlay).")
+    @Option(name: .short, help: "Cluster size of the overlay.") var o: [String] = []
+    @Argument var file: String
+    @Argument var newOverlay: String
+
+    func run() throws {
+        try imgReportingErrors {
+            let base = try openDisk(path: file, format: nil, readOnly: true)
+            var opts = Qcow2CreateOptions()
+            imgParseCreateOptions(o, into: &opts)
+            opts.backingFormat = try probeFormat(path: file)
+            opts.backingFile = backingName(for: file, overlay: newOverlay)
+            if access(newOverlay, F_OK) == 0 { imgFail("\(newOverlay): already exists") }
+            try Qcow2Disk.create(path: newOverlay, size: base.size, options: opts)
+            print("Created overlay '\(newOverlay)' on top of '\(file)'")
+        }
+    }
+
+    /// The name stored in the overlay: relative when both live in the same directory, else absolute.
+    func backingName(for base: String, overlay: String) -> String {
+        func dir(_ p: String) -> String {
+            guard let i = p.lastIndex(of: "/") else { return "." }
+            return String(p[..<i]).isEmpty ? "/" : String(p[..<i])
+        }
+        func real(_ p: String) -> String? {
+            guard let r = realpath(p, nil) else { return nil }
+            defer { free(r) }
+            return String(cString: r)
+        }
+        guard let baseReal = real(base), let overlayDir = real(dir(overlay)) else { return base }
+        if dir(baseReal) == overlayDir, let slash = baseReal.lastIndex(of: "/") {
+            return String(baseReal[baseReal.index(after: slash)...])
+        }
+        return baseReal
+    }
+}
+
+struct ImgCommit: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "commit", abstract: "Merge an overlay into its backing file.")
+    @Option(name: .short, help: "Format of FILE.") var f: String?
+    @Flag(name: .short, help: "Keep the overlay's data (do not empty it).") var d = false
+    @Argument var file: String
+
+    func run() throws {
+        try imgReportingErrors {
+            guard let top = try openImage(path: file, format: imgParseFormat(f, "image"), readOnly: false) as? Qcow2Disk else {
+                imgFail("\(file): commit needs a qcow2 image")
+            }
+            guard let backingPath = top.backingPath else { imgFail("\(file): image has no backing file") }
+            let backingFmt = try DiskFormat(rawValue: top.header.backingFormat ?? "") ?? probeFormat(path: backingPath)
+            let base = try openDisk(path: backingPath, format: backingFmt, readOnly: false)
+            let chunk = 1 << 20
+            let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
+            defer { buf.deallocate() }
+            var pos: UInt64 = 0
+            while pos < top.size {
+                let ext = try top.extent(at: pos, maxLength: UInt64(chunk))
+                if ext.kind != .unallocated {
+                    guard pos + ext.length <= base.size else {
+                        imgFail("\(file): overlay data at offset \(pos) lies beyond the end of the backing file")
+                    }
+                    let n = Int(ext.length)
+                    let part = UnsafeMutableRawBufferPointer(rebasing: buf[0..<n])
+                    try top.read(at: pos, into: part)
+                    try base.write(at: pos, from: UnsafeRawBufferPointer(part))
+                }
+                pos += ext.length
+            }
+            try base.flush()
+            if !d {
+                try top.unmap(from: 0, length: top.size, fallThrough: true)
+            }
+            try top.close()
+            print("Image committed.")
+        }
+    }
+}
+
+struct ImgRebase: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "rebase", abstract: "Change the backing file of an image.")
+    @Option(name: .short, help: "Format of FILE.") var f: String?
+    @Option(name: .short, help: "New backing file (\"\" for none).") var b: String
+    @Option(name: .customShort("F"), help: "New backing file format.") var backingFormat: String?
+    @Flag(name: .short, help: "Unsafe: only rewrite the header, copy no data.") var u = false
+    @Argument var file: String
+
+    func run() throws {
+        try imgReportingErrors {
+            guard let top = try openImage(path: file, format: imgParseFormat(f, "image"), readOnly: false, openBacking: !u) as? Qcow2Disk else {
+                imgFail("\(file): rebase needs a qcow2 image")
+            }
+            let newName: String? = b.isEmpty ? nil : b
+            var newFormat = imgParseFormat(backingFormat, "backing")
+            var newBase: BlockDevice? = nil
+            if let newName {
+                let resolved = resolveBackingPath(newName, relativeTo: file)
+                if !u || newFormat == nil {
+                    if newFormat == nil { newFormat = try probeFormat(path: resolved) }
+                    newBase = try openDisk(path: resolved, format: newFormat, readOnly: true)
+                }
+            }
+            if !u {
+                // Wherever the overlay does not hold data itself, keep what the old chain showed.
+                let cs = top.clusterSize
+                let old = UnsafeMutableRawBufferPointer.allocate(byteCount: cs, alignment: 4096)
+                let new = UnsafeMutableRawBufferPointer.allocate(byteCount: cs, alignment: 4096)
+                defer { old.deallocate(); new.deallocate() }
+                var pos: UInt64 = 0
+                while pos < top.size {
+                    let ext = try top.extent(at: pos, maxLength: UInt64(cs))
+                    let n = Int(ext.length)
+                    if ext.kind == .unallocated {
+                        let o = UnsafeMutableRawBufferPointer(rebasing: old[0..<n])
+                        let w = UnsafeMutableRawBufferPointer(rebasing: new[0..<n])
+                        try top.read(at: pos, into: o)
+                        memset(w.baseAddress!, 0, n)
+                        if let nb = newBase, pos < nb.size {
+                            let k = Int(min(UInt64(n), nb.size - pos))
+                            try nb.read(at: pos, into: UnsafeMutableRawBufferPointer(rebasing: new[0..<k]))
+                        }
+                        if memcmp(o.baseAddress!, w.baseAddress!, n) != 0 {
+                            try top.write(at: pos, from: UnsafeRawBufferPointer(o))
+                        }
+                    }
+                    pos += ext.length
+                }
+            }
+            try top.setBacking(name: newName, format: newFormat)
+            try top.close()
+        }
+    }
+}
+
+struct ImgConvert: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "convert", abstract: "Copy an image (whole chain) into a new raw or qcow2 image, skipping zeros.")
+    @Option(name: .short, help: "Source format.") var f: String?
+    @Option(name: .customShort("O"), help: "Output format (raw or qcow2).") var outputFormat: String = "raw"
+    @Option(name: .short, help: "Output options: cluster_size=N.") var o: [String] = []
+    @Flag(name: .short, help: "Show progress.") var p = false
+    @Argument var source: String
+    @Argument var destination: String
+
+    func run() throws {
+        try imgReportingErrors {
+            let src = try openDisk(path: source, format: imgParseFormat(f, "source"), readOnly: true)
+            let outFmt = imgParseFormat(outputFormat, "output")!
+            var opts = Qcow2CreateOptions()
+            imgParseCreateOptions(o, into: &opts)
+            switch outFmt {
+            case .raw: try RawDisk.create(path: destination, size: src.size)
+            case .qcow2: try Qcow2Disk.create(path: destination, size: src.size, options: opts)
+            }
+            let dst = try openDisk(path: destination, format: outFmt, readOnly: false)
+            let chunk = outFmt == .qcow2 ? max(opts.clusterSize, 1 << 20) : 1 << 20
+            let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 4096)
+            defer { buf.deallocate() }
+            var pos: UInt64 = 0
+            var lastShown = -1
+            func progress() {
+                guard p else { return }
+                let pct = src.size == 0 ? 10000 : Int(pos * 10000 / src.size)
+                if pct == lastShown { return }
+                lastShown = pct
+                var s = "    (\(pct / 100).\(pct % 100 < 10 ? "0" : "")\(pct % 100)/100%)\r"
+                s.withUTF8 { _ = Glibc.write(1, $0.baseAddress, $0.count) }
+            }
+            progress()
+            while pos < src.size {
+                let (zero, run) = try imgChainIsZero(src, at: pos, maxLength: UInt64(chunk))
+                if zero { pos += run; progress(); continue }
+                let n = Int(run)
+                let part = UnsafeMutableRawBufferPointer(rebasing: buf[0..<n])
+                try src.read(at: pos, into: part)
+                // Sparse: write only the 4 KiB pieces that hold a non-zero byte.
+                let base = part.baseAddress!
+                var k = 0
+                while k < n {
+                    while k < n && imgIsZero(base + k, min(4096, n - k)) { k += min(4096, n - k) }
+                    var stop = k
+                    while stop < n && !imgIsZero(base + stop, min(4096, n - stop)) { stop += min(4096, n - stop) }
+                    if stop > k {
+                        try dst.write(at: pos + UInt64(k), from: UnsafeRawBufferPointer(rebasing: part[k..<stop]))
+                    }
+                    k = stop
+                }
+                pos += run
+                progress()
+            }
+            try dst.flush()
+            if let q = dst as? Qcow2Disk { try q.close() }
+            if p { print("") }
+        }
+    }
+}
+
+func imgIsZero(_ p: UnsafeRawPointer, _ n: Int) -> Bool {
+    var i = 0
+    while i + 8 <= n {
+        if p.loadUnaligned(fromByteOffset: i, as: UInt64.self) != 0 { return false }
+        i += 8
+    }
+    while i < n {
+        if p.load(fromByteOffset: i, as: UInt8.self) != 0 { return false }
+        i += 1
+    }
+    return true
+}
+
+/// Whether [pos, pos+run) reads as zeros from the whole chain's metadata alone, and the run length.
+func imgChainIsZero(_ dev: BlockDevice, at pos: UInt64, maxLength: UInt64) throws -> (Bool, UInt64) {
+    guard let layer = dev as? ImageLayer else { return (false, min(maxLength, dev.size - pos)) }
+    let e = try layer.extent(at: pos, maxLength: maxLength)
+    switch e.kind {
+    case .zero: return (true, e.length)
+    case .data: return (false, e.length)
+    case .unallocated:
+        guard let b = layer.backingDevice, pos < b.size else { return (true, e.length) }
+        let (z, n) = try imgChainIsZero(b, at: pos, maxLength: min(e.length, b.size - pos))
+        return (z, n)
+    }
 }

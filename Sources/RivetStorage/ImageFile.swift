@@ -1,0 +1,118 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One open image file, accessed with pread/pwrite (no FileHandle on the I/O path).
+final class ImageFile {
+    let path: String
+    let fd: Int32
+    let writable: Bool
+    /// File length, kept current as writes extend the file.
+    private(set) var length: UInt64
+
+    init(path: String, writable: Bool, create: Bool = false) throws {
+        var flags = (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC
+        if create { flags |= O_CREAT | O_TRUNC }
+        let fd = Glibc.open(path, flags, 0o644)
+        if fd < 0 { throw StorageError("\(path): cannot open: \(errnoText())") }
+        var st = stat()
+        if fstat(fd, &st) != 0 {
+            let msg = errnoText(); Glibc.close(fd)
+            throw StorageError("\(path): cannot stat: \(msg)")
+        }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            Glibc.close(fd)
+            throw StorageError("\(path): is a directory")
+        }
+        let end = lseek(fd, 0, SEEK_END)
+        self.path = path
+        self.fd = fd
+        self.writable = writable
+        self.length = end > 0 ? UInt64(end) : 0
+    }
+
+    deinit { Glibc.close(fd) }
+
+    /// Reads up to buffer.count bytes; returns how many were read (fewer only at end of file).
+    func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
+        guard offset <= UInt64(Int64.max) - UInt64(buffer.count) else {
+            throw StorageError("\(path): read offset \(hex(offset)) out of range")
+        }
+        var done = 0
+        while done < buffer.count {
+            let n = pread(fd, base + done, buffer.count - done, off_t(offset + UInt64(done)))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw StorageError("\(path): read at offset \(hex(offset)) failed: \(errnoText())")
+            }
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
+
+    /// Reads exactly buffer.count bytes or fails naming `what`.
+    func readExact(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer, what: String) throws {
+        let n = try read(at: offset, into: buffer)
+        if n != buffer.count {
+            throw StorageError("\(path): \(what) at offset \(hex(offset)) runs past the end of the file")
+        }
+    }
+
+    func write(at offset: UInt64, from buffer: UnsafeRawBufferPointer) throws {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return }
+        guard offset <= UInt64(Int64.max) - UInt64(buffer.count) else {
+            throw StorageError("\(path): write offset \(hex(offset)) out of range")
+        }
+        var done = 0
+        while done < buffer.count {
+            let n = pwrite(fd, base + done, buffer.count - done, off_t(offset + UInt64(done)))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw StorageError("\(path): write at offset \(hex(offset)) failed: \(errnoText())")
+            }
+            done += n
+        }
+        length = max(length, offset + UInt64(buffer.count))
+    }
+
+    func sync() throws {
+        while fsync(fd) != 0 {
+            if errno == EINTR { continue }
+            throw StorageError("\(path): fsync failed: \(errnoText())")
+        }
+    }
+
+    func truncate(to size: UInt64) throws {
+        if ftruncate(fd, off_t(size)) != 0 {
+            throw StorageError("\(path): cannot set file size to \(size): \(errnoText())")
+        }
+        length = size
+    }
+
+    /// Space the file occupies on disk (st_blocks), for `info`'s disk size.
+    func allocatedBytes() -> UInt64 {
+        var st = stat()
+        return fstat(fd, &st) == 0 ? UInt64(st.st_blocks) * 512 : 0
+    }
+}
+
+@inline(__always) func loadBE64(_ p: UnsafeRawPointer, _ o: Int) -> UInt64 {
+    UInt64(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt64.self))
+}
+@inline(__always) func loadBE32(_ p: UnsafeRawPointer, _ o: Int) -> UInt32 {
+    UInt32(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt32.self))
+}
+@inline(__always) func loadBE16(_ p: UnsafeRawPointer, _ o: Int) -> UInt16 {
+    UInt16(bigEndian: p.loadUnaligned(fromByteOffset: o, as: UInt16.self))
+}
+@inline(__always) func storeBE64(_ p: UnsafeMutableRawPointer, _ o: Int, _ v: UInt64) {
+    p.storeBytes(of: v.bigEndian, toByteOffset: o, as: UInt64.self)
+}
+@inline(__always) func storeBE32(_ p: UnsafeMutableRawPointer, _ o: Int, _ v: UInt32) {
+    p.storeBytes(of: v.bigEndian, toByteOffset: o, as: UInt32.self)
+}
+@inline(__always) func storeBE16(_ p: UnsafeMutableRawPointer, _ o: Int, _ v: UInt16) {
+    p.storeBytes(of: v.bigEndian, toByteOffset: o, as: UInt16.self)
+}
