@@ -6,6 +6,12 @@
 // transforms (TwoSum, fma remainders), or skipped when NX is already accrued,
 // which is the usual state of fflags in a running program.
 
+// Double.addingProduct and squareRoot lower to libm's fma/sqrt; importing the C
+// library makes every client link libm.
+#if canImport(Glibc)
+import Glibc
+#endif
+
 public enum RVFloat {
     @inlinable static var signD: UInt64 { 0x8000_0000_0000_0000 }
 
@@ -29,6 +35,11 @@ public enum RVFloat {
         let m = bits & 0x7FFF_FFFF_FFFF_FFFF
         let lo = loField == 1 ? (1 << 52) + 1 : loField << 52
         return m &- lo < 0x7FF0_0000_0000_0000 &- lo
+    }
+
+    /// NX as a value, so setting it compiles to a flag move rather than a branch.
+    @inlinable @inline(__always) static func nxIf(_ inexact: Bool) -> UInt32 {
+        UInt32(unsafeBitCast(inexact, to: UInt8.self)) // a Bool is 0 or 1, and NX is bit 0
     }
 
     @inlinable static func inRangeS(_ bits: UInt32) -> Bool {
@@ -62,7 +73,7 @@ public enum RVFloat {
                     // TwoSum: the rounding error of x + y, exactly.
                     let bv = s - x
                     let err = (x - (s - bv)) + (y - bv)
-                    if err != 0 { flags |= FFlag.NX }
+                    flags |= nxIf(err != 0)
                 }
                 return s.bitPattern
             }
@@ -75,7 +86,7 @@ public enum RVFloat {
             let x = Double(bitPattern: a), y = Double(bitPattern: b)
             let p = x * y
             if inRangeD(p.bitPattern, loField: safeLoField) {
-                if flags & FFlag.NX == 0 && (-p).addingProduct(x, y) != 0 { flags |= FFlag.NX }
+                if flags & FFlag.NX == 0 { flags |= nxIf((-p).addingProduct(x, y) != 0) }
                 return p.bitPattern
             }
         }
@@ -87,7 +98,7 @@ public enum RVFloat {
             let x = Double(bitPattern: a), y = Double(bitPattern: b)
             let q = x / y
             if inRangeD(q.bitPattern, loField: safeLoField) && inRangeD(a, loField: safeLoField) {
-                if flags & FFlag.NX == 0 && x.addingProduct(-q, y) != 0 { flags |= FFlag.NX }
+                if flags & FFlag.NX == 0 { flags |= nxIf(x.addingProduct(-q, y) != 0) }
                 return q.bitPattern
             }
         }
@@ -99,7 +110,7 @@ public enum RVFloat {
         if rm == FRound.RNE && a &- (safeLoField << 52) < 0x7FF0_0000_0000_0000 &- (safeLoField << 52) {
             let x = Double(bitPattern: a)
             let r = x.squareRoot()
-            if flags & FFlag.NX == 0 && x.addingProduct(-r, r) != 0 { flags |= FFlag.NX }
+            if flags & FFlag.NX == 0 { flags |= nxIf(x.addingProduct(-r, r) != 0) }
             return r.bitPattern
         }
         return Soft.sqrt(a, .double, rm, &flags)
@@ -158,7 +169,7 @@ public enum RVFloat {
                 if flags & FFlag.NX == 0 {
                     let bv = s - x
                     let err = (x - (s - bv)) + (y - bv)
-                    if err != 0 { flags |= FFlag.NX }
+                    flags |= nxIf(err != 0)
                 }
                 return box(s.bitPattern)
             }
@@ -173,7 +184,7 @@ public enum RVFloat {
             let p = Double(Float(bitPattern: ua)) * Double(Float(bitPattern: ub))
             let r = Float(p)
             if inRangeS(r.bitPattern) {
-                if Double(r) != p { flags |= FFlag.NX }
+                flags |= nxIf(Double(r) != p)
                 return box(r.bitPattern)
             }
         }
@@ -187,7 +198,7 @@ public enum RVFloat {
             let x = Double(Float(bitPattern: ua)), y = Double(Float(bitPattern: ub))
             let r = Float(x / y)
             if inRangeS(r.bitPattern) {
-                if Double(r) * y != x { flags |= FFlag.NX }
+                flags |= nxIf(Double(r) * y != x)
                 return box(r.bitPattern)
             }
         }
@@ -201,7 +212,7 @@ public enum RVFloat {
             let x = Double(Float(bitPattern: ua))
             let r = Float(x.squareRoot())
             let rd = Double(r)
-            if rd * rd != x { flags |= FFlag.NX }
+            flags |= nxIf(rd * rd != x)
             return box(r.bitPattern)
         }
         return box64(Soft.sqrt(UInt64(ua), .single, rm, &flags))
@@ -230,17 +241,20 @@ public enum RVFloat {
                      _ flags: inout UInt32) -> UInt64 {
         let ua = unbox(a), ub = unbox(b), uc = unbox(c)
         if rm == FRound.RNE {
-            // a*b is exact in double; s = p + z rounds once, with TwoSum error err.
-            // Rounding s to single again is correct unless s sits exactly on a
-            // single-precision midpoint while err != 0 (then software decides).
+            // a*b is exact in double; s = p + z rounds once. Rounding s to single
+            // again is correct unless s sits exactly on a single-precision
+            // midpoint (then software decides; that is rare).
             let p = Double(Float(bitPattern: negProduct ? ua ^ 0x8000_0000 : ua)) * Double(Float(bitPattern: ub))
             let z = Double(Float(bitPattern: negC ? uc ^ 0x8000_0000 : uc))
             let s = p + z
-            let bv = s - p
-            let err = (p - (s - bv)) + (z - bv)
             let r = Float(s)
-            if inRangeS(r.bitPattern) && (err == 0 || s.bitPattern & 0x1FFF_FFFF != 0x1000_0000) {
-                if err != 0 || Double(r) != s { flags |= FFlag.NX }
+            if inRangeS(r.bitPattern) && s.bitPattern & 0x1FFF_FFFF != 0x1000_0000 {
+                if flags & FFlag.NX == 0 {
+                    // TwoSum error of p + z, then the second rounding.
+                    let bv = s - p
+                    let err = (p - (s - bv)) + (z - bv)
+                    flags |= nxIf(err != 0) | nxIf(Double(r) != s)
+                }
                 return box(r.bitPattern)
             }
         }
