@@ -76,6 +76,7 @@
 #define TR_ICOUNT  80  // number of interrupts taken
 #define TR_ILEVEL  88  // 3 = taken in M, 1 = taken in S
 #define TR_IEPC    96
+#define TR_STATUS  104 // mstatus (M handler) or sstatus (S handler) as seen on trap entry
 #define TR_SIZE    128
 
 #define TESTNUM gp
@@ -125,6 +126,8 @@
 // encoding of the first one (assembled uncompressed). Works in any privilege mode.
 #define TEST_ILLEGAL(n, ...) CASE(n); TRAP_ARM(1f); .option push; .option norvc; 2: __VA_ARGS__; .option pop; 1: TRAP_EXPECT_CAUSE(CAUSE_ILLEGAL); \
   la a1, 2b; lwu a1, 0(a1); CHECK_REG(a0, a1)
+// Load the status register as the last trap handler saw it on entry.
+#define TRAP_STATUS(reg) la t6, trap_area; ld reg, TR_STATUS(t6)
 // Load the epc of the last trap into reg.
 #define TRAP_EPC(reg) la t6, trap_area; ld reg, TR_EPC(t6)
 
@@ -229,8 +232,9 @@ _start:
 m_trap_handler:
         csrw mscratch, t0
         li t0, MSTATUS_MPRV         // our own stores must not be translated
-        csrc mstatus, t0
+        csrrc t0, mstatus, t0
         la tp, trap_area
+        sd t0, TR_STATUS(tp)
         sd t1, TR_SAVE1(tp)
         sd t2, TR_SAVE2(tp)
         csrr t0, mcause
@@ -290,7 +294,9 @@ m_unexpected:
         .globl s_trap_handler
 s_trap_handler:
         csrw sscratch, t0
+        csrr t0, sstatus
         la tp, trap_area
+        sd t0, TR_STATUS(tp)
         sd t1, TR_SAVE1(tp)
         sd t2, TR_SAVE2(tp)
         csrr t0, scause
