@@ -146,6 +146,7 @@ cp "$KERNEL_PART/Image" "$OUT/Image"
 cp "$KERNEL_PART/config" "$OUT/config"
 cp "$BUSYBOX_PART/config" "$OUT/busybox.config"
 cp "$WORK/initramfs.cpio.gz" "$OUT/initramfs.cpio.gz"
+cp -r "$WORK/bench" "$OUT/bench"   # the same binaries as in /bench, for user-mode runs
 printf '%s\n' "$RECIPE" >"$OUT/recipe.txt"
 sync
 printf '%s\n' "$HASH" >"$OUT/recipe.sha.tmp"

@@ -51,7 +51,7 @@ __attribute__((noinline)) static void update_arrays(int idx, int val)
 
 int main(int argc, char **argv)
 {
-    uint64_t iters = bench_arg(argc, argv, 8000000, 1000000000000ULL, "iterations");
+    uint64_t iters = bench_arg(argc, argv, 16000000, 1000000000000ULL, "iterations");
     struct record a, b;
     char str1[32], str2[32];
     uint64_t sum = 0;

@@ -1,5 +1,5 @@
 /* nbody: the Sun and the four gas giants under Newtonian gravity, symplectic Euler
- * steps of 0.01 days. argv[1] = steps (default 300000). Prints the energy before and
+ * steps of 0.01 days. argv[1] = steps (default 1000000). Prints the energy before and
  * after; a bad FPU shows up as a different number or a drifting energy. */
 #include "benchlib.h"
 
@@ -81,7 +81,7 @@ static void advance(double dt)
 
 int main(int argc, char **argv)
 {
-    uint64_t steps = bench_arg(argc, argv, 300000, 1000000000ULL, "steps");
+    uint64_t steps = bench_arg(argc, argv, 1000000, 1000000000ULL, "steps");
     prepare();
     double t0 = bench_now();
     double before = energy();

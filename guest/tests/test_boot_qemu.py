@@ -138,13 +138,20 @@ def test_self_modifying_code(run_guest):
 @pytest.mark.parametrize("name", BENCHES)
 def test_bench(run_guest, name):
     g = run_guest(f"rivet.run=/bench/{name}")
-    m = g.expect(rf"BENCH {name} (\S+) (\S+)", timeout=120)
+    m = g.expect(rf"BENCH {name} (\d+\.\d{{3}}) (\S+)\r?\n", timeout=120)
     seconds, result = float(m.group(1)), m.group(2)
     assert "FAIL" not in g.out
     assert seconds > 0
     g.expect(r"RIVET-GUEST: run exit status 0")
     assert g.wait_exit() == 0
     print(f"\nBENCH {name} {seconds:.3f} s -> {result}")
+
+    # The same binary under user-mode qemu must compute the same result.
+    if shutil.which("qemu-riscv64"):
+        ref = subprocess.run(["qemu-riscv64", os.path.join(guest_dir(), "bench", name)],
+                             capture_output=True, text=True, timeout=120, check=True).stdout
+        want = re.search(rf"BENCH {name} \S+ (\S+)", ref).group(1)
+        assert result == want, f"guest result {result}, qemu-riscv64 result {want}"
 
 
 def test_ext4_disk_mount_write_sync(run_guest, tmp_path):
@@ -172,3 +179,22 @@ def test_ext4_disk_mount_write_sync(run_guest, tmp_path):
     assert got == "written-by-guest\n"
     fsck = subprocess.run(["e2fsck", "-fn", str(disk)], capture_output=True, text=True)
     assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+
+
+def test_sha256_bench_digest_matches_hashlib():
+    """The bench's SHA-256 and data generator, checked against Python on 1 MiB."""
+    if not shutil.which("qemu-riscv64"):
+        pytest.skip("qemu-riscv64 (qemu-user) not installed")
+    import hashlib
+    import struct
+    mask = (1 << 64) - 1
+    x, words = 0x9E3779B97F4A7C15, []
+    for _ in range((1 << 20) // 8):
+        x ^= x >> 12
+        x ^= (x << 25) & mask
+        x ^= x >> 27
+        words.append((x * 0x2545F4914F6CDD1D) & mask)
+    want = hashlib.sha256(struct.pack(f"<{len(words)}Q", *words)).hexdigest()
+    out = subprocess.run(["qemu-riscv64", os.path.join(guest_dir(), "bench", "sha256"), "1"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    assert out.split()[3] == want
