@@ -52,6 +52,37 @@ public enum RVFloat {
     /// fma remainder used for NX is itself exact.
     @inlinable static var safeLoField: UInt64 { 64 }
 
+    /// Range for the directed-rounding fast paths: as above, and below 2^1023
+    /// (2^127 for single) so the neighbour of the RNE result is finite.
+    @inlinable static func inDirectedRangeD(_ bits: UInt64) -> Bool {
+        (bits & 0x7FFF_FFFF_FFFF_FFFF) &- (64 << 52) < (0x7FE << 52) &- (64 << 52)
+    }
+
+    @inlinable static func inDirectedRangeS(_ bits: UInt32) -> Bool {
+        (bits & 0x7FFF_FFFF) &- (2 << 23) < (0xFE << 23) &- (2 << 23)
+    }
+
+    /// Turns r = RNE(v) into the result for rounding mode rm, given whether v
+    /// is above r and whether v lies exactly halfway between r and a neighbour.
+    @inlinable @inline(__always)
+    static func adjust<F: BinaryFloatingPoint>(_ r: F, inexact: Bool, above: Bool, tie: Bool, _ rm: UInt32) -> F {
+        if !inexact { return r }
+        switch rm {
+        case FRound.RTZ: return (r > 0) != above ? (above ? r.nextUp : r.nextDown) : r
+        case FRound.RDN: return above ? r : r.nextDown
+        case FRound.RUP: return above ? r.nextUp : r
+        case FRound.RMM: return tie && above == (r > 0) ? (above ? r.nextUp : r.nextDown) : r
+        default: return r
+        }
+    }
+
+    /// Whether r + err (err the exact rounding error, non-zero) is a tie between r and its neighbour.
+    @inlinable @inline(__always)
+    static func isTie<F: BinaryFloatingPoint>(_ r: F, _ err: F) -> Bool {
+        let neighbour = err > 0 ? r.nextUp : r.nextDown
+        return neighbour - r == err + err
+    }
+
     // MARK: double
 
     @inlinable public static func add_d(_ a: UInt64, _ b: UInt64, _ rm: UInt32, _ flags: inout UInt32) -> UInt64 {
@@ -77,6 +108,17 @@ public enum RVFloat {
                 }
                 return s.bitPattern
             }
+        } else {
+            let x = Double(bitPattern: a)
+            let y = Double(bitPattern: negB ? b ^ signD : b)
+            let s = x + y
+            if inDirectedRangeD(s.bitPattern) {
+                let bv = s - x
+                let err = (x - (s - bv)) + (y - bv)
+                flags |= nxIf(err != 0)
+                let tie = rm == FRound.RMM && err != 0 && isTie(s, err)
+                return adjust(s, inexact: err != 0, above: err > 0, tie: tie, rm).bitPattern
+            }
         }
         return Soft.add(a, b, negB: negB, .double, rm, &flags)
     }
@@ -88,6 +130,15 @@ public enum RVFloat {
             if inRangeD(p.bitPattern, loField: safeLoField) {
                 if flags & FFlag.NX == 0 { flags |= nxIf((-p).addingProduct(x, y) != 0) }
                 return p.bitPattern
+            }
+        } else {
+            let x = Double(bitPattern: a), y = Double(bitPattern: b)
+            let p = x * y
+            if inDirectedRangeD(p.bitPattern) {
+                let err = (-p).addingProduct(x, y)
+                flags |= nxIf(err != 0)
+                let tie = rm == FRound.RMM && err != 0 && isTie(p, err)
+                return adjust(p, inexact: err != 0, above: err > 0, tie: tie, rm).bitPattern
             }
         }
         return Soft.mul(a, b, .double, rm, &flags)
@@ -101,17 +152,32 @@ public enum RVFloat {
                 if flags & FFlag.NX == 0 { flags |= nxIf(x.addingProduct(-q, y) != 0) }
                 return q.bitPattern
             }
+        } else {
+            let x = Double(bitPattern: a), y = Double(bitPattern: b)
+            let q = x / y
+            if inDirectedRangeD(q.bitPattern) && inRangeD(a, loField: safeLoField) {
+                // x/y is above q when the remainder has the sign of y. A quotient is never a tie.
+                let rem = x.addingProduct(-q, y)
+                flags |= nxIf(rem != 0)
+                return adjust(q, inexact: rem != 0, above: (rem > 0) == (y > 0), tie: false, rm).bitPattern
+            }
         }
         return Soft.div(a, b, .double, rm, &flags)
     }
 
     @inlinable public static func sqrt_d(_ a: UInt64, _ rm: UInt32, _ flags: inout UInt32) -> UInt64 {
         // Positive, finite, well above underflow (the sign bit makes the range test fail).
-        if rm == FRound.RNE && a &- (safeLoField << 52) < 0x7FF0_0000_0000_0000 &- (safeLoField << 52) {
+        if a &- (safeLoField << 52) < 0x7FF0_0000_0000_0000 &- (safeLoField << 52) {
             let x = Double(bitPattern: a)
             let r = x.squareRoot()
-            if flags & FFlag.NX == 0 { flags |= nxIf(x.addingProduct(-r, r) != 0) }
-            return r.bitPattern
+            if rm == FRound.RNE {
+                if flags & FFlag.NX == 0 { flags |= nxIf(x.addingProduct(-r, r) != 0) }
+                return r.bitPattern
+            }
+            // A square root is never a tie either.
+            let rem = x.addingProduct(-r, r)
+            flags |= nxIf(rem != 0)
+            return adjust(r, inexact: rem != 0, above: rem > 0, tie: false, rm).bitPattern
         }
         return Soft.sqrt(a, .double, rm, &flags)
     }
@@ -173,20 +239,38 @@ public enum RVFloat {
                 }
                 return box(s.bitPattern)
             }
+        } else {
+            let x = Float(bitPattern: ua)
+            let y = Float(bitPattern: negB ? ub ^ 0x8000_0000 : ub)
+            let s = x + y
+            if inDirectedRangeS(s.bitPattern) {
+                let bv = s - x
+                let err = (x - (s - bv)) + (y - bv)
+                flags |= nxIf(err != 0)
+                let tie = rm == FRound.RMM && err != 0 && isTie(s, err)
+                return box(adjust(s, inexact: err != 0, above: err > 0, tie: tie, rm).bitPattern)
+            }
         }
         return box64(Soft.add(UInt64(ua), UInt64(ub), negB: negB, .single, rm, &flags))
     }
 
     @inlinable public static func mul_s(_ a: UInt64, _ b: UInt64, _ rm: UInt32, _ flags: inout UInt32) -> UInt64 {
         let ua = unbox(a), ub = unbox(b)
+        // A product of two singles is exact in double.
+        let p = Double(Float(bitPattern: ua)) * Double(Float(bitPattern: ub))
+        let r = Float(p)
         if rm == FRound.RNE {
-            // A product of two singles is exact in double.
-            let p = Double(Float(bitPattern: ua)) * Double(Float(bitPattern: ub))
-            let r = Float(p)
             if inRangeS(r.bitPattern) {
                 flags |= nxIf(Double(r) != p)
                 return box(r.bitPattern)
             }
+        } else if inDirectedRangeS(r.bitPattern) {
+            let err = p - Double(r) // exact: both are short doubles of similar size
+            flags |= nxIf(err != 0)
+            // Tie: the error is half the (single-precision) gap to the neighbour on its side.
+            let gap = err > 0 ? Double(r.nextUp) - Double(r) : Double(r.nextDown) - Double(r)
+            let tie = rm == FRound.RMM && err != 0 && gap == err + err
+            return box(adjust(r, inexact: err != 0, above: err > 0, tie: tie, rm).bitPattern)
         }
         return box64(Soft.mul(UInt64(ua), UInt64(ub), .single, rm, &flags))
     }
