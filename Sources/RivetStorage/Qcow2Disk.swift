@@ -208,6 +208,12 @@ public final class Qcow2Disk: ImageLayer {
         }
     }
 
+    /// Opens one qcow2 image (and, unless told otherwise, its backing chain read-only).
+    public convenience init(path: String, readOnly: Bool, openBacking: Bool = true) throws {
+        var chain = OpenChain()
+        try self.init(path: path, readOnly: readOnly, openBacking: openBacking, chain: &chain)
+    }
+
     deinit {
         if !closed && !isReadOnly { try? flush() }
         l1.deallocate()

@@ -249,3 +249,15 @@ def test_rivet_writes_through_api_then_qemu_check(tmp_path):
     code, report = qemu_check(img)
     assert code == 0, report
     assert rivet("check", img, check=False).returncode == 0
+
+
+def test_refcount_table_growth_is_valid_for_qemu(tmp_path):
+    """512-byte clusters: 20 MiB of data outgrows the first refcount table cluster (8 MiB covered)."""
+    data = random_data(20 << 20, seed=77, zero_fraction=0.05)
+    src = tmp_path / "src.raw"
+    src.write_bytes(data)
+    dst = tmp_path / "g.qcow2"
+    rivet("convert", "-O", "qcow2", "-o", "cluster_size=512", src, dst)
+    code, report = qemu_check(dst)
+    assert code == 0, report
+    qemu_img("compare", "-f", "raw", "-F", "qcow2", src, dst)
