@@ -114,7 +114,7 @@
 #define TRAP_EXPECT(cause, tval, level) TRAP_EXPECT_CAUSE(cause); CHECK(a0, tval); \
   la t6, trap_area; ld t5, TR_LEVEL(t6); CHECK(t5, level)
 // Fail if any synchronous trap happened since TRAP_ARM; disarms.
-#define TRAP_EXPECT_NONE la t6, trap_area; ld t5, TR_CAUSE(t6); CHECK(t5, -1); sd zero, TR_RESUME(t6)
+#define TRAP_EXPECT_NONE la t6, trap_area; ld t5, TR_CAUSE(t6); sd zero, TR_RESUME(t6); CHECK(t5, -1)
 // mtval of a breakpoint from ebreak: the spec lets it be 0 or the pc; Rivet writes the pc,
 // QEMU 7.2 writes 0. tval in a0, pc in register `pcreg`.
 #ifdef QEMU_ORACLE
