@@ -215,7 +215,7 @@ public final class Qcow2Disk: ImageLayer {
     }
 
     deinit {
-        if !closed && !isReadOnly { try? flush() }
+        if !closed && !isReadOnly { try? close() }
         l1.deallocate()
         scratch.deallocate()
         inflated.deallocate()
@@ -621,6 +621,9 @@ public final class Qcow2Disk: ImageLayer {
         guard UInt64(newCount) * 8 <= Qcow2Limits.maxRefTableBytes,
               (start + tableClusters + blocks) < (Qcow2Limits.maxHostOffset >> UInt64(clusterBits)) else {
             throw StorageError("\(path): image too large: refcount table would exceed its size limit")
+        }
+        for c in 0..<(tableClusters + blocks) where metadata.contains(start + c) {
+            throw StorageError("\(path): corrupt qcow2 image: metadata at \(hex((start + c) << UInt64(clusterBits))) has no refcount")
         }
         let tableOffset = start << UInt64(clusterBits)
         let blockBuf = UnsafeMutableRawPointer.allocate(byteCount: clusterSize, alignment: 16)
