@@ -59,7 +59,7 @@ extension Hart {
     /// Executes a Zicsr instruction. Returns false when it raises illegal instruction (pending set).
     func executeCSR(_ op: MicroOp) -> Bool {
         let number = Int(op.imm & 0xfff)
-        let raw = UInt64(truncatingIfNeeded: op.imm >> 32)
+        let raw = UInt64(truncatingIfNeeded: op.imm >> 32) & 0xffff_ffff
         let kind = op.extra
         let isImmediate = kind >= 5
         let source: UInt64 = isImmediate ? UInt64(op.rs1) : x[Int(op.rs1)]
@@ -74,11 +74,14 @@ extension Hart {
 
         guard let old = readCSR(number) else { return illegal() }
         if writes {
+            // Read-modify-write of mip/sip works on the software-writable bits only: the pins driven by
+            // devices (e.g. SEIP from the PLIC) must not be latched into the register.
+            let base = (number == CSR.mip || number == CSR.sip) ? csr.mip : old
             let new: UInt64
             switch kind & 3 {
             case 1: new = source
-            case 2: new = old | source
-            default: new = old & ~source
+            case 2: new = base | source
+            default: new = base & ~source
             }
             if !writeCSR(number, new) { return illegal() }
         }
@@ -207,7 +210,8 @@ extension Hart {
             let mask: UInt64 = (1 << 1) | (1 << 5) | (1 << 9)  // SSIP, STIP, SEIP
             csr.mip = (csr.mip & ~mask) | (value & mask)
         case CSR.mcycle, CSR.minstret:
-            instret = value &- retiredInBlock
+            // The write replaces this instruction's own increment (added when its block retires).
+            instret = value &- retiredInBlock &- 1
         case 0xb03...0xb1f, 0x323...0x33f: break
         case 0x3a0...0x3af:
             guard number & 1 == 0 else { return false }

@@ -147,9 +147,13 @@ public final class VirtMachine {
     }
 
     /// Runs until power-off, a user quit, or (if given) `maxInstructions` retired.
-    public func run(maxInstructions: UInt64? = nil) throws -> MachineExit {
+    public func run(maxInstructions: UInt64? = nil, wallSeconds: Double? = nil) throws -> MachineExit {
         defer { console.flush() }
+        let wallDeadline = wallSeconds.map { VirtualClock.hostNanoseconds() &+ UInt64($0 * 1e9) }
         while true {
+            if let d = wallDeadline, VirtualClock.hostNanoseconds() >= d {
+                return .stopped("time limit of \(wallSeconds!) s reached")
+            }
             if case .instructionCount = clock.mode { clock.retiredInstructions = totalInstructions }
             clint.updateTimers()
             var allWaiting = true

@@ -1,5 +1,6 @@
 import ArgumentParser
 import RivetMachine
+import RivetISA
 import RivetStorage
 #if canImport(Glibc)
 import Glibc
@@ -28,6 +29,7 @@ struct Run: ParsableCommand {
     @Option(help: "Write the generated device tree to FILE and continue.") var dtbOut: String?
     @Flag(help: "Deterministic mode: the clock follows retired instructions.") var icount = false
     @Option(help: "Stop after this many instructions (all harts together).") var maxInstructions: UInt64?
+    @Option(help: "Stop after this many seconds of host time (exit status 2).") var timeLimit: Double?
 
     func run() throws {
         let machine: VirtMachine
@@ -70,7 +72,7 @@ struct Run: ParsableCommand {
         }
         let start = VirtualClockHost.now()
         let exit: MachineExit
-        do { exit = try machine.run(maxInstructions: maxInstructions) } catch {
+        do { exit = try machine.run(maxInstructions: maxInstructions, wallSeconds: timeLimit) } catch {
             console.restore(); fputs("rivet: \(error)\n", stderr); throw ExitCode(1)
         }
         console.restore()
@@ -84,6 +86,25 @@ struct Run: ParsableCommand {
         case .quitByUser: throw ExitCode(0)
         case .stopped(let why):
             fputs("rivet: stopped: \(why)\n", stderr)
+            if ProcessInfoLite.environment("RIVET_DEBUG") != nil {
+                let p = machine.plic
+                fputs("plic pending=\(p.pending) claimed=\(p.claimed) level=\(p.level) enable=\(p.enable) threshold=\(p.threshold) prio1-12=\(Array(p.priority[0..<12]))\n", stderr)
+                for c in 0..<p.contextCount { fputs("ctx \(c) best=\(p.bestSource(context: c))\n", stderr) }
+                fputs("wires: \((0..<machine.harts.count).map { String(machine.wires.pins[$0], radix: 16) })\n", stderr)
+            }
+            for h in machine.harts {
+                fputs("rivet: hart \(h.hartID): pc=0x\(String(h.pc, radix: 16)) mode=\(h.privilege) instret=\(h.instret) wfi=\(h.waitingForInterrupt) mip=0x\(String(h.effectiveMIP, radix: 16)) mie=0x\(String(h.csr.mie, radix: 16)) mstatus=0x\(String(h.csr.mstatus, radix: 16))\n", stderr)
+                if ProcessInfoLite.environment("RIVET_DEBUG") != nil {
+                    var a = h.pc &- 40
+                    while a < h.pc &+ 24 {
+                        guard let w = h.debugRead(a, size: 4) else { break }
+                        let word = UInt32(truncatingIfNeeded: w)
+                        fputs(Disassembler.traceLine(pc: a, word: word) + "\n", stderr)
+                        a &+= word & 3 == 3 ? 4 : 2
+                    }
+                    fputs("  regs: " + (1..<32).map { "x\($0)=\(String(h.x[$0], radix: 16))" }.joined(separator: " ") + "\n", stderr)
+                }
+            }
             throw ExitCode(2)
         }
     }
