@@ -2,6 +2,13 @@
 import Glibc
 #endif
 
+/// What reaches an image file, for tests that simulate power loss by replaying a prefix of these events.
+enum ImageIOEvent {
+    case write(offset: UInt64, data: [UInt8])
+    case sync
+    case truncate(size: UInt64)
+}
+
 /// One open image file, accessed with pread/pwrite (no FileHandle on the I/O path).
 final class ImageFile {
     let path: String
@@ -9,6 +16,8 @@ final class ImageFile {
     let writable: Bool
     /// File length, kept current as writes extend the file.
     private(set) var length: UInt64
+    /// Test hook (nil in normal use): sees every write, fsync and truncate of this file, in order.
+    var observer: ((ImageIOEvent) -> Void)? = nil
 
     init(path: String, writable: Bool, create: Bool = false) throws {
         var flags = (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC
@@ -75,6 +84,7 @@ final class ImageFile {
             done += n
         }
         length = max(length, offset + UInt64(buffer.count))
+        if let observe = observer { observe(.write(offset: offset, data: Array(buffer))) }
     }
 
     func sync() throws {
@@ -82,6 +92,7 @@ final class ImageFile {
             if errno == EINTR { continue }
             throw StorageError("\(path): fsync failed: \(errnoText())")
         }
+        if let observe = observer { observe(.sync) }
     }
 
     func truncate(to size: UInt64) throws {
@@ -89,6 +100,7 @@ final class ImageFile {
             throw StorageError("\(path): cannot set file size to \(size): \(errnoText())")
         }
         length = size
+        if let observe = observer { observe(.truncate(size: size)) }
     }
 
     /// Space the file occupies on disk (st_blocks), for `info`'s disk size.

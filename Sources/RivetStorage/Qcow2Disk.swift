@@ -61,7 +61,7 @@ public final class Qcow2Disk: ImageLayer {
     let compressedCapacity: Int
     private var closed = false
 
-    init(path: String, readOnly: Bool, openBacking: Bool, chain: inout OpenChain) throws {
+    init(path: String, readOnly: Bool, openBacking: Bool, l2CacheBytes: Int? = nil, chain: inout OpenChain) throws {
         self.path = path
         let file = try ImageFile(path: path, writable: !readOnly)
         self.file = file
@@ -146,7 +146,8 @@ public final class Qcow2Disk: ImageLayer {
         refTable = Array(repeating: 0, count: Int(rtBytes / 8))
         refSlot = Array(repeating: -1, count: refTable.count)
         // Enough L2 cache to map the whole disk, up to 32 MiB; refcount cache up to 4 MiB.
-        l2Cache = MetadataCache(clusterSize: cs, capacity: min(max(Int(needed), 2), max(4, (32 << 20) >> clusterBits)))
+        let l2Limit = l2CacheBytes.map { max(2, $0 >> Int(bits)) } ?? max(4, (32 << 20) >> Int(bits))
+        l2Cache = MetadataCache(clusterSize: cs, capacity: min(max(Int(needed), 2), l2Limit))
         refCache = MetadataCache(clusterSize: cs, capacity: min(max(refTable.count, 2), max(4, (4 << 20) >> clusterBits)))
 
         try file.readExact(at: header.l1TableOffset, into: UnsafeMutableRawBufferPointer(start: l1, count: l1Count * 8), what: "L1 table")
@@ -209,9 +210,10 @@ public final class Qcow2Disk: ImageLayer {
     }
 
     /// Opens one qcow2 image (and, unless told otherwise, its backing chain read-only).
-    public convenience init(path: String, readOnly: Bool, openBacking: Bool = true) throws {
+    /// `l2CacheBytes` caps the L2 table cache (default: enough to map the whole disk, at most 32 MiB).
+    public convenience init(path: String, readOnly: Bool, openBacking: Bool = true, l2CacheBytes: Int? = nil) throws {
         var chain = OpenChain()
-        try self.init(path: path, readOnly: readOnly, openBacking: openBacking, chain: &chain)
+        try self.init(path: path, readOnly: readOnly, openBacking: openBacking, l2CacheBytes: l2CacheBytes, chain: &chain)
     }
 
     deinit {
@@ -305,8 +307,9 @@ public final class Qcow2Disk: ImageLayer {
         let owner = l2Cache.owner[s]
         if owner >= 0 {
             if l2Cache.dirty[s] {
-                // An L2 table may only reach the disk after the refcounts of what it maps.
-                try writeRefcountBlocks(sync: true)
+                // An L2 table may only reach the disk after the refcounts and the data of what it maps.
+                try writeRefcountBlocks(sync: false)
+                try file.sync()
                 try file.write(at: l1[owner] & l2OffsetMask, from: UnsafeRawBufferPointer(start: l2Cache.buffer(s), count: clusterSize))
                 l2Cache.markClean(s)
             }
