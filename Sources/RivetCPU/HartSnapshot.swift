@@ -1,0 +1,74 @@
+import RivetSnapshot
+
+/// Hart state in the snapshot format: every architectural register and CSR. Decoded blocks and TLB
+/// entries are caches and are not saved; restore flushes them.
+extension Hart: Snapshottable {
+    public var snapshotName: String { "cpu.\(hartID)" }
+    public var snapshotVersion: UInt32 { 1 }
+
+    public func saveState(to w: inout StateWriter) {
+        w.u64(pc)
+        w.u8(privilege.rawValue)
+        for i in 0..<32 { w.u64(x[i]) }
+        for i in 0..<32 { w.u64(f[i]) }
+        w.u64(instret)
+        w.bool(waitingForInterrupt)
+        w.bool(reservation != nil)
+        w.u64(reservation ?? 0)
+        let c = csr
+        for v in [c.mstatus, c.misa, c.medeleg, c.mideleg, c.mie, c.mip, c.mtvec, c.mcounteren, c.mscratch,
+                  c.mepc, c.mcause, c.mtval, c.menvcfg, c.mcountinhibit, c.mhartid, c.stvec, c.scounteren,
+                  c.sscratch, c.sepc, c.scause, c.stval, c.senvcfg, c.satp, c.fflags, c.frm, c.tselect] {
+            w.u64(v)
+        }
+        w.u64s(c.pmpcfg)
+        w.u64s(c.pmpaddr)
+    }
+
+    public func restoreState(from r: inout StateReader) throws {
+        let newPC = try r.u64()
+        guard let p = Privilege(rawValue: try r.u8()) else { throw SnapshotError("\(snapshotName): invalid privilege level") }
+        var xs = [UInt64](), fs = [UInt64]()
+        for _ in 0..<32 { xs.append(try r.u64()) }
+        for _ in 0..<32 { fs.append(try r.u64()) }
+        let newInstret = try r.u64()
+        let wfi = try r.bool()
+        let hasReservation = try r.bool()
+        let res = try r.u64()
+        var c = CSRFile()
+        c.mstatus = try r.u64(); c.misa = try r.u64(); c.medeleg = try r.u64(); c.mideleg = try r.u64()
+        c.mie = try r.u64(); c.mip = try r.u64(); c.mtvec = try r.u64(); c.mcounteren = try r.u64()
+        c.mscratch = try r.u64(); c.mepc = try r.u64(); c.mcause = try r.u64(); c.mtval = try r.u64()
+        c.menvcfg = try r.u64(); c.mcountinhibit = try r.u64(); c.mhartid = try r.u64(); c.stvec = try r.u64()
+        c.scounteren = try r.u64(); c.sscratch = try r.u64(); c.sepc = try r.u64(); c.scause = try r.u64()
+        c.stval = try r.u64(); c.senvcfg = try r.u64(); c.satp = try r.u64(); c.fflags = try r.u64()
+        c.frm = try r.u64(); c.tselect = try r.u64()
+        c.pmpcfg = try r.u64s(limit: 8)
+        c.pmpaddr = try r.u64s(limit: 64)
+        try r.expectEnd()
+        // Validate against what the hardware could hold (WARL fields), so a crafted snapshot cannot
+        // put the hart in an impossible state.
+        guard c.pmpcfg.count == 8, c.pmpaddr.count == 64 else { throw SnapshotError("\(snapshotName): wrong PMP register count") }
+        guard c.mhartid == UInt64(hartID) else { throw SnapshotError("\(snapshotName): saved for hart \(c.mhartid)") }
+        guard c.misa == CSRFile.misaValue else { throw SnapshotError("\(snapshotName): saved with a different ISA (misa 0x\(String(c.misa, radix: 16)))") }
+        let satpMode = c.satp >> 60
+        guard [0, 8, 9, 10].contains(satpMode) else { throw SnapshotError("\(snapshotName): unsupported satp mode \(satpMode)") }
+        guard c.frm <= 7, c.fflags <= 0x1f else { throw SnapshotError("\(snapshotName): invalid fcsr") }
+        guard (c.mstatus & MStatus.mppMask) >> MStatus.mppShift != 2 else { throw SnapshotError("\(snapshotName): invalid mstatus.MPP") }
+        c.mstatus = (c.mstatus & (MStatus.writableM)) | MStatus.uxl | MStatus.sxl
+        c.mip &= (1 << 1) | (1 << 5) | (1 << 9)
+        c.mie &= CSRFile.interruptMask
+        c.mideleg &= CSRFile.supervisorInterrupts
+        c.medeleg &= CSRFile.delegableExceptions
+        pc = newPC
+        privilege = p
+        for i in 0..<32 { x[i] = xs[i]; f[i] = fs[i] }
+        x[0] = 0
+        instret = newInstret
+        waitingForInterrupt = wfi
+        reservation = hasReservation ? res : nil
+        csr = c
+        flushTLB()
+        updateTranslationMode()
+    }
+}
