@@ -15,7 +15,7 @@ let l2ReservedMask: UInt64 = 0x3f00_0000_0000_01fe
 ///
 /// Crash-safety: L2 tables and refcount blocks are cached and written back in an order that never lets a
 /// durable L2/L1 entry point at a cluster whose durable refcount is zero:
-///   refcount blocks -> fsync -> L2 tables -> (fsync -> L1 entries, when new L2 tables exist) -> fsync.
+///   data and refcount blocks -> fsync -> L2 tables -> (fsync -> L1 entries, when new L2 tables exist) -> fsync.
 /// Clusters freed by overwrites or discards keep their refcount until the entries that stopped using them
 /// are durable, so they cannot be reused (and overwritten) while an old entry on disk may still name them.
 /// A crash therefore can leak clusters but never corrupt the image. Data clusters are written before the
@@ -693,11 +693,9 @@ public final class Qcow2Disk: ImageLayer {
 
     public func flush() throws {
         if isReadOnly { return }
-        var synced = false
-        if refCache.dirtySlots > 0 {
-            try writeRefcountBlocks(sync: true)
-            synced = true
-        }
+        // Data and refcounts first: no L2 entry may reach the disk before what it points to and counts it.
+        try writeRefcountBlocks(sync: false)
+        try file.sync()
         if l2Cache.dirtySlots > 0 || l1DirtyHigh >= 0 {
             for s in 0..<l2Cache.capacity where l2Cache.dirty[s] {
                 try file.write(at: l1[l2Cache.owner[s]] & l2OffsetMask, from: UnsafeRawBufferPointer(start: l2Cache.buffer(s), count: clusterSize))
@@ -712,9 +710,7 @@ public final class Qcow2Disk: ImageLayer {
                 l1DirtyLow = Int.max; l1DirtyHigh = -1
             }
             try file.sync()
-            synced = true
         }
-        if !synced { try file.sync() }
         // The entries that stopped using these clusters are durable now: they may be reused.
         if !pendingFrees.isEmpty {
             let frees = pendingFrees
