@@ -261,3 +261,37 @@ def test_refcount_table_growth_is_valid_for_qemu(tmp_path):
     code, report = qemu_check(dst)
     assert code == 0, report
     qemu_img("compare", "-f", "raw", "-F", "qcow2", src, dst)
+
+
+@pytest.mark.parametrize("cluster", [4096, 65536])
+def test_rivet_writes_over_qemu_compressed_and_zero_allocated_clusters(tmp_path, cluster):
+    """Rivet's write paths on clusters QEMU made: compressed ones (copy-on-write after inflating) and
+    allocated zero clusters (written in place). The writes come from `rivet img commit`."""
+    import random
+    rng = random.Random(cluster + 5)
+    text = bytes(rng.choice(b"qwerty \n") for _ in range(4 << 20))
+    src = tmp_path / "src.raw"
+    src.write_bytes(text)
+    base = tmp_path / "base.qcow2"
+    qemu_img("convert", "-c", "-O", "qcow2", "-o", f"cluster_size={cluster}", src, base)
+    # A second, uncompressed region, then zeroed in place (QEMU keeps the clusters allocated: zero flag + offset).
+    qemu_io(base, "qcow2", f"write -P 0x77 {2 << 20} {1 << 20}", f"write -z {2 << 20} {1 << 20}")
+    expected = bytearray(text)
+    expected[2 << 20:3 << 20] = bytes(1 << 20)
+    ov = tmp_path / "ov.qcow2"
+    rivet("snapshot", base, ov)
+    for k in range(12):
+        off = rng.randrange(0, (4 << 20) - 20000)
+        ln = rng.randrange(1, 20000)
+        pat = 0x40 + k
+        qemu_io(ov, "qcow2", f"write -P {pat} {off} {ln}")
+        expected[off:off + ln] = bytes([pat]) * ln
+    # Partial writes into the zero-allocated region.
+    qemu_io(ov, "qcow2", f"write -P 0x99 {(2 << 20) + 100} 300")
+    expected[(2 << 20) + 100:(2 << 20) + 400] = b"\x99" * 300
+    rivet("commit", ov)
+    code, report = qemu_check(base)
+    assert code == 0, report
+    exp = tmp_path / "exp.raw"
+    exp.write_bytes(bytes(expected))
+    qemu_img("compare", "-f", "raw", "-F", "qcow2", exp, base)
