@@ -4,6 +4,10 @@ import struct
 
 import pytest
 
+import os as _os
+import sys as _sys
+_sys.path.insert(0, _os.path.dirname(_os.path.abspath(__file__)))  # storage_helpers lives beside the tests
+
 from storage_helpers import qemu_img, require_tools, rivet
 
 
@@ -157,3 +161,17 @@ def test_bad_arguments(tmp_path):
     expect_clean_failure("create", "-f", "qcow2", tmp_path / "x.qcow2", "12Q")
     expect_clean_failure("create", "-f", "qcow2", "-o", "cluster_size=3000", tmp_path / "y.qcow2", "1M", mention="cluster size")
     expect_clean_failure("create", "-f", "vmdk", tmp_path / "z", "1M", mention="vmdk")
+
+
+def test_internal_snapshots_readable_but_not_writable(tmp_path):
+    img = tmp_path / "s.qcow2"
+    qemu_img("create", "-f", "qcow2", img, "8M")
+    import subprocess
+    subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 1 0 1M", str(img)], check=True, capture_output=True)
+    qemu_img("snapshot", "-c", "s1", img)
+    subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 2 0 64k", str(img)], check=True, capture_output=True)
+    assert rivet("check", img).returncode == 0
+    out = tmp_path / "o.raw"
+    rivet("convert", "-O", "raw", img, out)
+    qemu_img("compare", "-f", "qcow2", "-F", "raw", img, out)
+    expect_clean_failure("commit", img, mention="read-only")

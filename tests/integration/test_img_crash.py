@@ -9,6 +9,10 @@ import time
 
 import pytest
 
+import os as _os
+import sys as _sys
+_sys.path.insert(0, _os.path.dirname(_os.path.abspath(__file__)))  # storage_helpers lives beside the tests
+
 from storage_helpers import RIVET, qemu_check, qemu_img, require_tools, rivet
 
 TRIALS = int(os.environ.get("RIVET_CRASH_TRIALS", "60"))

@@ -5,6 +5,10 @@ import os
 
 import pytest
 
+import os as _os
+import sys as _sys
+_sys.path.insert(0, _os.path.dirname(_os.path.abspath(__file__)))  # storage_helpers lives beside the tests
+
 from storage_helpers import (qemu_check, qemu_img, qemu_io, random_data, read_via_rivet, require_tools,
                              rivet)
 
