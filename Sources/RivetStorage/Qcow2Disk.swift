@@ -328,10 +328,28 @@ public final class Qcow2Disk: ImageLayer {
         while done < buffer.count {
             let pos = offset + UInt64(done)
             let inCluster = Int(pos & clusterMask)
-            let n = min(clusterSize - inCluster, buffer.count - done)
-            try readPart(entry: try entry(at: pos), pos: pos, into: base + done, count: n)
+            var n = min(clusterSize - inCluster, buffer.count - done)
+            let e = try entry(at: pos)
+            if isPlainData(e) {
+                // Merge clusters that are contiguous in the file into one pread.
+                let host = (e & l2OffsetMask) + UInt64(inCluster)
+                while done + n < buffer.count {
+                    let next = try entry(at: pos + UInt64(n))
+                    guard isPlainData(next), next & l2OffsetMask == host + UInt64(n) else { break }
+                    n += min(clusterSize, buffer.count - done - n)
+                }
+                let got = try file.read(at: host, into: UnsafeMutableRawBufferPointer(start: base + done, count: n))
+                if got < n { memset(base + done + got, 0, n - got) }   // clusters cut short by the end of the file
+            } else {
+                try readPart(entry: e, pos: pos, into: base + done, count: n)
+            }
             done += n
         }
+    }
+
+    /// A standard cluster with data in this file (not compressed, not zero, not unallocated).
+    @inline(__always) func isPlainData(_ e: UInt64) -> Bool {
+        e & (compressedFlag | zeroFlag) == 0 && e & l2OffsetMask != 0
     }
 
     /// Reads `count` bytes at guest `pos` (within one cluster) as described by L2 entry `e`.
@@ -391,8 +409,20 @@ public final class Qcow2Disk: ImageLayer {
         while done < buffer.count {
             let pos = offset + UInt64(done)
             let inCluster = Int(pos & clusterMask)
-            let n = min(clusterSize - inCluster, buffer.count - done)
-            try writePart(pos: pos, from: base + done, count: n)
+            var n = min(clusterSize - inCluster, buffer.count - done)
+            let e = try entry(at: pos)
+            if isPlainData(e) && e & copiedFlag != 0 {
+                // Clusters this image owns, contiguous in the file: one pwrite in place.
+                let host = (e & l2OffsetMask) + UInt64(inCluster)
+                while done + n < buffer.count {
+                    let next = try entry(at: pos + UInt64(n))
+                    guard isPlainData(next), next & copiedFlag != 0, next & l2OffsetMask == host + UInt64(n) else { break }
+                    n += min(clusterSize, buffer.count - done - n)
+                }
+                try file.write(at: host, from: UnsafeRawBufferPointer(start: base + done, count: n))
+            } else {
+                try writePart(pos: pos, from: base + done, count: n)
+            }
             done += n
         }
     }
