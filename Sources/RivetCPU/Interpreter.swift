@@ -48,14 +48,19 @@ extension Hart {
             var entry = cache.table[BlockCache.slot(paddr)]
             if entry.paddr != paddr {
                 entry = cache.decodeBlock(at: paddr)
-                if entry.count == 0 {
-                    executed += executeStraddling(paddr)
+                if entry.count == 0 {  // a page-straddling instruction
+                    executed += executeSingle(paddr)
                     continue
                 }
             }
             if cache.codeEpoch != seenCodeEpoch {
                 seenCodeEpoch = cache.codeEpoch
                 flushWritableEntries()
+            }
+            if Int(entry.count) > budget - executed {
+                // Would overshoot the budget: finish it one instruction at a time, so limits are exact.
+                executed += executeSingle(paddr)
+                continue
             }
             blockPC = pc
             let n = executeBlock(cache.pool + Int(entry.start), count: Int(entry.count), byteLength: UInt64(entry.byteLength))
@@ -95,7 +100,7 @@ extension Hart {
         return word
     }
 
-    func executeStraddling(_ paddr: UInt64) -> Int {
+    func executeSingle(_ paddr: UInt64) -> Int {
         guard let word = decodeSingle(paddr) else { return 0 }
         blockPC = pc
         let n = executeBlock(scratchOp, count: 1, byteLength: word & 3 == 3 ? 4 : 2)

@@ -28,8 +28,9 @@ struct RunElf: ParsableCommand {
             let elf = try ELFImage(bytes: bytes, name: file)
             let runner = try BareMetalRunner(elf: elf, name: file, memorySize: size)
             if trace {
+                let symbols = SymbolTable(elf.symbols)
                 runner.hart.traceHook = { pc, word in
-                    print(Disassembler.traceLine(pc: pc, word: word))
+                    print(symbols.objdumpStyle(Disassembler.traceLine(pc: pc, word: word)))
                 }
             }
             let start = VirtualClockHost.now()
@@ -55,5 +56,31 @@ struct RunElf: ParsableCommand {
             fputs("rivet: \(error)\n", stderr)
             throw ExitCode(3)
         }
+    }
+}
+
+/// Rewrites branch and jump targets the way `objdump -d` prints them for an ELF: `80000010 <sym+0x4>`.
+struct SymbolTable {
+    let sorted: [(address: UInt64, name: String)]
+    static let controlFlow: Set<String> = ["j", "jal", "beq", "bne", "blt", "bge", "bltu", "bgeu", "beqz", "bnez",
+                                           "blez", "bgez", "bltz", "bgtz", "bgt", "ble", "bgtu", "bleu"]
+    init(_ symbols: [String: UInt64]) {
+        sorted = symbols.filter { !$0.key.hasPrefix(".L") && !$0.key.hasPrefix("$") }
+            .map { (address: $0.value, name: $0.key) }
+            .sorted { $0.address != $1.address ? $0.address < $1.address : $0.name < $1.name }
+    }
+
+    func objdumpStyle(_ line: String) -> String {
+        let fields = line.split(separator: "\t", omittingEmptySubsequences: false)
+        guard fields.count >= 4, SymbolTable.controlFlow.contains(String(fields[2])) else { return line }
+        var operands = fields[3].split(separator: ",").map(String.init)
+        guard let last = operands.last, last.hasPrefix("0x"), let target = UInt64(last.dropFirst(2), radix: 16) else { return line }
+        var text = String(target, radix: 16)
+        if let sym = sorted.last(where: { $0.address <= target }) {
+            let off = target - sym.address
+            text += off == 0 ? " <\(sym.name)>" : " <\(sym.name)+0x\(String(off, radix: 16))>"
+        }
+        operands[operands.count - 1] = text
+        return fields[0..<3].joined(separator: "\t") + "\t" + operands.joined(separator: ",")
     }
 }
