@@ -124,7 +124,8 @@ extension Qcow2Disk {
                         let coff = le & ((1 << UInt64(compressedBits)) - 1)
                         let sectors = (le & ~(copiedFlag | compressedFlag)) >> UInt64(compressedBits)
                         let len = (sectors + 1) * 512 - (coff & 511)
-                        if active { r.compressedClusters += 1; r.allocatedClusters += 1 }
+                        // Compressed clusters count as fragmented (qemu-img does the same).
+                        if active { r.compressedClusters += 1; r.allocatedClusters += 1; r.fragmentedClusters += 1 }
                         addRef(coff, len, "compressed cluster")
                         continue
                     }
@@ -138,11 +139,9 @@ extension Qcow2Disk {
                     }
                     addRef(doff, UInt64(cs), "data cluster")
                     if active {
-                        if le & zeroFlag == 0 {
-                            r.allocatedClusters += 1
-                            if lastData != 0 && doff != lastData + UInt64(cs) { r.fragmentedClusters += 1 }
-                            lastData = doff
-                        }
+                        r.allocatedClusters += 1
+                        if lastData != 0 && doff != lastData + UInt64(cs) { r.fragmentedClusters += 1 }
+                        lastData = doff
                         copiedChecks.append((doff >> cb, le & copiedFlag != 0, "data cluster at \(hex(doff))"))
                     }
                 }

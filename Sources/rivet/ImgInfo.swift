@@ -192,15 +192,15 @@ struct ImgCheck: ParsableCommand {
             imgFail("Could not check: " + e.description)
         }
         if output == "json" {
-            var kv: [(String, ImgJSON)] = [("image-end-offset", .int(result.imageEndOffset)),
-                                        ("total-clusters", .int(result.totalClusters)),
-                                        ("check-errors", .int(UInt64(result.checkErrors))),
-                                        ("filename", .string(file)), ("format", .string("qcow2"))]
+            // Key order and the omission of zero counters follow qemu-img's output.
+            var kv: [(String, ImgJSON)] = [("image-end-offset", .int(result.imageEndOffset))]
+            if result.compressedClusters > 0 { kv.append(("compressed-clusters", .int(result.compressedClusters))) }
+            kv += [("total-clusters", .int(result.totalClusters)), ("check-errors", .int(UInt64(result.checkErrors)))]
             if result.leaks > 0 { kv.append(("leaks", .int(UInt64(result.leaks)))) }
             if result.corruptions > 0 { kv.append(("corruptions", .int(UInt64(result.corruptions)))) }
-            kv += [("allocated-clusters", .int(result.allocatedClusters)),
-                   ("fragmented-clusters", .int(result.fragmentedClusters)),
-                   ("compressed-clusters", .int(result.compressedClusters))]
+            if result.allocatedClusters > 0 { kv.append(("allocated-clusters", .int(result.allocatedClusters))) }
+            kv += [("filename", .string(file)), ("format", .string("qcow2"))]
+            if result.fragmentedClusters > 0 { kv.append(("fragmented-clusters", .int(result.fragmentedClusters))) }
             print(ImgJSON.object(kv).render())
         } else {
             for m in result.messages.prefix(1000) { print(m) }

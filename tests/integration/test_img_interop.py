@@ -307,3 +307,36 @@ def test_rivet_writes_over_qemu_compressed_and_zero_allocated_clusters(tmp_path,
     exp = tmp_path / "exp.raw"
     exp.write_bytes(bytes(expected))
     qemu_img("compare", "-f", "raw", "-F", "qcow2", exp, base)
+
+
+def test_check_json_matches_qemu(tmp_path):
+    """Same counters as qemu-img check: allocated, fragmented, compressed, leaks, end offset."""
+    import random
+    import struct
+    rng = random.Random(3)
+    text = bytes(rng.choice(b"ab \n") for _ in range(3 << 20))
+    (tmp_path / "t.raw").write_bytes(text)
+    images = []
+    cz = tmp_path / "cz.qcow2"
+    qemu_img("convert", "-c", "-O", "qcow2", "-o", "cluster_size=4096", tmp_path / "t.raw", cz)
+    qemu_io(cz, "qcow2", "write -z 0 64k", "write -P 3 1M 8k", "write -z 1M 8k")
+    images.append(cz)
+    frag = tmp_path / "frag.qcow2"
+    qemu_img("create", "-f", "qcow2", frag, "8M")
+    qemu_io(frag, "qcow2", *[f"write -P {k} {(k * 7919 * 4096) % (8 << 20)} 4096" for k in range(1, 40)])
+    images.append(frag)
+    leak = tmp_path / "leak.qcow2"
+    qemu_img("create", "-f", "qcow2", leak, "8M")
+    qemu_io(leak, "qcow2", "write -P 1 0 64k")
+    data = bytearray(leak.read_bytes())
+    rt = struct.unpack_from(">Q", data, 48)[0]
+    block = struct.unpack_from(">Q", data, rt)[0]
+    struct.pack_into(">H", data, block + 2 * 20, 1)
+    data += bytes(21 * 65536 - len(data))
+    leak.write_bytes(bytes(data))
+    images.append(leak)
+    for img in images:
+        mine = rivet("check", "--output", "json", img, check=False)
+        theirs = qemu_img("check", "--output", "json", img, check=False)
+        assert mine.returncode == theirs.returncode, img
+        assert json.loads(mine.stdout) == json.loads(theirs.stdout), img
