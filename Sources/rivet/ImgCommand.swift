@@ -270,6 +270,18 @@ struct ImgConvert: ParsableCommand {
         try imgReportingErrors {
             let src = try openDisk(path: source, format: imgParseFormat(f, "source"), readOnly: true)
             let outFmt = imgParseFormat(outputFormat, "output")!
+            // Creating the destination truncates it: it must not be any file the source reads.
+            var dstStat = stat()
+            if stat(destination, &dstStat) == 0 {
+                var layer = src as? ImageLayer
+                while let l = layer {
+                    var st = stat()
+                    if stat(l.path, &st) == 0 && st.st_dev == dstStat.st_dev && st.st_ino == dstStat.st_ino {
+                        imgFail("\(destination): is part of the source image chain (\(l.path))")
+                    }
+                    layer = l.backingDevice as? ImageLayer
+                }
+            }
             var opts = Qcow2CreateOptions()
             imgParseCreateOptions(o, into: &opts)
             switch outFmt {

@@ -175,3 +175,13 @@ def test_internal_snapshots_readable_but_not_writable(tmp_path):
     rivet("convert", "-O", "raw", img, out)
     qemu_img("compare", "-f", "qcow2", "-F", "raw", img, out)
     expect_clean_failure("commit", img, mention="read-only")
+
+
+def test_convert_refuses_to_overwrite_its_source(tmp_path):
+    base = tmp_path / "base.qcow2"
+    qemu_img("create", "-f", "qcow2", base, "1M")
+    ov = tmp_path / "ov.qcow2"
+    qemu_img("create", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", ov)
+    before = base.read_bytes()
+    expect_clean_failure("convert", "-O", "raw", ov, base, mention="source image chain")
+    assert base.read_bytes() == before
