@@ -12,6 +12,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
     ],
     targets: [
         // zlib, for compressed qcow2 clusters (Debian's zlib1g-dev).
@@ -25,7 +26,8 @@ let package = Package(
         // Guest-physical memory: RAM, the MMIO bus, code-page tracking.
         .target(name: "RivetMemory", dependencies: ["RivetSnapshot"], swiftSettings: optimize),
         // The hart: state, decoder, interpreter, CSRs, traps, MMU/TLB.
-        .target(name: "RivetCPU", dependencies: ["RivetFloat", "RivetMemory", "RivetSnapshot"], swiftSettings: optimize),
+        .target(name: "RivetCPU", dependencies: ["RivetFloat", "RivetMemory", "RivetSnapshot",
+                                               .product(name: "Atomics", package: "swift-atomics")], swiftSettings: optimize),
         // Block devices: raw and qcow2 with backing chains.
         .target(name: "RivetStorage", dependencies: ["CZlib"], swiftSettings: optimize),
         // Platform devices: CLINT, PLIC, UART, virtio-mmio (blk, rng), RTC, syscon.

@@ -23,9 +23,6 @@ public final class BlockCache: CodeInvalidationListener {
     let pool: UnsafeMutablePointer<MicroOp>
     var poolUsed = 0
     unowned(unsafe) let ram: GuestRAM
-    /// Incremented whenever a page newly holds code: harts then drop their writable TLB entries so that
-    /// stores to code pages take the slow path (which invalidates).
-    public private(set) var codeEpoch: UInt64 = 0
     public private(set) var blocksDecoded: UInt64 = 0
     public private(set) var invalidations: UInt64 = 0
 
@@ -36,7 +33,7 @@ public final class BlockCache: CodeInvalidationListener {
         table = .allocate(capacity: BlockCache.tableSize)
         table.initialize(repeating: Entry(paddr: BlockCache.emptyAddress, start: 0, count: 0, byteLength: 0), count: BlockCache.tableSize)
         pool = .allocate(capacity: BlockCache.poolCapacity)
-        ram.codeListener = self
+        ram.addCodeListener(self)
     }
 
     deinit {
@@ -52,8 +49,8 @@ public final class BlockCache: CodeInvalidationListener {
     public func flushAll() {
         for i in 0..<BlockCache.tableSize { table[i].paddr = BlockCache.emptyAddress }
         poolUsed = 0
-        for p in 0..<ram.pageCount { ram.codePages[p] = 0 }
-        codeEpoch &+= 1
+        // Pages stay marked as code (other caches may hold blocks for them); a needless slow-path store
+        // just finds no block to drop.
     }
 
     public func codePageWritten(_ physicalPage: UInt64) {
@@ -94,11 +91,7 @@ public final class BlockCache: CodeInvalidationListener {
         if n == 0 { return entry }
         poolUsed += n
         blocksDecoded &+= 1
-        let page = Int((paddr - ram.base) >> GuestRAM.pageShift)
-        if ram.codePages[page] == 0 {
-            ram.codePages[page] = 1
-            codeEpoch &+= 1
-        }
+        ram.markCodePage(Int((paddr - ram.base) >> GuestRAM.pageShift))
         table[BlockCache.slot(paddr)] = entry
         return entry
     }

@@ -24,6 +24,8 @@ public final class Hart {
     public var csr = CSRFile()
     /// Physical address reserved by LR, or nil.
     public var reservation: UInt64? = nil
+    /// The value LR read (SC compares it, see executeAtomic).
+    var reservationValue: UInt64 = 0
     public var waitingForInterrupt = false
     /// Retired instructions (minstret); mcycle follows it.
     public var instret: UInt64 = 0

@@ -1,3 +1,4 @@
+import Atomics
 import RivetMemory
 
 extension Hart {
@@ -53,8 +54,8 @@ extension Hart {
                     continue
                 }
             }
-            if cache.codeEpoch != seenCodeEpoch {
-                seenCodeEpoch = cache.codeEpoch
+            if ram.codeEpoch != seenCodeEpoch {
+                seenCodeEpoch = ram.codeEpoch
                 flushWritableEntries()
             }
             if Int(entry.count) > budget - executed {
@@ -333,8 +334,9 @@ extension Hart {
         return raiseAt(ops, i)
     }
 
-    /// LR/SC and AMOs. Harts of one machine run on one host thread, so a read-modify-write here is atomic
-    /// with respect to the other harts; a hart switch clears reservations (see Machine).
+    /// LR/SC and AMOs, with host atomics so that they stay atomic when harts run on several host threads
+    /// (user mode). SC succeeds when the reservation is held and memory still holds the value LR read
+    /// (a compare-and-swap, as QEMU does); a hart switch or trap may drop the reservation, which the ISA allows.
     func executeAtomic(_ op: MicroOp) -> Bool {
         let isWord = op.op == .lrw || op.op == .scw || op.op == .amow
         let size = isWord ? 4 : 8
@@ -342,57 +344,85 @@ extension Hart {
         let isLR = op.op == .lrw || op.op == .lrd
         guard let pa = atomicAddress(va, size: size, isLoadReserved: isLR) else { return false }
         let host = ramHost + Int(pa - ramBase)
+        let rd = Int(op.rd)
         switch op.op {
         case .lrw:
-            x[Int(op.rd)] = sext32(host.load(as: UInt32.self)); reservation = pa
+            let v = UnsafeAtomic<UInt32>(at: host.assumingMemoryBound(to: UInt32.AtomicRepresentation.self)).load(ordering: .acquiring)
+            x[rd] = sext32(v); reservation = pa; reservationValue = UInt64(v)
         case .lrd:
-            x[Int(op.rd)] = host.load(as: UInt64.self); reservation = pa
+            let v = UnsafeAtomic<UInt64>(at: host.assumingMemoryBound(to: UInt64.AtomicRepresentation.self)).load(ordering: .acquiring)
+            x[rd] = v; reservation = pa; reservationValue = v
         case .scw, .scd:
+            var ok = false
             if reservation == pa {
-                if isWord { host.storeBytes(of: UInt32(truncatingIfNeeded: x[Int(op.rs2)]), as: UInt32.self) }
-                else { host.storeBytes(of: x[Int(op.rs2)], as: UInt64.self) }
-                ram.noteWrite(pa, length: UInt64(size))
-                x[Int(op.rd)] = 0
-            } else {
-                x[Int(op.rd)] = 1
+                if isWord {
+                    let a = UnsafeAtomic<UInt32>(at: host.assumingMemoryBound(to: UInt32.AtomicRepresentation.self))
+                    ok = a.compareExchange(expected: UInt32(truncatingIfNeeded: reservationValue),
+                                           desired: UInt32(truncatingIfNeeded: x[Int(op.rs2)]), ordering: .acquiringAndReleasing).exchanged
+                } else {
+                    let a = UnsafeAtomic<UInt64>(at: host.assumingMemoryBound(to: UInt64.AtomicRepresentation.self))
+                    ok = a.compareExchange(expected: reservationValue, desired: x[Int(op.rs2)], ordering: .acquiringAndReleasing).exchanged
+                }
+                if ok { ram.noteWrite(pa, length: UInt64(size)) }
             }
+            x[rd] = ok ? 0 : 1
             reservation = nil
         default:
             let kind = AMOKind(rawValue: op.extra) ?? .add
             let src = x[Int(op.rs2)]
             if isWord {
-                let old = host.load(as: UInt32.self)
+                let a = UnsafeAtomic<UInt32>(at: host.assumingMemoryBound(to: UInt32.AtomicRepresentation.self))
                 let b = UInt32(truncatingIfNeeded: src)
-                let new: UInt32
+                let old: UInt32
                 switch kind {
-                case .add: new = old &+ b
-                case .swap: new = b
-                case .xor: new = old ^ b
-                case .or: new = old | b
-                case .and: new = old & b
-                case .min: new = Int32(bitPattern: old) < Int32(bitPattern: b) ? old : b
-                case .max: new = Int32(bitPattern: old) > Int32(bitPattern: b) ? old : b
-                case .minu: new = min(old, b)
-                case .maxu: new = max(old, b)
+                case .add: old = a.loadThenWrappingIncrement(by: b, ordering: .acquiringAndReleasing)
+                case .swap: old = a.exchange(b, ordering: .acquiringAndReleasing)
+                case .xor: old = a.loadThenBitwiseXor(with: b, ordering: .acquiringAndReleasing)
+                case .or: old = a.loadThenBitwiseOr(with: b, ordering: .acquiringAndReleasing)
+                case .and: old = a.loadThenBitwiseAnd(with: b, ordering: .acquiringAndReleasing)
+                case .min, .max, .minu, .maxu:
+                    var current = a.load(ordering: .relaxed)
+                    while true {
+                        let new: UInt32
+                        switch kind {
+                        case .min: new = Int32(bitPattern: current) < Int32(bitPattern: b) ? current : b
+                        case .max: new = Int32(bitPattern: current) > Int32(bitPattern: b) ? current : b
+                        case .minu: new = min(current, b)
+                        default: new = max(current, b)
+                        }
+                        let r = a.compareExchange(expected: current, desired: new, ordering: .acquiringAndReleasing)
+                        if r.exchanged { break }
+                        current = r.original
+                    }
+                    old = current
                 }
-                host.storeBytes(of: new, as: UInt32.self)
-                x[Int(op.rd)] = sext32(old)
+                x[rd] = sext32(old)
             } else {
-                let old = host.load(as: UInt64.self)
-                let new: UInt64
+                let a = UnsafeAtomic<UInt64>(at: host.assumingMemoryBound(to: UInt64.AtomicRepresentation.self))
+                let old: UInt64
                 switch kind {
-                case .add: new = old &+ src
-                case .swap: new = src
-                case .xor: new = old ^ src
-                case .or: new = old | src
-                case .and: new = old & src
-                case .min: new = Int64(bitPattern: old) < Int64(bitPattern: src) ? old : src
-                case .max: new = Int64(bitPattern: old) > Int64(bitPattern: src) ? old : src
-                case .minu: new = min(old, src)
-                case .maxu: new = max(old, src)
+                case .add: old = a.loadThenWrappingIncrement(by: src, ordering: .acquiringAndReleasing)
+                case .swap: old = a.exchange(src, ordering: .acquiringAndReleasing)
+                case .xor: old = a.loadThenBitwiseXor(with: src, ordering: .acquiringAndReleasing)
+                case .or: old = a.loadThenBitwiseOr(with: src, ordering: .acquiringAndReleasing)
+                case .and: old = a.loadThenBitwiseAnd(with: src, ordering: .acquiringAndReleasing)
+                case .min, .max, .minu, .maxu:
+                    var current = a.load(ordering: .relaxed)
+                    while true {
+                        let new: UInt64
+                        switch kind {
+                        case .min: new = Int64(bitPattern: current) < Int64(bitPattern: src) ? current : src
+                        case .max: new = Int64(bitPattern: current) > Int64(bitPattern: src) ? current : src
+                        case .minu: new = min(current, src)
+                        default: new = max(current, src)
+                        }
+                        let r = a.compareExchange(expected: current, desired: new, ordering: .acquiringAndReleasing)
+                        if r.exchanged { break }
+                        current = r.original
+                    }
+                    old = current
                 }
-                host.storeBytes(of: new, as: UInt64.self)
-                x[Int(op.rd)] = old
+                x[rd] = old
             }
             ram.noteWrite(pa, length: UInt64(size))
         }

@@ -27,7 +27,34 @@ public final class GuestRAM {
     public let codePages: UnsafeMutablePointer<UInt8>
     /// Per page: set on every write that went through the slow path or DMA (used by migration/snapshots).
     public let dirtyPages: UnsafeMutablePointer<UInt8>
-    public weak var codeListener: CodeInvalidationListener?
+    /// Decoded-code caches to tell about writes to code pages (one per hart in user mode, one per machine).
+    var codeListeners: [WeakListener] = []
+    /// Bumped whenever a page newly holds decoded code: every hart then drops its writable TLB entries, so
+    /// stores to code pages take the slow path (which invalidates).
+    public var codeEpoch: UInt64 = 0
+
+    final class WeakListener {
+        weak var listener: CodeInvalidationListener?
+        init(_ l: CodeInvalidationListener) { listener = l }
+    }
+
+    public func addCodeListener(_ l: CodeInvalidationListener) {
+        codeListeners.removeAll { $0.listener == nil }
+        codeListeners.append(WeakListener(l))
+    }
+
+    func notifyCodeWritten(_ page: UInt64) {
+        for w in codeListeners { w.listener?.codePageWritten(page) }
+    }
+
+    /// Records that `page` (a page index) now holds decoded code.
+    @inline(__always)
+    public func markCodePage(_ page: Int) {
+        if codePages[page] == 0 {
+            codePages[page] = 1
+            codeEpoch &+= 1
+        }
+    }
 
     public init(base: UInt64, size: UInt64) throws {
         guard size > 0, size % GuestRAM.pageSize == 0, size <= (1 << 40) else {
@@ -72,7 +99,7 @@ public final class GuestRAM {
             dirtyPages[page] = 1
             if codePages[page] != 0 {
                 codePages[page] = 0
-                codeListener?.codePageWritten(base + UInt64(page) << GuestRAM.pageShift)
+                notifyCodeWritten(base + UInt64(page) << GuestRAM.pageShift)
             }
         }
     }
@@ -119,7 +146,7 @@ public final class GuestRAM {
         madvise(host, Int(size), MADV_DONTNEED)
         for page in 0..<pageCount where codePages[page] != 0 {
             codePages[page] = 0
-            codeListener?.codePageWritten(base + UInt64(page) << GuestRAM.pageShift)
+            notifyCodeWritten(base + UInt64(page) << GuestRAM.pageShift)
         }
     }
 }
