@@ -34,14 +34,17 @@ let package = Package(
         .target(name: "RivetDevices", dependencies: ["RivetMemory", "RivetStorage", "RivetSnapshot"], swiftSettings: optimize),
         // The `virt` board: memory map, device tree, boot loading, run loop.
         .target(name: "RivetMachine", dependencies: ["RivetDevices", "RivetCPU", "RivetMemory", "RivetStorage", "RivetSnapshot"], swiftSettings: optimize),
+        // The process virtual machine: one RISC-V Linux program on the host (rivet user).
+        .target(name: "RivetUser", dependencies: ["RivetCPU", "RivetMemory", "RivetSnapshot"], swiftSettings: optimize),
         .executableTarget(name: "rivet", dependencies: [
-            "RivetMachine", "RivetCPU", "RivetISA", "RivetStorage",
+            "RivetMachine", "RivetCPU", "RivetISA", "RivetStorage", "RivetUser",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimize),
         .testTarget(name: "RivetISATests", dependencies: ["RivetISA"]),
         .testTarget(name: "RivetFloatTests", dependencies: ["RivetFloat"], exclude: ["oracle"]),
         .testTarget(name: "RivetStorageTests", dependencies: ["RivetStorage"]),
         .testTarget(name: "RivetCPUTests", dependencies: ["RivetCPU", "RivetMemory"]),
+        .testTarget(name: "RivetUserTests", dependencies: ["RivetUser", "RivetCPU", "RivetMemory"]),
         .testTarget(name: "RivetDevicesTests", dependencies: ["RivetDevices", "RivetMemory", "RivetStorage"]),
     ],
     swiftLanguageModes: [.v5]
