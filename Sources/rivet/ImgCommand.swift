@@ -131,33 +131,11 @@ struct ImgSnapshot: ParsableCommand {
 
     func run() throws {
         try imgReportingErrors {
-            let base = try openDisk(path: file, format: nil, readOnly: true)
             var opts = Qcow2CreateOptions()
             imgParseCreateOptions(o, into: &opts)
-            opts.backingFormat = try probeFormat(path: file)
-            opts.backingFile = backingName(for: file, overlay: newOverlay)
-            if access(newOverlay, F_OK) == 0 { imgFail("\(newOverlay): already exists") }
-            try Qcow2Disk.create(path: newOverlay, size: base.size, options: opts)
+            try createOverlay(basePath: file, overlayPath: newOverlay, clusterSize: opts.clusterSize)
             print("Created overlay '\(newOverlay)' on top of '\(file)'")
         }
-    }
-
-    /// The name stored in the overlay: relative when both live in the same directory, else absolute.
-    func backingName(for base: String, overlay: String) -> String {
-        func dir(_ p: String) -> String {
-            guard let i = p.lastIndex(of: "/") else { return "." }
-            return String(p[..<i]).isEmpty ? "/" : String(p[..<i])
-        }
-        func real(_ p: String) -> String? {
-            guard let r = realpath(p, nil) else { return nil }
-            defer { free(r) }
-            return String(cString: r)
-        }
-        guard let baseReal = real(base), let overlayDir = real(dir(overlay)) else { return base }
-        if dir(baseReal) == overlayDir, let slash = baseReal.lastIndex(of: "/") {
-            return String(baseReal[baseReal.index(after: slash)...])
-        }
-        return baseReal
     }
 }
 

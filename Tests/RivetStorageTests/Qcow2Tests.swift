@@ -142,3 +142,29 @@ import Glibc
         #expect(try readDisk(d) == expected)
     }
 }
+
+@Suite struct OverlayTests {
+    @Test func overlayKeepsBaseIdenticalAndStoresRelativeName() throws {
+        let dir = makeTempDir("ov"); defer { removeTree(dir) }
+        let base = dir + "/base.raw"
+        try RawDisk.create(path: base, size: 1 << 20)
+        do {
+            let b = try openDisk(path: base, format: .raw, readOnly: false)
+            try [UInt8](repeating: 7, count: 1 << 20).withUnsafeBytes { try b.write(at: 0, from: $0) }
+        }
+        let before = readAllBytes(base)
+        try createOverlay(basePath: base, overlayPath: dir + "/top.qcow2")
+        #expect(throws: StorageError.self) { try createOverlay(basePath: base, overlayPath: dir + "/top.qcow2") }
+        let top = try Qcow2Disk(path: dir + "/top.qcow2", readOnly: false)
+        #expect(top.header.backingFile == "base.raw")
+        #expect(top.header.backingFormat == "raw")
+        try [UInt8](repeating: 9, count: 3000).withUnsafeBytes { try top.write(at: 1000, from: $0) }
+        try top.discard(at: 65536, length: 65536)
+        try top.flush()
+        var expected = [UInt8](repeating: 7, count: 1 << 20)
+        for i in 1000..<4000 { expected[i] = 9 }
+        for i in 65536..<131072 { expected[i] = 0 }
+        #expect(try readDisk(top) == expected)
+        #expect(readAllBytes(base) == before)
+    }
+}
