@@ -31,6 +31,15 @@ recipe_text() {
     printf 'libc6-dev-riscv64-cross %s\n' "$(pkg_version libc6-dev-riscv64-cross)"
 }
 RECIPE=$(recipe_text)
+if grep -q ' unknown$' <<<"$RECIPE"; then
+    # A fresh machine (e.g. a new container) has empty apt lists: fetch them once.
+    [ "$(id -u)" = 0 ] || die "apt knows none of: $(grep ' unknown$' <<<"$RECIPE" | cut -d' ' -f1 | xargs); run apt-get update as root"
+    log "apt lists are missing package versions: apt-get update"
+    run_logged "$CACHE/apt-update.log" apt-get update
+    RECIPE=$(recipe_text)
+    ! grep -q ' unknown$' <<<"$RECIPE" ||
+        die "apt knows none of: $(grep ' unknown$' <<<"$RECIPE" | cut -d' ' -f1 | xargs) (check /etc/apt/sources.list.d)"
+fi
 HASH=$(printf '%s\n' "$RECIPE" | sha256sum | cut -c1-16)
 OUT=$CACHE/guest-$HASH
 
@@ -63,9 +72,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     [ "$(id -u)" = 0 ] || die "missing packages ${missing[*]}; run as root or apt-get install them"
     log "  installing: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    run_logged "$LOGFILE" apt-get update
     run_logged "$LOGFILE" apt-get install -y --no-install-recommends "${missing[@]}"
-    # Versions may have moved with the install: the hash must name what we build.
+    # apt installs the candidate versions the hash was computed from; make sure.
     [ "$(recipe_text)" = "$RECIPE" ] || die "package versions changed during install; rerun build.sh"
 fi
 
@@ -95,7 +103,7 @@ else
     rm -rf "$BUSYBOX_PART"
     build_busybox "$BUSYBOX_PART" "$WORK" "$WORK/busybox.log"
     touch "$BUSYBOX_PART/done"
-    [ "${RIVET_GUEST_KEEP:-0}" = 1 ] || rm -rf "$WORK/busybox" "$WORK/busybox-dl"
+    [ "${RIVET_GUEST_KEEP:-0}" = 1 ] || rm -rf "$WORK/busybox" "$WORK/busybox-dl" "$WORK"/busybox_*.orig.tar.*
 fi
 
 # --- 4: bench programs (small, always rebuilt with the recipe)

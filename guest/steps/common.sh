@@ -24,7 +24,8 @@ run_logged() {
     fi
 }
 
-# Installed version of a Debian package, else the candidate apt would install.
+# Installed version of a Debian package, else the candidate apt would install,
+# else "unknown" (empty apt lists).
 pkg_version() {
     local v
     v=$(dpkg-query -W -f='${db:Status-Status} ${Version}' "$1" 2>/dev/null || true)
@@ -32,7 +33,7 @@ pkg_version() {
         installed\ *) printf '%s\n' "${v#installed }"; return ;;
     esac
     v=$(apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2; exit}')
-    [ -n "$v" ] && [ "$v" != "(none)" ] || die "package $1 is not known to apt (run apt-get update?)"
+    if [ -z "$v" ] || [ "$v" = "(none)" ]; then v=unknown; fi
     printf '%s\n' "$v"
 }
 
