@@ -46,13 +46,17 @@ extension Qcow2Disk {
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: cs, alignment: 16)
         defer { buffer.deallocate() }
 
+        // Keeps memory bounded on badly broken images: the counters go on, the text stops.
+        func say(_ message: @autoclosure () -> String) {
+            if r.messages.count < 10000 { r.messages.append(message()) }
+        }
         func addRef(_ offset: UInt64, _ bytes: UInt64, _ what: String) {
             guard bytes > 0 else { return }
             let firstC = offset >> cb
             let lastC = (offset + bytes - 1) >> cb
             if lastC >= nClusters || offset > fileLength {
                 r.corruptions += 1
-                r.messages.append("ERROR \(what) at offset \(hex(offset)) is past the end of the image file")
+                say("ERROR \(what) at offset \(hex(offset)) is past the end of the image file")
                 return
             }
             for c in firstC...lastC { refs[Int(c)] &+= 1 }
@@ -74,13 +78,13 @@ extension Qcow2Disk {
         for (i, e) in refTable.enumerated() where e != 0 {
             if e & UInt64(cs - 1) != 0 {
                 r.corruptions += 1
-                r.messages.append("ERROR refcount block \(i) is not cluster aligned; refcount table entry corrupted")
+                say("ERROR refcount block \(i) is not cluster aligned; refcount table entry corrupted")
                 refTable[i] = 0
                 continue
             }
             if e >= fileLength {
                 r.corruptions += 1
-                r.messages.append("ERROR refcount block \(i) is outside image")
+                say("ERROR refcount block \(i) is outside image")
                 refTable[i] = 0
                 continue
             }
@@ -88,17 +92,17 @@ extension Qcow2Disk {
         }
 
         // Active-table entries to check against the COPIED flag once stored refcounts are known.
-        var copiedChecks: [(cluster: UInt64, copied: Bool, what: String)] = []
+        var copiedChecks: [(cluster: UInt64, copied: Bool, isTable: Bool)] = []
         var lastData: UInt64 = 0
 
         func walkL1(_ l1Offset: UInt64, _ l1Size: UInt64, active: Bool, name: String) {
             let bytes = l1Size * 8
             guard bytes <= Qcow2Limits.maxL1Bytes else {
-                r.corruptions += 1; r.messages.append("ERROR \(name) L1 table too large"); return
+                r.corruptions += 1; say("ERROR \(name) L1 table too large"); return
             }
             if l1Size == 0 { return }
             guard l1Offset & UInt64(cs - 1) == 0, l1Offset <= fileLength, bytes <= fileLength - l1Offset else {
-                r.corruptions += 1; r.messages.append("ERROR \(name) L1 table at \(hex(l1Offset)) is invalid"); return
+                r.corruptions += 1; say("ERROR \(name) L1 table at \(hex(l1Offset)) is invalid"); return
             }
             addRef(l1Offset, bytes, "\(name) L1 table")
             var l1 = [UInt64](repeating: 0, count: Int(l1Size))
@@ -110,10 +114,10 @@ extension Qcow2Disk {
                 let off = e & l2OffsetMask
                 if off == 0 { continue }
                 if off & UInt64(cs - 1) != 0 || e & l1ReservedMask != 0 {
-                    r.corruptions += 1; r.messages.append("ERROR L2 table offset \(hex(off)) unaligned or reserved bits set (L1 index \(i))"); continue
+                    r.corruptions += 1; say("ERROR L2 table offset \(hex(off)) unaligned or reserved bits set (L1 index \(i))"); continue
                 }
                 addRef(off, UInt64(cs), "L2 table")
-                if active { copiedChecks.append((off >> cb, e & copiedFlag != 0, "L2 table at \(hex(off))")) }
+                if active { copiedChecks.append((off >> cb, e & copiedFlag != 0, true)) }
                 guard off < fileLength, readCluster(off) else { continue }
                 let t = buffer.assumingMemoryBound(to: UInt64.self)
                 let compressedBits = 62 - (Int(cb) - 8)
@@ -131,18 +135,18 @@ extension Qcow2Disk {
                     }
                     let doff = le & l2OffsetMask
                     if le & l2ReservedMask != 0 {
-                        r.corruptions += 1; r.messages.append("ERROR L2 entry \(hex(le)) has reserved bits set"); continue
+                        r.corruptions += 1; say("ERROR L2 entry \(hex(le)) has reserved bits set"); continue
                     }
                     if doff == 0 { continue }
                     if doff & UInt64(cs - 1) != 0 {
-                        r.corruptions += 1; r.messages.append("ERROR offset=\(hex(doff)): Cluster is not properly aligned; L2 entry corrupted."); continue
+                        r.corruptions += 1; say("ERROR offset=\(hex(doff)): Cluster is not properly aligned; L2 entry corrupted."); continue
                     }
                     addRef(doff, UInt64(cs), "data cluster")
                     if active {
                         r.allocatedClusters += 1
                         if lastData != 0 && doff != lastData + UInt64(cs) { r.fragmentedClusters += 1 }
                         lastData = doff
-                        copiedChecks.append((doff >> cb, le & copiedFlag != 0, "data cluster at \(hex(doff))"))
+                        copiedChecks.append((doff >> cb, le & copiedFlag != 0, false))
                     }
                 }
             }
@@ -153,13 +157,13 @@ extension Qcow2Disk {
         // Internal snapshots: their table and L1 tables hold references too.
         if h.nbSnapshots > 0 {
             if h.nbSnapshots > Qcow2Limits.maxSnapshots || h.snapshotsOffset & UInt64(cs - 1) != 0 || h.snapshotsOffset >= fileLength {
-                r.corruptions += 1; r.messages.append("ERROR snapshot table at \(hex(h.snapshotsOffset)) is invalid")
+                r.corruptions += 1; say("ERROR snapshot table at \(hex(h.snapshotsOffset)) is invalid")
             } else {
                 var pos = h.snapshotsOffset
                 var entry = [UInt8](repeating: 0, count: 40)
                 for n in 0..<Int(h.nbSnapshots) {
                     guard (try? entry.withUnsafeMutableBytes({ try f.readExact(at: pos, into: $0, what: "snapshot") })) != nil else {
-                        r.corruptions += 1; r.messages.append("ERROR snapshot \(n) lies past the end of the file"); break
+                        r.corruptions += 1; say("ERROR snapshot \(n) lies past the end of the file"); break
                     }
                     let (l1o, l1s, idLen, nameLen, extra) = entry.withUnsafeBytes { b -> (UInt64, UInt32, UInt16, UInt16, UInt32) in
                         let p = b.baseAddress!
@@ -191,21 +195,21 @@ extension Qcow2Disk {
             guard blockValid else { return 0 }
             return rawRefcount(block, Int(c & ((1 << UInt64(blockBits)) - 1)), order)
         }
-        var storedCounts = [UInt64](repeating: 0, count: Int(nClusters))
+        var storedCounts = [UInt32](repeating: 0, count: Int(nClusters))   // saturated; only "== 1" matters
         var repairs: [(UInt64, UInt64)] = []
         for c in 0..<nClusters {
             let s = stored(c)
-            storedCounts[Int(c)] = s
+            storedCounts[Int(c)] = UInt32(min(s, UInt64(UInt32.max)))
             let computed = UInt64(refs[Int(c)])
             if computed > 0 || s > 0 { r.imageEndOffset = (c + 1) << cb }
             if s == computed { continue }
             if s < computed {
                 r.corruptions += 1
-                r.messages.append("ERROR cluster \(c) refcount=\(s) reference=\(computed)")
+                say("ERROR cluster \(c) refcount=\(s) reference=\(computed)")
             } else {
                 r.leaks += 1
                 r.leakedClusterIndices.append(c)
-                r.messages.append("Leaked cluster \(c) refcount=\(s) reference=\(computed)")
+                say("Leaked cluster \(c) refcount=\(s) reference=\(computed)")
                 repairs.append((c, computed))
             }
         }
@@ -214,7 +218,7 @@ extension Qcow2Disk {
                 let s = storedCounts[Int(chk.cluster)]
                 if (s == 1) != chk.copied {
                     r.corruptions += 1
-                    r.messages.append("ERROR OFLAG_COPIED \(chk.what): refcount=\(s)")
+                    say("ERROR OFLAG_COPIED \(chk.isTable ? "L2 table" : "data cluster") at \(hex(chk.cluster << cb)): refcount=\(s)")
                 }
             }
         }
