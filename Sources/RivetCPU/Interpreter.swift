@@ -64,7 +64,8 @@ extension Hart {
                 continue
             }
             blockPC = pc
-            let n = executeBlock(cache.pool + Int(entry.start), count: Int(entry.count), byteLength: UInt64(entry.byteLength))
+            let n = executeBlock(cache.pool + Int(entry.start), count: Int(entry.count), byteLength: UInt64(entry.byteLength),
+                                 chainBudget: budget - executed)
             executed &+= n
             instret &+= UInt64(n)
         }
@@ -147,12 +148,21 @@ extension Hart {
 
     /// Executes a decoded block starting at `blockPC`; returns the number of retired instructions and
     /// leaves `pc` at the next instruction (or the trap handler).
+    ///
+    /// Blocks chain: when a block ends in a plain branch or jump and the next block is already decoded,
+    /// its TLB entry is hot, no interrupt is pending and `chainBudget` allows, execution continues there
+    /// without returning to `run` (which handles everything else).
     @inline(never)
-    func executeBlock(_ ops: UnsafeMutablePointer<MicroOp>, count: Int, byteLength: UInt64) -> Int {
+    func executeBlock(_ firstOps: UnsafeMutablePointer<MicroOp>, count firstCount: Int, byteLength: UInt64, chainBudget: Int = 0) -> Int {
         let x = self.x
-        let base = blockPC
         let tlb = dataTLB
+        var ops = firstOps
+        var count = firstCount
+        var base = blockPC
         var nextPC = base &+ byteLength
+        var done = 0
+        var chainable = true
+        while true {
         var i = 0
         while i < count {
             let op = ops[i]
@@ -240,91 +250,108 @@ extension Hart {
             case .bgeu: if x[rs1] >= x[rs2] { nextPC = base &+ UInt64(op.pcOffset) &+ imm }
 
             case .lb:
-                guard let v = load(x[rs1] &+ imm, tlb, Int8.self) else { return raiseAt(ops, i) }
+                guard let v = load(x[rs1] &+ imm, tlb, Int8.self) else { return done &+ raiseAt(ops, i) }
                 x[rd] = UInt64(bitPattern: Int64(v))
             case .lh:
-                guard let v = load(x[rs1] &+ imm, tlb, Int16.self) else { return raiseAt(ops, i) }
+                guard let v = load(x[rs1] &+ imm, tlb, Int16.self) else { return done &+ raiseAt(ops, i) }
                 x[rd] = UInt64(bitPattern: Int64(v))
             case .lw:
-                guard let v = load(x[rs1] &+ imm, tlb, Int32.self) else { return raiseAt(ops, i) }
+                guard let v = load(x[rs1] &+ imm, tlb, Int32.self) else { return done &+ raiseAt(ops, i) }
                 x[rd] = UInt64(bitPattern: Int64(v))
             case .ld:
-                guard let v = load(x[rs1] &+ imm, tlb, UInt64.self) else { return raiseAt(ops, i) }
+                guard let v = load(x[rs1] &+ imm, tlb, UInt64.self) else { return done &+ raiseAt(ops, i) }
                 x[rd] = v
             case .lbu:
-                guard let v = load(x[rs1] &+ imm, tlb, UInt8.self) else { return raiseAt(ops, i) }
+                guard let v = load(x[rs1] &+ imm, tlb, UInt8.self) else { return done &+ raiseAt(ops, i) }
                 x[rd] = UInt64(v)
             case .lhu:
-                guard let v = load(x[rs1] &+ imm, tlb, UInt16.self) else { return raiseAt(ops, i) }
+                guard let v = load(x[rs1] &+ imm, tlb, UInt16.self) else { return done &+ raiseAt(ops, i) }
                 x[rd] = UInt64(v)
             case .lwu:
-                guard let v = load(x[rs1] &+ imm, tlb, UInt32.self) else { return raiseAt(ops, i) }
+                guard let v = load(x[rs1] &+ imm, tlb, UInt32.self) else { return done &+ raiseAt(ops, i) }
                 x[rd] = UInt64(v)
             case .sb:
-                guard store(x[rs1] &+ imm, UInt8(truncatingIfNeeded: x[rs2]), tlb) else { return raiseAt(ops, i) }
+                guard store(x[rs1] &+ imm, UInt8(truncatingIfNeeded: x[rs2]), tlb) else { return done &+ raiseAt(ops, i) }
             case .sh:
-                guard store(x[rs1] &+ imm, UInt16(truncatingIfNeeded: x[rs2]), tlb) else { return raiseAt(ops, i) }
+                guard store(x[rs1] &+ imm, UInt16(truncatingIfNeeded: x[rs2]), tlb) else { return done &+ raiseAt(ops, i) }
             case .sw:
-                guard store(x[rs1] &+ imm, UInt32(truncatingIfNeeded: x[rs2]), tlb) else { return raiseAt(ops, i) }
+                guard store(x[rs1] &+ imm, UInt32(truncatingIfNeeded: x[rs2]), tlb) else { return done &+ raiseAt(ops, i) }
             case .sd:
-                guard store(x[rs1] &+ imm, x[rs2], tlb) else { return raiseAt(ops, i) }
+                guard store(x[rs1] &+ imm, x[rs2], tlb) else { return done &+ raiseAt(ops, i) }
             case .flw:
-                guard fpAllowed else { return illegalAt(ops, i) }
-                guard let v = load(x[rs1] &+ imm, tlb, UInt32.self) else { return raiseAt(ops, i) }
+                guard fpAllowed else { return done &+ illegalAt(ops, i) }
+                guard let v = load(x[rs1] &+ imm, tlb, UInt32.self) else { return done &+ raiseAt(ops, i) }
                 f[rd] = 0xffff_ffff_0000_0000 | UInt64(v); markFPDirty()
             case .fld:
-                guard fpAllowed else { return illegalAt(ops, i) }
-                guard let v = load(x[rs1] &+ imm, tlb, UInt64.self) else { return raiseAt(ops, i) }
+                guard fpAllowed else { return done &+ illegalAt(ops, i) }
+                guard let v = load(x[rs1] &+ imm, tlb, UInt64.self) else { return done &+ raiseAt(ops, i) }
                 f[rd] = v; markFPDirty()
             case .fsw:
-                guard fpAllowed else { return illegalAt(ops, i) }
-                guard store(x[rs1] &+ imm, UInt32(truncatingIfNeeded: f[rs2]), tlb) else { return raiseAt(ops, i) }
+                guard fpAllowed else { return done &+ illegalAt(ops, i) }
+                guard store(x[rs1] &+ imm, UInt32(truncatingIfNeeded: f[rs2]), tlb) else { return done &+ raiseAt(ops, i) }
             case .fsd:
-                guard fpAllowed else { return illegalAt(ops, i) }
-                guard store(x[rs1] &+ imm, f[rs2], tlb) else { return raiseAt(ops, i) }
+                guard fpAllowed else { return done &+ illegalAt(ops, i) }
+                guard store(x[rs1] &+ imm, f[rs2], tlb) else { return done &+ raiseAt(ops, i) }
 
             case .lrw, .lrd, .scw, .scd, .amow, .amod:
-                guard executeAtomic(op) else { return raiseAt(ops, i) }
+                guard executeAtomic(op) else { return done &+ raiseAt(ops, i) }
 
             case .fencei:
-                break  // stores already invalidate decoded code (see BlockCache)
+                chainable = false  // stores already invalidate decoded code (see BlockCache)
             case .ecall:
                 pendingCause = 8 + UInt64(privilege.rawValue); pendingTval = 0
-                return raiseAt(ops, i)
+                return done &+ raiseAt(ops, i)
             case .ebreak:
                 pendingCause = 3; pendingTval = base &+ UInt64(op.pcOffset)
-                return raiseAt(ops, i)
+                return done &+ raiseAt(ops, i)
             case .mret:
-                guard executeMRET() else { return illegalAt(ops, i) }
-                return i + 1
+                guard executeMRET() else { return done &+ illegalAt(ops, i) }
+                return done &+ i &+ 1
             case .sret:
-                guard executeSRET() else { return illegalAt(ops, i) }
-                return i + 1
+                guard executeSRET() else { return done &+ illegalAt(ops, i) }
+                return done &+ i &+ 1
             case .wfi:
                 if privilege == .user || (privilege == .supervisor && csr.mstatus & MStatus.tw != 0) {
-                    return illegalAt(ops, i)
+                    return done &+ illegalAt(ops, i)
                 }
                 if !hasWakeupInterrupt { waitingForInterrupt = true }
+                chainable = false
             case .sfenceVma:
                 if privilege == .user || (privilege == .supervisor && csr.mstatus & MStatus.tvm != 0) {
-                    return illegalAt(ops, i)
+                    return done &+ illegalAt(ops, i)
                 }
                 flushTLB()
+                chainable = false
             case .csr:
-                retiredInBlock = UInt64(i)
+                chainable = false  // may change privilege, translation or interrupt enables
+                retiredInBlock = UInt64(done &+ i)
                 let ok = executeCSR(op)
                 retiredInBlock = 0
-                guard ok else { return raiseAt(ops, i) }
+                guard ok else { return done &+ raiseAt(ops, i) }
             case .illegal:
                 pendingCause = 2; pendingTval = imm & 0xffff_ffff
-                return raiseAt(ops, i)
+                return done &+ raiseAt(ops, i)
             default:
-                guard executeFloat(op) else { return raiseAt(ops, i) }
+                guard executeFloat(op) else { return done &+ raiseAt(ops, i) }
             }
             i &+= 1
         }
         pc = nextPC
-        return count
+        done &+= count
+        // Chain to the next block if nothing needs the run loop's attention.
+        guard chainable, done < chainBudget, !waitingForInterrupt else { return done }
+        let e = fetchTLB[Int(truncatingIfNeeded: (nextPC >> 12) & UInt64(TLB.entries - 1))]
+        guard e.tag == nextPC & ~0xfff else { return done }
+        let pa = nextPC &+ e.addend
+        let entry = cache.table[BlockCache.slot(pa)]
+        guard entry.paddr == pa, Int(entry.count) <= chainBudget &- done,
+              (csr.mip | wires.pins[hartID]) & csr.mie == 0, ram.codeEpoch == seenCodeEpoch else { return done }
+        ops = cache.pool + Int(entry.start)
+        count = Int(entry.count)
+        base = nextPC
+        blockPC = base
+        nextPC = base &+ UInt64(entry.byteLength)
+        }
     }
 
     @inline(never)
