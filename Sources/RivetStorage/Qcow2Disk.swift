@@ -54,11 +54,24 @@ public final class Qcow2Disk: ImageLayer {
     var pendingFrees: [UInt64] = []
     var freeHint: UInt64 = 1
     let compressedOffsetBits: Int
-    let scratch: UnsafeMutableRawPointer       // one cluster, for copy-on-write
-    let inflated: UnsafeMutableRawPointer      // one cluster, last decompressed cluster
+    // Work buffers, allocated on first use (read-only backing layers rarely need them).
+    private var scratchStorage: UnsafeMutableRawPointer? = nil
+    private var inflatedStorage: UnsafeMutableRawPointer? = nil
+    private var compressedStorage: UnsafeMutableRawPointer? = nil
     var inflatedEntry: UInt64 = 0
-    let compressedBuffer: UnsafeMutableRawPointer
     let compressedCapacity: Int
+    /// One cluster, for copy-on-write.
+    var scratch: UnsafeMutableRawPointer { buffer(&scratchStorage, clusterSize) }
+    /// One cluster: the last decompressed cluster.
+    var inflated: UnsafeMutableRawPointer { buffer(&inflatedStorage, clusterSize) }
+    var compressedBuffer: UnsafeMutableRawPointer { buffer(&compressedStorage, compressedCapacity) }
+
+    @inline(__always) private func buffer(_ storage: inout UnsafeMutableRawPointer?, _ bytes: Int) -> UnsafeMutableRawPointer {
+        if let p = storage { return p }
+        let p = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 4096)
+        storage = p
+        return p
+    }
     private var closed = false
 
     init(path: String, readOnly: Bool, openBacking: Bool, l2CacheBytes: Int? = nil, chain: inout OpenChain) throws {
@@ -138,10 +151,7 @@ public final class Qcow2Disk: ImageLayer {
 
         l1Count = Int(header.l1Size)
         l1 = .allocate(capacity: max(1, l1Count))
-        scratch = .allocate(byteCount: cs, alignment: 4096)
-        inflated = .allocate(byteCount: cs, alignment: 4096)
         compressedCapacity = 2 * cs + 512
-        compressedBuffer = .allocate(byteCount: compressedCapacity, alignment: 16)
         l2Slot = Array(repeating: -1, count: l1Count)
         refTable = Array(repeating: 0, count: Int(rtBytes / 8))
         refSlot = Array(repeating: -1, count: refTable.count)
@@ -219,9 +229,9 @@ public final class Qcow2Disk: ImageLayer {
     deinit {
         if !closed && !isReadOnly { try? close() }
         l1.deallocate()
-        scratch.deallocate()
-        inflated.deallocate()
-        compressedBuffer.deallocate()
+        scratchStorage?.deallocate()
+        inflatedStorage?.deallocate()
+        compressedStorage?.deallocate()
     }
 
     /// Flushes everything (including frees applied after the last flush) and stops further use.
