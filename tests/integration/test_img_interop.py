@@ -340,3 +340,26 @@ def test_check_json_matches_qemu(tmp_path):
         theirs = qemu_img("check", "--output", "json", img, check=False)
         assert mine.returncode == theirs.returncode, img
         assert json.loads(mine.stdout) == json.loads(theirs.stdout), img
+
+
+def test_deep_chain_reads_and_overlong_chain_is_refused(tmp_path):
+    base = tmp_path / "l0.qcow2"
+    rivet("create", "-f", "qcow2", "-o", "cluster_size=4096", base, "1M")
+    expected = bytearray(1 << 20)
+    prev = base
+    for level in range(1, 61):
+        top = tmp_path / f"l{level}.qcow2"
+        rivet("snapshot", "-o", "cluster_size=4096", prev, top)
+        if level % 6 == 0:
+            off = level * 9000
+            qemu_io(top, "qcow2", f"write -P {level} {off} 5000")
+            expected[off:off + 5000] = bytes([level]) * 5000
+        prev = top
+    assert read_via_rivet(tmp_path, prev) == bytes(expected)
+    # Past the chain depth limit: a one-line error, not a crash or fd exhaustion.
+    for level in range(61, 262):
+        top = tmp_path / f"l{level}.qcow2"
+        qemu_img("create", "-f", "qcow2", "-u", "-b", prev.name, "-F", "qcow2", top, "1M")
+        prev = top
+    p = rivet("convert", "-O", "raw", prev, tmp_path / "x.raw", check=False)
+    assert p.returncode == 1 and "deeper than" in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
