@@ -326,7 +326,9 @@ def cmd_report(argv):
     if meta:
         print(f"# {meta.get('date', '?')}; host {meta.get('host_cpu', '?')}, {meta.get('host_cores', '?')} cores; "
               f"{meta.get('qemu', '?')}; {meta.get('repetitions', '?')} repetition(s), median shown; "
-              f"load average {meta.get('load_average_start', '?')} at start, {meta.get('load_average_end', '?')} at end")
+              f"load average {fmt(meta.get('load_average_start'), 2)} at start, {fmt(meta.get('load_average_end'), 2)} at end")
+        print(f"# rivet: {meta.get('rivet_bin', '?')} (built {meta.get('rivet_built', '?')}, "
+              f"sha256 {meta.get('rivet_sha256_prefix', '?')}...)")
     head = f"{'workload':<34} {'unit':>6} {'rivet':>9} {'qemu':>9} {'rivet/qemu':>10} {'rivet MIPS':>11}  notes"
     print(head)
     print("-" * len(head))

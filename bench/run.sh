@@ -70,17 +70,24 @@ results=$here/results
 mkdir -p "$results/logs"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# Run a private copy: others may rebuild the binary at RIVET_BIN while the bench runs.
+rivet_src=$RIVET
+rivet_built=$(date -r "$RIVET" '+%Y-%m-%d %H:%M:%S')
+cp "$RIVET" "$work/rivet"
+RIVET=$work/rivet
+rivet_sha=$(sha256sum "$RIVET" | cut -c1-16)
 samples=$work/samples.jsonl
 measure() { python3 "$here/measure.py" "$@"; }
 
 # Run metadata (first line of the samples; the report copies it into the JSON).
-python3 - "$RIVET" "$QEMU" "$guest" "$reps" "$quick" >"$samples" <<'EOF'
+python3 - "$rivet_src" "$QEMU" "$guest" "$reps" "$quick" "$rivet_sha" "$rivet_built" >"$samples" <<'EOF'
 import json, os, subprocess, sys, time
-rivet, qemu, guest, reps, quick = sys.argv[1:]
+rivet, qemu, guest, reps, quick, sha, built = sys.argv[1:]
 model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 qv = subprocess.run([qemu, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
 print(json.dumps({"kind": "meta", "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "host_cpu": model,
                   "host_cores": os.cpu_count(), "load_average_start": os.getloadavg()[0], "rivet_bin": rivet,
+                  "rivet_sha256_prefix": sha, "rivet_built": built,
                   "qemu": qv, "guest": guest, "repetitions": int(reps), "quick": quick == "1"}))
 EOF
 
