@@ -11,9 +11,11 @@ final class MetadataCache {
     /// Table index held by each slot, or -1.
     var owner: [Int]
     var dirty: [Bool]
-    var lastUse: [UInt64]
+    /// Second-chance bits for the CLOCK replacement (amortized O(1) per miss, close to LRU).
+    var referenced: [Bool]
     var buffers: [UnsafeMutableRawPointer?]
-    var tick: UInt64 = 0
+    var hand = 0
+    var used = 0
     var dirtySlots = 0
 
     init(clusterSize: Int, capacity: Int) {
@@ -21,7 +23,7 @@ final class MetadataCache {
         self.capacity = max(2, capacity)
         owner = Array(repeating: -1, count: self.capacity)
         dirty = Array(repeating: false, count: self.capacity)
-        lastUse = Array(repeating: 0, count: self.capacity)
+        referenced = Array(repeating: false, count: self.capacity)
         buffers = Array(repeating: nil, count: self.capacity)
     }
 
@@ -37,8 +39,7 @@ final class MetadataCache {
     }
 
     @inline(__always) func touch(_ slot: Int) {
-        tick &+= 1
-        lastUse[slot] = tick
+        referenced[slot] = true
     }
 
     @inline(__always) func markDirty(_ slot: Int) {
@@ -49,13 +50,18 @@ final class MetadataCache {
         if dirty[slot] { dirty[slot] = false; dirtySlots -= 1 }
     }
 
-    /// A free slot, else the least recently used one (the caller writes it back and unlinks it).
+    /// A never-used slot while there are some, else the CLOCK victim: the first slot from the hand whose
+    /// reference bit is clear (bits are cleared as the hand passes). The caller writes it back and unlinks it.
     func victim() -> Int {
-        var best = 0
-        for s in 0..<capacity {
-            if owner[s] < 0 { return s }
-            if lastUse[s] < lastUse[best] { best = s }
+        if used < capacity {
+            used += 1
+            return used - 1
         }
-        return best
+        while true {
+            let s = hand
+            hand = hand + 1 == capacity ? 0 : hand + 1
+            if owner[s] < 0 { return s }
+            if referenced[s] { referenced[s] = false } else { return s }
+        }
     }
 }
