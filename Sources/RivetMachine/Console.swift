@@ -20,6 +20,7 @@ public final class HostConsole: SerialBackend {
     /// Input read from the host but not yet accepted by the UART.
     var pendingInput: [UInt8] = []
     public private(set) var inputClosed = false
+    var readBuffer = [UInt8](repeating: 0, count: 256)
 
     public init(inputFD: Int32 = 0, outputFD: Int32 = 1, interactive: Bool = true) {
         self.inputFD = inputFD
@@ -77,8 +78,8 @@ public final class HostConsole: SerialBackend {
             pendingInput.removeFirst()
         }
         if inputClosed { return .none }
-        var buf = [UInt8](repeating: 0, count: 256)
-        let n = buf.withUnsafeMutableBytes { read(inputFD, $0.baseAddress!, 256) }
+        let n = readBuffer.withUnsafeMutableBytes { read(inputFD, $0.baseAddress!, 256) }
+        let buf = readBuffer
         if n == 0 { inputClosed = true; return .none }
         if n < 0 { return .none }
         for i in 0..<n {
