@@ -2,12 +2,15 @@ import RivetFloat
 
 extension Hart {
     /// Executes an F/D arithmetic micro-op. False = illegal instruction (FS off or bad rounding mode), pending set.
+    @inline(__always)
     func executeFloat(_ op: MicroOp) -> Bool {
         guard fpAllowed else { return illegalPending() }
         let rd = Int(op.rd), a = f[Int(op.rs1)], b = f[Int(op.rs2)], c = f[Int(op.rs3)]
         var rm = UInt32(op.extra)
         if rm == 7 { rm = UInt32(csr.frm) }
-        var fl: UInt32 = 0
+        // Start from the accrued flags: RivetFloat skips exactness work for flags already set (NX is
+        // sticky, so after the first inexact result most operations take the host fast path).
+        var fl = UInt32(truncatingIfNeeded: csr.fflags)
         let usesRM: Bool
         switch op.op {
         case .fminS, .fmaxS, .fminD, .fmaxD, .fsgnjS, .fsgnjnS, .fsgnjxS, .fsgnjD, .fsgnjnD, .fsgnjxD,
@@ -79,7 +82,7 @@ extension Hart {
         case .fcvtDS: f[rd] = RVFloat.cvt_d_s(a, &fl)
         default: return illegalPending()
         }
-        csr.fflags |= UInt64(fl)
+        csr.fflags = UInt64(fl)
         markFPDirty()
         return true
     }
