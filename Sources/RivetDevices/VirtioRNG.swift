@@ -8,7 +8,10 @@ public final class VirtioRNG: VirtioDeviceModel {
     /// Bytes served per request at most.
     public static let maxBytesPerRequest: UInt64 = 64 * 1024
 
-    public init() {}
+    /// When set (deterministic `--icount` runs), bytes come from this seeded generator instead of the host.
+    public var seed: UInt64?
+
+    public init(seed: UInt64? = nil) { self.seed = seed }
 
     public var deviceID: UInt32 { 4 }
     public var deviceFeatures: UInt64 { 0 }
@@ -20,8 +23,21 @@ public final class VirtioRNG: VirtioDeviceModel {
         while let chain = try queue.nextChain() {
             guard chain.writableLength > 0 else { throw VirtioError("virtio-rng request without a writable buffer") }
             let n = min(chain.writableLength, VirtioRNG.maxBytesPerRequest)
-            let done = chain.fillWritable(from: 0, length: n, ram: queue.ram) { VirtioRNG.fillRandom($0) }
+            let done = chain.fillWritable(from: 0, length: n, ram: queue.ram) { buffer in
+                if seed != nil { fillSeeded(buffer) } else { VirtioRNG.fillRandom(buffer) }
+            }
             try queue.complete(chain, written: UInt32(done))
+        }
+    }
+
+    /// splitmix64 over `seed`: reproducible bytes for deterministic runs.
+    func fillSeeded(_ buffer: UnsafeMutableRawBufferPointer) {
+        for i in 0..<buffer.count {
+            seed = seed! &+ 0x9e37_79b9_7f4a_7c15
+            var z = seed!
+            z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+            z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+            buffer[i] = UInt8(truncatingIfNeeded: z ^ (z >> 31))
         }
     }
 

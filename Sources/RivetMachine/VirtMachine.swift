@@ -73,12 +73,17 @@ public final class VirtMachine {
         uart = UART16550(irq: plic, source: 10, backend: console)
         rtc = GoldfishRTC(irq: plic, source: 11)
         syscon = SysconPower()
+        if config.icount {
+            // Deterministic runs: wall-clock time is a fixed epoch (2026-01-01) plus virtual time.
+            let clock = self.clock
+            rtc.hostNanoseconds = { 1_767_225_600_000_000_000 &+ clock.mtime &* 100 }
+        }
         // virtio slots: disks first, then the entropy device; the rest stay empty (device id 0).
         var slots: [VirtioMMIO] = []
         for slot in 0..<VirtioMMIO.slotCount {
             let model: VirtioDeviceModel?
             if slot < config.disks.count { model = VirtioBlock(disk: config.disks[slot], serial: "rivet-disk\(slot)") }
-            else if slot == config.disks.count { model = VirtioRNG() }
+            else if slot == config.disks.count { model = VirtioRNG(seed: config.icount ? 0x5249_5645_54 : nil) }
             else { model = nil }
             slots.append(VirtioMMIO(model: model, ram: ram, irq: plic, source: 1 + slot))
         }
