@@ -4,6 +4,7 @@
 # apt-get source needs deb-src entries; add them next to the deb ones if missing.
 ensure_deb_src() {
     if apt-cache showsrc busybox 2>/dev/null | grep -q '^Package: busybox'; then return; fi
+    [ "$(id -u)" = 0 ] || die "apt has no deb-src entries for busybox; run as root once (or add them)"
     local main=/etc/apt/sources.list.d/debian.sources
     if [ -f "$main" ]; then
         log "  adding deb-src entries (/etc/apt/sources.list.d/debian-src.sources)"
