@@ -13,7 +13,7 @@ struct RunElf: ParsableCommand {
         abstract: "Run a bare-metal RISC-V ELF (M-mode, RAM at 0x80000000) until it writes `tohost`.",
         discussion: """
         Exit status: 0 when the program writes 1 to tohost (pass); 1 when it writes (n<<1)|1 \
-        (prints "FAIL: test n"); 2 when --max-instructions is reached; 3 on a bad file or option.
+        (prints "FAIL: test n"); 2 when --max-instructions is reached; 3 on a bad file; 64 on a bad option.
         """)
 
     @Argument(help: "The ELF file.") var file: String
