@@ -1,0 +1,353 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import RivetMemory
+
+/// Bits of a Sv39 page-table entry, plus two software bits (RSW) the mini kernel uses.
+enum PTE {
+    static let v: UInt64 = 1 << 0, r: UInt64 = 1 << 1, w: UInt64 = 1 << 2, x: UInt64 = 1 << 3
+    static let u: UInt64 = 1 << 4, a: UInt64 = 1 << 6, d: UInt64 = 1 << 7
+    /// The page belongs to a mapping even while V is clear (PROT_NONE, or not yet touched).
+    static let mapped: UInt64 = 1 << 8
+    static let rwx: UInt64 = r | w | x
+    static func ppn(_ pte: UInt64) -> UInt64 { (pte >> 10) & 0xfff_ffff_ffff }
+}
+
+/// Linux PROT_* bits.
+enum Prot {
+    static let read: UInt64 = 1, write: UInt64 = 2, exec: UInt64 = 4
+    /// RISC-V permission bits for a protection (write implies read: W without R is reserved).
+    static func pteBits(_ prot: UInt64) -> UInt64 {
+        var b: UInt64 = 0
+        if prot & read != 0 { b |= PTE.r }
+        if prot & write != 0 { b |= PTE.r | PTE.w }
+        if prot & exec != 0 { b |= PTE.x }
+        return b
+    }
+}
+
+/// The guest's virtual address space: Sv39 page tables kept by the mini kernel in a `GuestRAM` that serves as
+/// the pool of physical pages. Mapped pages are allocated on first touch (the hart's page fault reaches the
+/// kernel, which allocates and retries). Callers hold the process lock.
+final class AddressSpace {
+    static let pageSize: UInt64 = 4096
+    /// Sv39 user half.
+    static let userTop: UInt64 = 0x40_0000_0000
+    /// Lowest address mmap hands out without a hint.
+    static let mmapMin: UInt64 = 0x10_0000
+    /// The page the sigreturn trampoline lives in (last user page).
+    static let trampolineVA: UInt64 = userTop - pageSize
+    static let stackTop: UInt64 = trampolineVA - pageSize
+    static let stackSize: UInt64 = 8 << 20
+    /// Top of the region mmap searches down from (below the stack and a guard gap).
+    static let mmapTop: UInt64 = stackTop - stackSize - (64 << 20)
+    /// Where position-independent executables are placed (2/3 of the address space, as Linux does).
+    static let pieBase: UInt64 = 0x2a_aaaa_a000
+
+    let ram: GuestRAM
+    private var bumpPage: Int = 0
+    private var freePages: [Int32] = []
+    /// Physical address of the root table.
+    private(set) var root: UInt64 = 0
+    let trapVectorPA: UInt64
+    let trampolinePA: UInt64
+    var brkStart: UInt64 = 0
+    var brkCurrent: UInt64 = 0
+    /// Bumped whenever a translation is removed or narrowed: other threads flush their TLBs when they see it.
+    let epoch: UnsafeMutablePointer<UInt64>
+
+    struct OutOfMemory: Error {}
+
+    init(ram: GuestRAM) throws {
+        self.ram = ram
+        epoch = .allocate(capacity: 1)
+        epoch.initialize(to: 0)
+        // Pages 0 and 1 of the pool: the trap vector and the trampoline; then the root table.
+        let tv = ram.base, tp = ram.base + 4096
+        trapVectorPA = tv
+        trampolinePA = tp
+        bumpPage = 2
+        guard let rt = allocPage() else { throw OutOfMemory() }
+        root = rt
+        // Trap vector: `wfi` stops the hart's run loop (no interrupt can wake it) so the kernel sees the trap;
+        // `mret` then returns to user mode at mepc.
+        ram.store32(tv, 0x1050_0073)
+        ram.store32(tv + 4, 0x3020_0073)
+        // Sigreturn trampoline: li a7, 139 (rt_sigreturn); ecall.
+        ram.store32(tp, 0x08b0_0893)
+        ram.store32(tp + 4, 0x0000_0073)
+        leafSlot(AddressSpace.trampolineVA, create: true)!.pointee =
+            (tp >> 12) << 10 | PTE.mapped | PTE.r | PTE.x | PTE.u | PTE.a | PTE.d | PTE.v
+    }
+
+    var satp: UInt64 { (8 << 60) | (root >> 12) }
+
+    @inline(__always) func host(_ pa: UInt64) -> UnsafeMutableRawPointer { ram.host + Int(pa - ram.base) }
+
+    // MARK: Physical pages
+
+    func allocPage() -> UInt64? {
+        if let p = freePages.popLast() {
+            let pa = ram.base + UInt64(p) << 12
+            host(pa).initializeMemory(as: UInt8.self, repeating: 0, count: 4096)
+            return pa
+        }
+        guard bumpPage < ram.pageCount else { return nil }
+        defer { bumpPage += 1 }
+        return ram.base + UInt64(bumpPage) << 12  // never used: still zero
+    }
+
+    private func freePage(_ pa: UInt64) {
+        ram.noteWrite(pa, length: 4096)  // drops decoded code for it
+        freePages.append(Int32((pa - ram.base) >> 12))
+    }
+
+    // MARK: Page-table walk
+
+    /// The level-0 PTE slot for `va`, creating intermediate tables when `create` is set.
+    @discardableResult
+    func leafSlot(_ va: UInt64, create: Bool) -> UnsafeMutablePointer<UInt64>? {
+        var table = root
+        for level in [2, 1] {
+            let slot = (host(table) + Int((va >> UInt64(12 + 9 * level)) & 511) * 8).assumingMemoryBound(to: UInt64.self)
+            if slot.pointee & PTE.v == 0 {
+                guard create, let t = allocPage() else { return nil }
+                slot.pointee = (t >> 12) << 10 | PTE.v
+            }
+            table = PTE.ppn(slot.pointee) << 12
+        }
+        return (host(table) + Int((va >> 12) & 511) * 8).assumingMemoryBound(to: UInt64.self)
+    }
+
+    /// Size of the empty, table-less block around `va` (1 GiB or 2 MiB), or 0 when a leaf table exists.
+    private func emptyBlock(_ va: UInt64) -> UInt64 {
+        let s2 = (host(root) + Int((va >> 30) & 511) * 8).load(as: UInt64.self)
+        if s2 & PTE.v == 0 { return 1 << 30 }
+        let t1 = PTE.ppn(s2) << 12
+        let s1 = (host(t1) + Int((va >> 21) & 511) * 8).load(as: UInt64.self)
+        if s1 & PTE.v == 0 { return 1 << 21 }
+        return 0
+    }
+
+    /// Calls `body` for each mapped page in [start, end), skipping empty tables quickly.
+    private func forEachMapped(_ start: UInt64, _ end: UInt64, _ body: (UInt64, UnsafeMutablePointer<UInt64>) -> Void) {
+        var va = start
+        while va < end {
+            let block = emptyBlock(va)
+            if block != 0 { va = (va & ~(block - 1)) &+ block; continue }
+            let slot = leafSlot(va, create: false)!
+            if slot.pointee & PTE.mapped != 0 { body(va, slot) }
+            va += 4096
+        }
+    }
+
+    // MARK: Mappings
+
+    static func pageAlignUp(_ v: UInt64) -> UInt64 { (v &+ 4095) & ~4095 }
+
+    static func validRange(_ start: UInt64, _ length: UInt64) -> Bool {
+        start & 4095 == 0 && length > 0 && start < userTop && length <= userTop - start
+    }
+
+    /// True if no page of [start, start+length) is mapped.
+    func isFree(_ start: UInt64, _ length: UInt64) -> Bool {
+        var free = true
+        forEachMapped(start, start + length) { _, _ in free = false }
+        return free
+    }
+
+    /// The highest free range of `length` bytes below `top`, or nil.
+    func findFree(_ length: UInt64, below top: UInt64 = AddressSpace.mmapTop) -> UInt64? {
+        var end = top, cur = top
+        while cur > AddressSpace.mmapMin {
+            if end - cur >= length { return end - length }
+            let va = cur - 4096
+            let block = emptyBlock(va)
+            if block != 0 {
+                cur = va & ~(block - 1)
+            } else if leafSlot(va, create: false)!.pointee & PTE.mapped == 0 {
+                cur = va
+            } else {
+                cur = va; end = va
+            }
+            if cur < AddressSpace.mmapMin { cur = AddressSpace.mmapMin }
+        }
+        return end - cur >= length ? end - length : nil
+    }
+
+    /// Maps [start, start+length) with `prot`; pages are allocated on first touch. The range must be free.
+    func map(_ start: UInt64, _ length: UInt64, prot: UInt64) throws {
+        var va = start
+        while va < start + length {
+            guard let slot = leafSlot(va, create: true) else { throw OutOfMemory() }
+            slot.pointee = PTE.mapped | Prot.pteBits(prot)
+            va += 4096
+        }
+    }
+
+    /// Unmaps [start, start+length), freeing its pages.
+    func unmap(_ start: UInt64, _ length: UInt64) {
+        forEachMapped(start, start + length) { _, slot in
+            let pte = slot.pointee
+            if PTE.ppn(pte) != 0 { freePage(PTE.ppn(pte) << 12) }
+            slot.pointee = 0
+        }
+        epoch.pointee &+= 1
+    }
+
+    /// Changes the protection of mapped pages; false (ENOMEM) if some page in the range is not mapped.
+    func protect(_ start: UInt64, _ length: UInt64, prot: UInt64) -> Bool {
+        var va = start
+        while va < start + length {
+            guard let slot = leafSlot(va, create: false), slot.pointee & PTE.mapped != 0 else { return false }
+            va += 4096
+        }
+        let bits = Prot.pteBits(prot)
+        forEachMapped(start, start + length) { _, slot in
+            var pte = slot.pointee & ~(PTE.rwx | PTE.v)
+            pte |= bits
+            if PTE.ppn(pte) != 0 && bits != 0 { pte |= PTE.v }
+            slot.pointee = pte
+        }
+        epoch.pointee &+= 1
+        return true
+    }
+
+    /// Moves the pages of [from, from+length) to `to` (a free range), keeping contents and protection.
+    func move(from: UInt64, to: UInt64, length: UInt64) throws {
+        var off: UInt64 = 0
+        while off < length {
+            if let src = leafSlot(from + off, create: false), src.pointee & PTE.mapped != 0 {
+                guard let dst = leafSlot(to + off, create: true) else { throw OutOfMemory() }
+                dst.pointee = src.pointee
+                src.pointee = 0
+            }
+            off += 4096
+        }
+        epoch.pointee &+= 1
+    }
+
+    /// Resolves a fault on `va`: allocates the page if it is mapped and the access is allowed.
+    /// Returns false when the access must raise SIGSEGV.
+    func resolveFault(_ va: UInt64, write: Bool, fetch: Bool) -> Bool {
+        guard va < AddressSpace.userTop, let slot = leafSlot(va, create: false) else { return false }
+        let pte = slot.pointee
+        guard pte & PTE.mapped != 0 else { return false }
+        if fetch ? pte & PTE.x == 0 : (write ? pte & PTE.w == 0 : pte & PTE.r == 0) { return false }
+        if PTE.ppn(pte) == 0 {
+            guard let pa = allocPage() else { return false }
+            slot.pointee = pte | (pa >> 12) << 10 | PTE.u | PTE.a | PTE.d | PTE.v
+        } else {
+            slot.pointee = pte | PTE.u | PTE.a | PTE.d | PTE.v
+        }
+        return true  // also when another thread got there first: the retry succeeds
+    }
+
+    /// Whether a page is mapped at all (for mincore-like checks and SEGV_ACCERR vs SEGV_MAPERR).
+    func isMapped(_ va: UInt64) -> Bool {
+        guard va < AddressSpace.userTop, let slot = leafSlot(va, create: false) else { return false }
+        return slot.pointee & PTE.mapped != 0
+    }
+
+    // MARK: Kernel access to guest memory
+
+    /// Host pointer for the byte at `va` if the guest may access it (faulting the page in), else nil.
+    /// `force` ignores protection (the loader writing read-only segments).
+    func hostAddress(_ va: UInt64, write: Bool, force: Bool = false) -> UnsafeMutableRawPointer? {
+        guard va < AddressSpace.userTop, let slot = leafSlot(va, create: false) else { return nil }
+        var pte = slot.pointee
+        guard pte & PTE.mapped != 0 else { return nil }
+        if !force && (write ? pte & PTE.w == 0 : pte & PTE.r == 0) { return nil }
+        if PTE.ppn(pte) == 0 {
+            guard let pa = allocPage() else { return nil }
+            pte |= (pa >> 12) << 10 | PTE.u | PTE.a | PTE.d
+            if pte & PTE.rwx != 0 { pte |= PTE.v }
+            slot.pointee = pte
+        }
+        let pa = PTE.ppn(pte) << 12 | (va & 4095)
+        if write { ram.noteWrite(pa, length: 1) }
+        return host(pa)
+    }
+
+    /// Host pieces of the guest range [va, va+length), or nil (EFAULT). Writes mark pages written.
+    func pieces(_ va: UInt64, _ length: UInt64, write: Bool, force: Bool = false) -> [UnsafeMutableRawBufferPointer]? {
+        guard length <= AddressSpace.userTop, va <= AddressSpace.userTop - length else { return nil }
+        var out: [UnsafeMutableRawBufferPointer] = []
+        var a = va
+        let end = va + length
+        while a < end {
+            let n = min(end - a, 4096 - (a & 4095))
+            guard let p = hostAddress(a, write: write, force: force) else { return nil }
+            if write, let pa = physical(a) { ram.noteWrite(pa, length: n) }
+            if let last = out.last, last.baseAddress! + last.count == p {
+                out[out.count - 1] = UnsafeMutableRawBufferPointer(start: last.baseAddress, count: last.count + Int(n))
+            } else {
+                out.append(UnsafeMutableRawBufferPointer(start: p, count: Int(n)))
+            }
+            a += n
+        }
+        return out
+    }
+
+    func physical(_ va: UInt64) -> UInt64? {
+        guard let slot = leafSlot(va, create: false), PTE.ppn(slot.pointee) != 0 else { return nil }
+        return PTE.ppn(slot.pointee) << 12 | (va & 4095)
+    }
+
+    func read(_ va: UInt64, _ length: Int) -> [UInt8]? {
+        guard length >= 0, let ps = pieces(va, UInt64(length), write: false) else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(length)
+        for p in ps { out.append(contentsOf: UnsafeRawBufferPointer(p)) }
+        return out
+    }
+
+    @discardableResult
+    func write(_ va: UInt64, _ bytes: UnsafeRawBufferPointer, force: Bool = false) -> Bool {
+        guard let ps = pieces(va, UInt64(bytes.count), write: true, force: force) else { return false }
+        var off = 0
+        for p in ps {
+            p.baseAddress!.copyMemory(from: bytes.baseAddress! + off, byteCount: p.count)
+            off += p.count
+        }
+        return true
+    }
+
+    @discardableResult
+    func write(_ va: UInt64, _ bytes: [UInt8], force: Bool = false) -> Bool {
+        bytes.withUnsafeBytes { write(va, $0, force: force) }
+    }
+
+    func read64(_ va: UInt64) -> UInt64? {
+        guard let b = read(va, 8) else { return nil }
+        return b.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+    }
+    func read32(_ va: UInt64) -> UInt32? {
+        guard let b = read(va, 4) else { return nil }
+        return b.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
+    }
+    @discardableResult func write64(_ va: UInt64, _ v: UInt64) -> Bool {
+        withUnsafeBytes(of: v) { write(va, $0) }
+    }
+    @discardableResult func write32(_ va: UInt64, _ v: UInt32) -> Bool {
+        withUnsafeBytes(of: v) { write(va, $0) }
+    }
+
+    /// A NUL-terminated string of at most `max` bytes, or nil (EFAULT or too long).
+    func readString(_ va: UInt64, max: Int = 4096) -> [UInt8]? {
+        var out: [UInt8] = []
+        var a = va
+        while out.count < max {
+            guard let p = hostAddress(a, write: false) else { return nil }
+            let n = Int(4096 - (a & 4095))
+            let chunk = UnsafeRawBufferPointer(start: p, count: n)
+            if let z = chunk.firstIndex(of: 0) {
+                out.append(contentsOf: chunk[0..<z])
+                return out.count <= max ? out : nil
+            }
+            out.append(contentsOf: chunk)
+            a += UInt64(n)
+        }
+        return nil
+    }
+}

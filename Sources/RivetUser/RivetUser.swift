@@ -1,1 +1,0 @@
-// The process virtual machine (rivet user).

@@ -1,0 +1,204 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import RivetCPU
+import RivetMemory
+
+/// How `rivet user` was asked to run a program.
+public struct UserOptions {
+    public var program: String
+    public var arguments: [String]
+    /// argv[0] as the guest sees it (defaults to `program`).
+    public var argv0: String?
+    public var sysroot: String?
+    public var strace: Bool
+    public var environment: [String]
+    /// Guest-physical pool size (reserved, not committed).
+    public var poolSize: UInt64 = 16 << 30
+
+    public init(program: String, arguments: [String], argv0: String? = nil, sysroot: String?, strace: Bool, environment: [String]) {
+        self.program = program; self.arguments = arguments; self.argv0 = argv0
+        self.sysroot = sysroot; self.strace = strace; self.environment = environment
+    }
+}
+
+/// One guest thread: a hart with its own decoded-block cache, run on its own host thread.
+final class GuestThread {
+    let hart: Hart
+    let cache: BlockCache
+    var tid: Int32 = 0
+    var clearChildTID: UInt64 = 0
+    var robustList: UInt64 = 0
+    var sigmask: UInt64 = 0
+    /// Thread-directed pending signals (bit n-1 for signal n).
+    var pending: UInt64 = 0
+    var altStack: (sp: UInt64, flags: UInt32, size: UInt64) = (0, 2, 0)  // SS_DISABLE
+    var seenEpoch: UInt64 = 0
+    /// The mask to restore after an rt_sigsuspend once a handler has been set up.
+    var suspendedMask: UInt64? = nil
+    var sources = [SigSource](repeating: SigSource(), count: 65)
+
+    init(hart: Hart, cache: BlockCache) { self.hart = hart; self.cache = cache }
+}
+
+/// A RISC-V Linux process run on the host: the address space, threads and the system-call layer.
+public final class UserProcess {
+    let options: UserOptions
+    let ram: GuestRAM
+    let bus: PhysicalBus
+    let wires: InterruptWires
+    let clock: VirtualClock
+    let mm: AddressSpace
+    let lock = KernelLock()
+    static let maxThreads = 1024
+    var threads: [Int32: GuestThread] = [:]
+    var freeHartIDs: [Int] = Array((0..<UserProcess.maxThreads).reversed())
+    var actions = [SigAction](repeating: SigAction(), count: 65)
+    /// Process-directed pending signals.
+    var processPending: UInt64 = 0
+    var processSources = [SigSource](repeating: SigSource(), count: 65)
+    /// Host path of the running program (for /proc/self/exe).
+    var exePath: String
+    var exitCode: Int32 = 0
+
+    public init(options: UserOptions) throws {
+        self.options = options
+        ram = try GuestRAM(base: 0x8000_0000, size: options.poolSize)
+        bus = PhysicalBus(ram: ram)
+        wires = InterruptWires(hartCount: UserProcess.maxThreads)
+        clock = VirtualClock(mode: .realTime)
+        mm = try AddressSpace(ram: ram)
+        exePath = options.program
+        if !exePath.hasPrefix("/") {
+            var buf = [CChar](repeating: 0, count: 4096)
+            if getcwd(&buf, buf.count) != nil { exePath = String(cString: buf) + "/" + exePath }
+        }
+    }
+
+    // MARK: Paths
+
+    /// The host path for a guest path: absolute paths that exist under the sysroot resolve there (as qemu -L).
+    func hostPath(_ guest: [UInt8]) -> String {
+        let s = String(decoding: guest, as: UTF8.self)
+        if let root = options.sysroot, s.hasPrefix("/"), !s.hasPrefix("/proc"), !s.hasPrefix("/dev") {
+            let candidate = root + s
+            if access(candidate, F_OK) == 0 { return candidate }
+        }
+        return s
+    }
+
+    // MARK: Start
+
+    /// Loads the program and runs it on the calling thread; never returns.
+    public func run() throws -> Never {
+        let mainThread = try lock.locked { () throws -> GuestThread in
+            guard let bytes = readHostFile(hostPath(Array(options.program.utf8))) else {
+                throw UserError("\(options.program): cannot read the program")
+            }
+            let elf: ELFImage
+            do { elf = try ELFImage(bytes: bytes, name: options.program) } catch { throw UserError("\(error)") }
+            let main = try Loader.load(elf, name: options.program, into: mm, preferredBase: AddressSpace.pieBase)
+            var entry = main.entry
+            var interpBase: UInt64 = 0
+            if let interp = elf.interpreter {
+                let path = hostPath(Array(interp.utf8))
+                guard let ib = readHostFile(path) else {
+                    throw UserError("\(options.program): cannot read its interpreter \(interp) (use --sysroot)")
+                }
+                let ielf: ELFImage
+                do { ielf = try ELFImage(bytes: ib, name: path) } catch { throw UserError("\(error)") }
+                let loaded = try Loader.load(ielf, name: path, into: mm, preferredBase: nil)
+                entry = loaded.entry
+                interpBase = loaded.bias
+            }
+            mm.brkStart = main.end
+            mm.brkCurrent = main.end
+            var env = options.environment
+            if env.isEmpty { env = [] }
+            let argv = [options.argv0 ?? options.program] + options.arguments
+            let sp = try Loader.buildStack(mm: mm, argv: argv, envp: env, execfn: options.program, main: main, interpBase: interpBase)
+            let t = newThread()
+            t.tid = Host.gettid()
+            t.hart.x[2] = sp
+            t.hart.csr.mepc = entry
+            threads[t.tid] = t
+            return t
+        }
+        installHostSignalMirror()
+        runThread(mainThread)
+    }
+
+    /// A fresh hart in M-mode at the trap vector's `mret`, translating through the process's page tables.
+    func newThread() -> GuestThread {
+        let id = freeHartIDs.popLast() ?? 0
+        let cache = BlockCache(ram: ram)
+        let hart = Hart(hartID: id, bus: bus, cache: cache, wires: wires, clock: clock)
+        hart.reset(pc: mm.trapVectorPA + 4)
+        hart.writeCSR(CSR.mtvec, mm.trapVectorPA)
+        hart.writeCSR(CSR.satp, mm.satp)
+        hart.writeCSR(CSR.mstatus, 1 << 13)  // FS = initial, MPP = U
+        hart.writeCSR(CSR.mcounteren, 7)
+        hart.writeCSR(CSR.scounteren, 7)
+        return GuestThread(hart: hart, cache: cache)
+    }
+
+    // MARK: The run loop
+
+    static let slice = 200_000
+
+    /// Runs a guest thread until it exits (the host thread then ends; the last one ends the process).
+    func runThread(_ t: GuestThread) -> Never {
+        let hart = t.hart
+        let vector = mm.trapVectorPA
+        while true {
+            let e = mm.epoch.pointee
+            if e != t.seenEpoch { t.seenEpoch = e; hart.flushTLB() }
+            _ = hart.run(budget: UserProcess.slice)
+            if hart.waitingForInterrupt && hart.privilege == .machine && hart.pc == vector + 4 {
+                hart.waitingForInterrupt = false
+                handleTrap(t)
+            } else if hart.privilege == .user && (t.pending != 0 || processPending != 0 || hostSignalsArrived()) {
+                deliverPendingSignals(t)  // asynchronous signal between slices: the frame resumes at hart.pc
+            }
+        }
+    }
+
+    /// Handles the trap that brought the hart to the vector (mcause/mepc/mtval).
+    func handleTrap(_ t: GuestThread) {
+        let hart = t.hart
+        let cause = hart.csr.mcause
+        let tval = hart.csr.mtval
+        let epc = hart.csr.mepc
+        switch cause {
+        case 8:
+            syscall(t)
+        case 12, 13, 15:
+            let ok = lock.locked { mm.resolveFault(tval, write: cause == 15, fetch: cause == 12) }
+            if ok {
+                hart.flushTLB()  // the hart may hold a stale read-only entry for the page
+            } else {
+                let mapped = lock.locked { mm.isMapped(tval) }
+                forceSignal(t, Sig.segv, code: mapped ? 2 : 1, addr: tval)
+            }
+        case 2: forceSignal(t, Sig.ill, code: 1, addr: epc)         // ILL_ILLOPC
+        case 3: forceSignal(t, Sig.trap, code: 1, addr: epc)        // TRAP_BRKPT
+        case 0, 4, 6: forceSignal(t, Sig.bus, code: 1, addr: tval)  // BUS_ADRALN
+        case 1, 5, 7: forceSignal(t, Sig.segv, code: 2, addr: tval)
+        default: forceSignal(t, Sig.ill, code: 1, addr: epc)
+        }
+        deliverPendingSignals(t)
+    }
+
+    /// Ends the whole process with `code` (exit_group).
+    func exitProcess(_ code: Int32) -> Never {
+        exit(code & 0xff)
+    }
+}
+
+extension GuestThread {
+    /// The pc user code resumes at: mepc while the thread is in the kernel (at the vector), else the hart's pc.
+    var userPC: UInt64 {
+        get { hart.privilege == .machine ? hart.csr.mepc : hart.pc }
+        set { if hart.privilege == .machine { hart.csr.mepc = newValue } else { hart.pc = newValue } }
+    }
+}

@@ -1,0 +1,52 @@
+import ArgumentParser
+import RivetUser
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `rivet user`: runs one RISC-V Linux program as a host process (the process virtual machine).
+struct User: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "user",
+        abstract: "Run a riscv64 Linux program on the host, translating its system calls (like qemu-riscv64).",
+        discussion: """
+        Static, static-pie and dynamically linked programs run; dynamic ones load their interpreter and libraries \
+        from --sysroot (default /usr/riscv64-linux-gnu when it exists). The exit status is the program's; a \
+        program killed by a signal kills rivet with the same signal.
+        """)
+
+    @Option(help: "Directory holding the guest's libraries (absolute guest paths are looked up there first).")
+    var sysroot: String?
+    @Flag(help: "Print each system call and its result on stderr.") var strace = false
+    @Option(name: .customLong("env"), help: "Set an environment variable for the program (K=V); repeatable.")
+    var env: [String] = []
+    @Option(help: .hidden) var argv0: String?
+    @Argument(parsing: .captureForPassthrough, help: "The program and its arguments.")
+    var command: [String] = []
+
+    func run() throws {
+        var cmd = command
+        if cmd.first == "--" { cmd.removeFirst() }
+        guard let program = cmd.first else { throw ValidationError("missing PROGRAM") }
+        var root = sysroot
+        if root == nil && access("/usr/riscv64-linux-gnu/lib", F_OK) == 0 { root = "/usr/riscv64-linux-gnu" }
+        var environment: [String] = []
+        var e = environ
+        while let p = e.pointee { environment.append(String(cString: p)); e += 1 }
+        for kv in env {
+            guard let eq = kv.firstIndex(of: "="), eq != kv.startIndex else { throw ValidationError("--env wants K=V, got \(kv)") }
+            let key = kv[..<eq]
+            environment.removeAll { $0.hasPrefix(key + "=") }
+            environment.append(kv)
+        }
+        let options = UserOptions(program: program, arguments: Array(cmd.dropFirst()), argv0: argv0, sysroot: root,
+                                  strace: strace, environment: environment)
+        do {
+            let process = try UserProcess(options: options)
+            try process.run()
+        } catch let error as UserError {
+            fputs("rivet user: \(error.description)\n", stderr)
+            throw ExitCode(127)
+        }
+    }
+}
