@@ -39,7 +39,7 @@ enum NR {
     static let openat = 257, mkdirat = 258, fchownat = 260, newfstatat = 262, unlinkat = 263, linkat = 265, symlinkat = 266
     static let readlinkat = 267, fchmodat = 268, faccessat = 269, pselect6 = 270, ppoll = 271, utimensat = 280
     static let dup3 = 292, pipe2 = 293, prlimit64 = 302, renameat2 = 316, getrandom = 318, statx = 332, faccessat2 = 439
-    static let preadv = 295, pwritev = 296, getcpu = 309, sendfile = 40, fstat = 5
+    static let preadv = 295, pwritev = 296, getcpu = 309, sendfile = 40, fstat = 5, getitimer = 36, setitimer = 38
 #else
     static let read = 63, write = 64, close = 57, lseek = 62, ioctl = 29, pread64 = 67, pwrite64 = 68
     static let readv = 65, writev = 66, sched_yield = 124, dup = 23, nanosleep = 101, getpid = 172
@@ -51,7 +51,7 @@ enum NR {
     static let openat = 56, mkdirat = 34, fchownat = 54, newfstatat = 79, unlinkat = 35, linkat = 37, symlinkat = 36
     static let readlinkat = 78, fchmodat = 53, faccessat = 48, pselect6 = 72, ppoll = 73, utimensat = 88
     static let dup3 = 24, pipe2 = 59, prlimit64 = 261, renameat2 = 276, getrandom = 278, statx = 291, faccessat2 = 439
-    static let preadv = 69, pwritev = 70, getcpu = 168, sendfile = 71, fstat = 80
+    static let preadv = 69, pwritev = 70, getcpu = 168, sendfile = 71, fstat = 80, getitimer = 102, setitimer = 103
 #endif
 }
 

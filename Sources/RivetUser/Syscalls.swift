@@ -28,7 +28,7 @@ enum SysNR {
         65: "readv", 66: "writev", 67: "pread64", 68: "pwrite64", 71: "sendfile", 72: "pselect6", 73: "ppoll",
         78: "readlinkat", 79: "newfstatat", 80: "fstat", 82: "fsync", 83: "fdatasync", 88: "utimensat", 93: "exit",
         94: "exit_group", 95: "waitid", 96: "set_tid_address", 98: "futex", 99: "set_robust_list", 100: "get_robust_list",
-        101: "nanosleep", 113: "clock_gettime", 114: "clock_getres", 115: "clock_nanosleep", 122: "sched_setaffinity",
+        101: "nanosleep", 102: "getitimer", 103: "setitimer", 113: "clock_gettime", 114: "clock_getres", 115: "clock_nanosleep", 122: "sched_setaffinity",
         123: "sched_getaffinity", 124: "sched_yield", 129: "kill", 130: "tkill", 131: "tgkill", 132: "sigaltstack",
         133: "rt_sigsuspend", 134: "rt_sigaction", 135: "rt_sigprocmask", 136: "rt_sigpending", 137: "rt_sigtimedwait",
         139: "rt_sigreturn", 153: "times", 154: "setpgid", 155: "getpgid", 156: "getsid", 157: "setsid", 160: "uname",
@@ -316,6 +316,18 @@ extension UserProcess {
             let r = buf.withUnsafeMutableBytes { Host.call(NR.sched_getaffinity, 0, n, iptr($0.baseAddress)) }
             if r < 0 { return r }
             return buf.withUnsafeBytes { copyOut(a2, UnsafeRawBufferPointer(rebasing: $0[0..<Int(r)])) } ? r : EFAULTr
+        case 102:  // getitimer
+            var cur = [UInt8](repeating: 0, count: 32)
+            let r = cur.withUnsafeMutableBytes { Host.call(NR.getitimer, i32(a0), iptr($0.baseAddress)) }
+            if r < 0 { return r }
+            return copyOut(a1, cur) ? 0 : EFAULTr
+        case 103:  // setitimer (SIGALRM comes from the host and is delivered like any caught signal)
+            guard let new = copyIn(a1, 32) else { return EFAULTr }
+            var old = [UInt8](repeating: 0, count: 32)
+            let r = new.withUnsafeBytes { n in old.withUnsafeMutableBytes { o in Host.call(NR.setitimer, i32(a0), iptr(n.baseAddress), iptr(o.baseAddress)) } }
+            if r < 0 { return r }
+            if a2 != 0 && !copyOut(a2, old) { return EFAULTr }
+            return 0
         case SysNR.schedSetaffinity: return 0
         case SysNR.schedYield: return Host.call(NR.sched_yield)
         case SysNR.getcpu:

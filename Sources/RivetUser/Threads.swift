@@ -189,7 +189,14 @@ extension UserProcess {
     func traceLine(_ t: GuestThread, _ nr: Int, _ a: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64), result: Int64?) {
         let name = SysNR.names[nr] ?? "syscall_\(nr)"
         let args = [a.0, a.1, a.2, a.3, a.4, a.5].prefix(UserProcess.argCount(nr))
-        var line = "\(t.tid) \(name)(" + args.map { "0x" + String($0, radix: 16) }.joined(separator: ", ") + ")"
+        var shown = args.map { "0x" + String($0, radix: 16) }
+        // Path arguments are shown as strings, as strace does.
+        let pathArg: Int? = [SysNR.openat: 1, SysNR.faccessat: 1, SysNR.faccessat2: 1, SysNR.newfstatat: 1, SysNR.statx: 1,
+                             SysNR.readlinkat: 1, SysNR.unlinkat: 1, SysNR.mkdirat: 1, SysNR.execve: 0, SysNR.chdir: 0][nr]
+        if let i = pathArg, i < shown.count, let s = guestString([a.0, a.1][i]) {
+            shown[i] = "\"" + String(decoding: s, as: UTF8.self) + "\""
+        }
+        var line = "\(t.tid) \(name)(" + shown.joined(separator: ", ") + ")"
         if let r = result {
             if r < 0 && r > -4096 {
                 line += " = -1 \(UserProcess.errnoName(Int32(-r))) (\(String(cString: strerror(Int32(-r)))))"
