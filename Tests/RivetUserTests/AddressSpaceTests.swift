@@ -1,0 +1,94 @@
+import Testing
+import RivetMemory
+@testable import RivetUser
+
+/// The mini kernel's page tables: mapping, lazy allocation, protection, gap search and kernel copies.
+@Suite struct AddressSpaceTests {
+    func makeSpace() throws -> AddressSpace {
+        try AddressSpace(ram: GuestRAM(base: 0x8000_0000, size: 64 << 20))
+    }
+
+    @Test func mappedPagesAllocateOnFirstTouchAndReadZero() throws {
+        let mm = try makeSpace()
+        try mm.map(0x10000, 3 * 4096, prot: Prot.read | Prot.write)
+        #expect(mm.physical(0x11000) == nil)  // not yet touched
+        #expect(mm.read(0x11000, 16) == [UInt8](repeating: 0, count: 16))
+        #expect(mm.physical(0x11000) != nil)
+        #expect(mm.write(0x10ffe, [1, 2, 3, 4]))  // straddles two pages
+        #expect(mm.read(0x10ffe, 4) == [1, 2, 3, 4])
+        #expect(mm.read(0x13000, 1) == nil)  // past the mapping
+    }
+
+    @Test func protectionIsEnforcedForKernelCopiesAndFaults() throws {
+        let mm = try makeSpace()
+        try mm.map(0x20000, 4096, prot: Prot.read)
+        #expect(!mm.write(0x20000, [1]))
+        #expect(mm.write(0x20000, [7], force: true))  // the loader may write read-only segments
+        #expect(mm.read(0x20000, 1) == [7])
+        #expect(!mm.resolveFault(0x20000, write: true, fetch: false))
+        #expect(mm.resolveFault(0x20000, write: false, fetch: false))
+        #expect(!mm.resolveFault(0x20000, write: false, fetch: true))
+        #expect(mm.protect(0x20000, 4096, prot: Prot.read | Prot.write))
+        #expect(mm.resolveFault(0x20000, write: true, fetch: false))
+        #expect(!mm.protect(0x20000, 8192, prot: Prot.read))  // second page unmapped: ENOMEM
+        #expect(mm.protect(0x20000, 4096, prot: 0))
+        #expect(mm.read(0x20000, 1) == nil)
+        #expect(mm.isMapped(0x20000))  // PROT_NONE keeps the mapping
+    }
+
+    @Test func unmapFreesAndRemapReadsZero() throws {
+        let mm = try makeSpace()
+        try mm.map(0x30000, 4096, prot: Prot.read | Prot.write)
+        #expect(mm.write(0x30000, [9, 9, 9]))
+        let before = mm.epoch.pointee
+        mm.unmap(0x30000, 4096)
+        #expect(mm.epoch.pointee != before)  // other threads must flush their TLBs
+        #expect(!mm.isMapped(0x30000))
+        try mm.map(0x40000, 4096, prot: Prot.read | Prot.write)
+        #expect(mm.read(0x40000, 3) == [0, 0, 0])  // the recycled page was cleared
+    }
+
+    @Test func findFreeSearchesDownFromTheTopAndSkipsMappings() throws {
+        let mm = try makeSpace()
+        let a = try #require(mm.findFree(8192))
+        #expect(a == AddressSpace.mmapTop - 8192)
+        try mm.map(a, 8192, prot: Prot.read)
+        let b = try #require(mm.findFree(4096))
+        #expect(b == a - 4096)
+        mm.unmap(a, 4096)
+        #expect(mm.findFree(4096) == a)  // a hole at the top is reused
+        #expect(mm.findFree(AddressSpace.userTop) == nil)
+        #expect(!mm.isFree(a + 4096, 4096))
+    }
+
+    @Test func moveKeepsContentsAndDiscardZeroes() throws {
+        let mm = try makeSpace()
+        try mm.map(0x50000, 8192, prot: Prot.read | Prot.write)
+        #expect(mm.write(0x51000, [5, 6]))
+        try mm.move(from: 0x50000, to: 0x90000, length: 8192)
+        #expect(!mm.isMapped(0x51000))
+        #expect(mm.read(0x91000, 2) == [5, 6])
+        mm.discard(0x90000, 8192)
+        #expect(mm.read(0x91000, 2) == [0, 0])
+        #expect(mm.prot(at: 0x91000) == Prot.read | Prot.write)
+    }
+
+    @Test func stringsAndRangesAreChecked() throws {
+        let mm = try makeSpace()
+        try mm.map(0x60000, 4096, prot: Prot.read | Prot.write)
+        #expect(mm.write(0x60ffa, Array("hello".utf8) + [0]))
+        #expect(mm.readString(0x60ffa) == Array("hello".utf8))
+        #expect(mm.write(0x60ffc, [65, 65, 65, 65]))  // no terminator before the end of the mapping
+        #expect(mm.readString(0x60ffc) == nil)
+        #expect(mm.pieces(~0 - 4, 10, write: false) == nil)  // wraps around
+        #expect(mm.read(AddressSpace.userTop, 1) == nil)
+    }
+
+    @Test func trampolineHoldsSigreturn() throws {
+        let mm = try makeSpace()
+        // li a7, 139; ecall
+        #expect(mm.read32(AddressSpace.trampolineVA) == 0x08b0_0893)
+        #expect(mm.read32(AddressSpace.trampolineVA + 4) == 0x0000_0073)
+        #expect(!mm.write(AddressSpace.trampolineVA, [0]))  // read-only for the guest
+    }
+}
