@@ -67,6 +67,12 @@ def test_matches_qemu(build, tmp_path, name, variant):
     assert tree(rdir) == tree(qdir)
 
 
+def test_static_pie_matches_qemu(build, tmp_path):
+    prog = str(build / "spie.static")
+    assert run([RIVET, "user", prog, "a", "b"], tmp_path) == run([QEMU, prog, "a", "b"], tmp_path)
+    assert run([RIVET, "user", prog], tmp_path) == (9, b"static-pie: hello\n1\n")
+
+
 def test_fatal_signal_is_rivets_own(build, tmp_path):
     rc, out = run([RIVET, "user", str(build / "segv.static")], tmp_path)
     assert rc == -11 and out == b"about to fault\n"
