@@ -347,7 +347,7 @@ extension UserProcess {
                 return copyOut(a1, [UInt8]("rivet-guest".utf8) + [0], count: 16) ? 0 : EFAULTr
             default: return EINVALr
             }
-        case SysNR.exit: exitThread(t, code: Int32(truncatingIfNeeded: a0))
+        case SysNR.exit: exitThread(t, code: Int32(truncatingIfNeeded: a0)); return nil
         case SysNR.exitGroup:
             exitProcess(Int32(truncatingIfNeeded: a0))
         case SysNR.setTidAddress:

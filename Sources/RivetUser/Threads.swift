@@ -88,6 +88,7 @@ extension UserProcess {
             }
             s.started.signal()
             p.runThread(c)
+            return nil
         }, Unmanaged.passRetained(start).toOpaque())
         guard r == 0 else {
             lock.locked { freeHartIDs.append(child.hart.hartID) }
@@ -120,7 +121,8 @@ extension UserProcess {
     }
 
     /// exit: ends one guest thread (clearing and waking its child-tid word); the last one ends the process.
-    func exitThread(_ t: GuestThread, code: Int32) -> Never {
+    /// The run loop sees `exited` and returns, so the host thread ends and the hart and its cache are freed.
+    func exitThread(_ t: GuestThread, code: Int32) {
         let remaining: Int = lock.locked {
             threads.removeValue(forKey: t.tid)
             freeHartIDs.append(t.hart.hartID)
@@ -131,7 +133,7 @@ extension UserProcess {
             return threads.count
         }
         if remaining == 0 { exitProcess(code) }
-        pthread_exit(nil)
+        t.exited = true
     }
 
     // MARK: execve

@@ -34,6 +34,8 @@ final class GuestThread {
     var pending: UInt64 = 0
     var altStack: (sp: UInt64, flags: UInt32, size: UInt64) = (0, 2, 0)  // SS_DISABLE
     var seenEpoch: UInt64 = 0
+    /// Set by exit: the run loop returns.
+    var exited = false
     /// The mask to restore after an rt_sigsuspend once a handler has been set up.
     var suspendedMask: UInt64? = nil
     var sources = [SigSource](repeating: SigSource(), count: 65)
@@ -126,6 +128,7 @@ public final class UserProcess {
         }
         installHostSignalMirror()
         runThread(mainThread)
+        pthread_exit(nil)  // the main thread exited; the others keep the process alive
     }
 
     /// A fresh hart in M-mode at the trap vector's `mret`, translating through the process's page tables.
@@ -146,8 +149,8 @@ public final class UserProcess {
 
     static let slice = 200_000
 
-    /// Runs a guest thread until it exits (the host thread then ends; the last one ends the process).
-    func runThread(_ t: GuestThread) -> Never {
+    /// Runs a guest thread until it exits (the last one to exit ends the process).
+    func runThread(_ t: GuestThread) {
         let hart = t.hart
         let vector = mm.trapVectorPA
         while true {
@@ -157,6 +160,7 @@ public final class UserProcess {
             if hart.waitingForInterrupt && hart.privilege == .machine && hart.pc == vector + 4 {
                 hart.waitingForInterrupt = false
                 handleTrap(t)
+                if t.exited { return }
             } else if hart.privilege == .user && (t.pending != 0 || processPending != 0 || hostSignalsArrived()) {
                 deliverPendingSignals(t)  // asynchronous signal between slices: the frame resumes at hart.pc
             }
@@ -186,7 +190,7 @@ public final class UserProcess {
         case 1, 5, 7: forceSignal(t, Sig.segv, code: 2, addr: tval)
         default: forceSignal(t, Sig.ill, code: 1, addr: epc)
         }
-        deliverPendingSignals(t)
+        if !t.exited { deliverPendingSignals(t) }
     }
 
     /// Ends the whole process with `code` (exit_group).

@@ -30,6 +30,11 @@ static void *worker(void *arg) {
     return (void *)(long)(tls_value + 1);
 }
 
+static void *short_worker(void *arg) {
+    for (int i = 0; i < 1000; i++) { pthread_mutex_lock(&lock); counter++; pthread_mutex_unlock(&lock); }
+    return arg;
+}
+
 int main(void) {
     pthread_t t[THREADS];
     for (long i = 0; i < THREADS; i++) pthread_create(&t[i], NULL, worker, (void *)i);
@@ -42,5 +47,13 @@ int main(void) {
     printf("atomic counter: %ld\n", (long)atomic_load(&acounter));
     printf("join results sum: %ld\n", sum);
     printf("main tls untouched: %d\n", tls_value);
+    // Thread churn: 80 threads created and joined in rounds (each exit frees its hart).
+    counter = 0;
+    for (int round = 0; round < 10; round++) {
+        pthread_t s[8];
+        for (long i = 0; i < 8; i++) pthread_create(&s[i], NULL, short_worker, NULL);
+        for (int i = 0; i < 8; i++) pthread_join(s[i], NULL);
+    }
+    printf("churn counter: %ld\n", counter);
     return 0;
 }
