@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-RIVET = os.environ.get("RIVET_BIN", str(REPO / ".build/release/rivet"))
+RIVET = os.path.abspath(os.environ.get("RIVET_BIN", str(REPO / ".build/release/rivet")))
 SYSROOT = "/usr/riscv64-linux-gnu"
 QEMU = shutil.which("qemu-riscv64")
 PROGRAMS = ["hello", "files", "memory", "timeproc", "signals", "segv", "abort", "threads", "forkexec"]
