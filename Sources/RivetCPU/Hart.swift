@@ -1,3 +1,4 @@
+import Atomics
 import RivetMemory
 import RivetSnapshot
 
@@ -60,6 +61,10 @@ public final class Hart {
     /// An instruction straddling a page boundary is decoded here and executed alone.
     let scratchOp: UnsafeMutablePointer<MicroOp>
 
+    /// Set from any thread to make this hart drop its TLB before its next block (user mode: munmap or
+    /// mprotect by another guest thread).
+    public let tlbFlushRequest = ManagedAtomic<Bool>(false)
+
     /// Print each retired instruction (run-elf --trace).
     public var traceHook: ((UInt64, UInt32) -> Void)? = nil
 
@@ -100,6 +105,13 @@ public final class Hart {
         waitingForInterrupt = false
         instret = 0
         flushTLB()
+        updateTranslationMode()
+    }
+
+    /// Changes privilege level (user-mode runtimes returning from their trap handling), keeping the TLB
+    /// sets in step.
+    public func setPrivilege(_ p: Privilege) {
+        privilege = p
         updateTranslationMode()
     }
 

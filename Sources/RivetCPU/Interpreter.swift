@@ -42,6 +42,10 @@ extension Hart {
                 executed += stepTraced()
                 continue
             }
+            if tlbFlushRequest.load(ordering: .relaxed) {
+                tlbFlushRequest.store(false, ordering: .relaxed)
+                flushTLB()
+            }
             guard let paddr = fetchAddress(pc) else {
                 takeTrap(cause: pendingCause, tval: pendingTval, epc: pc, interrupt: false)
                 continue
@@ -345,7 +349,8 @@ extension Hart {
         let pa = nextPC &+ e.addend
         let entry = cache.table[BlockCache.slot(pa)]
         guard entry.paddr == pa, Int(entry.count) <= chainBudget &- done,
-              (csr.mip | wires.pins[hartID]) & csr.mie == 0, ram.codeEpoch == seenCodeEpoch else { return done }
+              (csr.mip | wires.pins[hartID]) & csr.mie == 0, ram.codeEpoch == seenCodeEpoch,
+              !tlbFlushRequest.load(ordering: .relaxed) else { return done }
         ops = cache.pool + Int(entry.start)
         count = Int(entry.count)
         base = nextPC

@@ -38,13 +38,26 @@ public final class GuestRAM {
         init(_ l: CodeInvalidationListener) { listener = l }
     }
 
+    /// Guards `codeListeners`: in user mode each guest thread's hart adds its cache from its own host thread.
+    let listenerLock: UnsafeMutablePointer<pthread_mutex_t> = {
+        let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        pthread_mutex_init(m, nil)
+        return m
+    }()
+
     public func addCodeListener(_ l: CodeInvalidationListener) {
+        pthread_mutex_lock(listenerLock)
         codeListeners.removeAll { $0.listener == nil }
         codeListeners.append(WeakListener(l))
+        pthread_mutex_unlock(listenerLock)
     }
 
+    /// Rare (a write to a page holding decoded code), so taking a lock here costs nothing that matters.
     func notifyCodeWritten(_ page: UInt64) {
-        for w in codeListeners { w.listener?.codePageWritten(page) }
+        pthread_mutex_lock(listenerLock)
+        let listeners = codeListeners
+        pthread_mutex_unlock(listenerLock)
+        for w in listeners { w.listener?.codePageWritten(page) }
     }
 
     /// Records that `page` (a page index) now holds decoded code.
@@ -76,6 +89,8 @@ public final class GuestRAM {
         munmap(host, Int(size))
         codePages.deallocate()
         dirtyPages.deallocate()
+        pthread_mutex_destroy(listenerLock)
+        listenerLock.deallocate()
     }
 
     /// True when [address, address+length) lies inside RAM (overflow-safe).
