@@ -1,4 +1,5 @@
 import Atomics
+import RivetFloat
 import RivetMemory
 
 extension Hart {
@@ -335,6 +336,37 @@ extension Hart {
             case .illegal:
                 pendingCause = 2; pendingTval = imm & 0xffff_ffff
                 return done &+ raiseAt(ops, i)
+            // The hot double-precision operations are executed here; the rest go through executeFloat.
+            case .faddD, .fsubD, .fmulD, .fdivD:
+                guard fpAllowed, let rm = roundingMode(op.extra) else { return done &+ illegalAt(ops, i) }
+                var fl = UInt32(truncatingIfNeeded: csr.fflags)
+                let a = f[rs1], b = f[rs2]
+                switch op.op {
+                case .faddD: f[rd] = RVFloat.add_d(a, b, rm, &fl)
+                case .fsubD: f[rd] = RVFloat.sub_d(a, b, rm, &fl)
+                case .fmulD: f[rd] = RVFloat.mul_d(a, b, rm, &fl)
+                default: f[rd] = RVFloat.div_d(a, b, rm, &fl)
+                }
+                csr.fflags = UInt64(fl)
+                csr.mstatus |= MStatus.fsDirty
+            case .fmaddD, .fmsubD, .fnmsubD, .fnmaddD:
+                guard fpAllowed, let rm = roundingMode(op.extra) else { return done &+ illegalAt(ops, i) }
+                var fl = UInt32(truncatingIfNeeded: csr.fflags)
+                let a = f[rs1], b = f[rs2], c = f[Int(op.rs3)]
+                switch op.op {
+                case .fmaddD: f[rd] = RVFloat.madd_d(a, b, c, rm, &fl)
+                case .fmsubD: f[rd] = RVFloat.msub_d(a, b, c, rm, &fl)
+                case .fnmsubD: f[rd] = RVFloat.nmsub_d(a, b, c, rm, &fl)
+                default: f[rd] = RVFloat.nmadd_d(a, b, c, rm, &fl)
+                }
+                csr.fflags = UInt64(fl)
+                csr.mstatus |= MStatus.fsDirty
+            case .fsgnjD, .fsgnjnD, .fsgnjxD:
+                guard fpAllowed else { return done &+ illegalAt(ops, i) }
+                let a = f[rs1], b = f[rs2]
+                let sign: UInt64 = op.op == .fsgnjD ? b : (op.op == .fsgnjnD ? ~b : a ^ b)
+                f[rd] = (a & ~(1 << 63)) | (sign & (1 << 63))
+                csr.mstatus |= MStatus.fsDirty
             default:
                 guard executeFloat(op) else { return done &+ raiseAt(ops, i) }
             }
@@ -357,6 +389,13 @@ extension Hart {
         blockPC = base
         nextPC = base &+ UInt64(entry.byteLength)
         }
+    }
+
+    /// The rounding mode of an FP micro-op (7 = dynamic, from frm); nil if reserved.
+    @inline(__always)
+    func roundingMode(_ extra: UInt8) -> UInt32? {
+        let rm = extra == 7 ? UInt32(truncatingIfNeeded: csr.frm) : UInt32(extra)
+        return rm <= 4 ? rm : nil
     }
 
     @inline(never)
