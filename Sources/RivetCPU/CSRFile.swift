@@ -1,6 +1,7 @@
 import RivetMemory
 
-/// The control and status registers that hold state (the rest are computed on read).
+/// The control and status registers that hold state (the rest are computed on read). Plain values only,
+/// so reading a field never touches reference counts (the PMP registers live in `Hart`).
 public struct CSRFile: Equatable {
     public var mstatus: UInt64 = MStatus.uxl | MStatus.sxl
     public var misa: UInt64 = CSRFile.misaValue
@@ -28,8 +29,6 @@ public struct CSRFile: Equatable {
     public var satp: UInt64 = 0
     public var fflags: UInt64 = 0
     public var frm: UInt64 = 0
-    public var pmpcfg: [UInt64] = Array(repeating: 0, count: 8)   // pmpcfg0, 2, ..., 14
-    public var pmpaddr: [UInt64] = Array(repeating: 0, count: 64)
     public var tselect: UInt64 = 0
 
     /// RV64 with I, M, A, F, D, C, S, U.
@@ -142,8 +141,8 @@ extension Hart {
         case CSR.mcycle, CSR.minstret: return currentInstret
         case 0xb03...0xb1f, 0x323...0x33f: return 0  // mhpmcounter3..31, mhpmevent3..31: hardwired zero
         case 0x3a0...0x3af:  // pmpcfg: only even numbers exist on RV64
-            return number & 1 == 0 ? csr.pmpcfg[(number - 0x3a0) / 2] : nil
-        case 0x3b0...0x3ef: return csr.pmpaddr[number - 0x3b0]
+            return number & 1 == 0 ? pmpcfg[(number - 0x3a0) / 2] : nil
+        case 0x3b0...0x3ef: return pmpaddr[number - 0x3b0]
         case CSR.tselect: return csr.tselect
         case CSR.tdata1, CSR.tdata2, CSR.tdata3: return 0  // no triggers implemented
         default: return nil
@@ -215,8 +214,8 @@ extension Hart {
         case 0xb03...0xb1f, 0x323...0x33f: break
         case 0x3a0...0x3af:
             guard number & 1 == 0 else { return false }
-            csr.pmpcfg[(number - 0x3a0) / 2] = value
-        case 0x3b0...0x3ef: csr.pmpaddr[number - 0x3b0] = value & ((1 << 54) - 1)
+            pmpcfg[(number - 0x3a0) / 2] = value
+        case 0x3b0...0x3ef: pmpaddr[number - 0x3b0] = value & ((1 << 54) - 1)
         case CSR.tselect: csr.tselect = 0
         case CSR.tdata1, CSR.tdata2, CSR.tdata3: break
         case CSR.mvendorid, CSR.marchid, CSR.mimpid, CSR.mhartid, CSR.mconfigptr: return false

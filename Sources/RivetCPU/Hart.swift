@@ -23,6 +23,9 @@ public final class Hart {
     /// f0...f31 as raw bits (singles NaN-boxed).
     public let f: UnsafeMutablePointer<UInt64>
     public var csr = CSRFile()
+    /// PMP registers: present and writable for firmware that probes them; not enforced.
+    public var pmpcfg: [UInt64] = Array(repeating: 0, count: 8)   // pmpcfg0, 2, ..., 14
+    public var pmpaddr: [UInt64] = Array(repeating: 0, count: 64)
     /// Physical address reserved by LR, or nil.
     public var reservation: UInt64? = nil
     /// The value LR read (SC compares it, see executeAtomic).
@@ -49,6 +52,8 @@ public final class Hart {
     var seenCodeEpoch: UInt64 = 0
     /// The S-mode set holds entries for U pages (filled while SUM was set).
     var supervisorTLBHasUserPages = false
+    /// Some entry came from a superpage (an address-specific sfence.vma must then flush everything).
+    var tlbHoldsSuperpages = false
 
     // MARK: Exceptions raised by slow paths, delivered by the executor.
     var pendingCause: UInt64 = 0
@@ -99,6 +104,8 @@ public final class Hart {
         for i in 0..<32 { f[i] = 0 }
         csr = CSRFile()
         csr.mhartid = UInt64(hartID)
+        pmpcfg = Array(repeating: 0, count: 8)
+        pmpaddr = Array(repeating: 0, count: 64)
         self.pc = pc
         privilege = .machine
         reservation = nil

@@ -21,8 +21,8 @@ extension Hart: Snapshottable {
                   c.sscratch, c.sepc, c.scause, c.stval, c.senvcfg, c.satp, c.fflags, c.frm, c.tselect] {
             w.u64(v)
         }
-        w.u64s(c.pmpcfg)
-        w.u64s(c.pmpaddr)
+        w.u64s(pmpcfg)
+        w.u64s(pmpaddr)
     }
 
     public func restoreState(from r: inout StateReader) throws {
@@ -43,12 +43,12 @@ extension Hart: Snapshottable {
         c.scounteren = try r.u64(); c.sscratch = try r.u64(); c.sepc = try r.u64(); c.scause = try r.u64()
         c.stval = try r.u64(); c.senvcfg = try r.u64(); c.satp = try r.u64(); c.fflags = try r.u64()
         c.frm = try r.u64(); c.tselect = try r.u64()
-        c.pmpcfg = try r.u64s(limit: 8)
-        c.pmpaddr = try r.u64s(limit: 64)
+        let newPMPCfg = try r.u64s(limit: 8)
+        let newPMPAddr = try r.u64s(limit: 64)
         try r.expectEnd()
         // Validate against what the hardware could hold (WARL fields), so a crafted snapshot cannot
         // put the hart in an impossible state.
-        guard c.pmpcfg.count == 8, c.pmpaddr.count == 64 else { throw SnapshotError("\(snapshotName): wrong PMP register count") }
+        guard newPMPCfg.count == 8, newPMPAddr.count == 64 else { throw SnapshotError("\(snapshotName): wrong PMP register count") }
         guard c.mhartid == UInt64(hartID) else { throw SnapshotError("\(snapshotName): saved for hart \(c.mhartid)") }
         guard c.misa == CSRFile.misaValue else { throw SnapshotError("\(snapshotName): saved with a different ISA (misa 0x\(String(c.misa, radix: 16)))") }
         let satpMode = c.satp >> 60
@@ -68,6 +68,8 @@ extension Hart: Snapshottable {
         waitingForInterrupt = wfi
         reservation = hasReservation ? res : nil
         csr = c
+        pmpcfg = newPMPCfg
+        pmpaddr = newPMPAddr
         flushTLB()
         updateTranslationMode()
     }

@@ -325,7 +325,7 @@ extension Hart {
                 if privilege == .user || (privilege == .supervisor && csr.mstatus & MStatus.tvm != 0) {
                     return done &+ illegalAt(ops, i)
                 }
-                flushTLB()
+                fenceTLB(address: op.rs1 == 0 ? nil : x[rs1])
                 chainable = false
             case .csr:
                 chainable = false  // may change privilege, translation or interrupt enables

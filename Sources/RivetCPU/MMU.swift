@@ -26,6 +26,7 @@ extension Hart {
     public func flushTLB() {
         for set in 0..<3 { flushTLBSet(set) }
         supervisorTLBHasUserPages = false
+        tlbHoldsSuperpages = false
     }
 
     func flushTLBSet(_ set: Int) {
@@ -72,49 +73,53 @@ extension Hart {
         default: levels = 5
         }
         let faultCause: UInt64 = access == .fetch ? 12 : (access == .read ? 13 : 15)
-        func fault() -> (UInt64, UInt64, Bool, Bool)? { pendingCause = faultCause; pendingTval = va; return nil }
         // The address must be sign-extended from its top translated bit.
         let vaBits = 12 + 9 * levels
         let top = Int64(bitPattern: va) >> Int64(vaBits - 1)
-        if top != 0 && top != -1 { return fault() }
+        if top != 0 && top != -1 { return pageFault(faultCause, va) }
 
         var tableAddr = (csr.satp & 0xfff_ffff_ffff) << 12
         var level = levels - 1
         while true {
             let vpn = (va >> UInt64(12 + 9 * level)) & 0x1ff
             let pteAddr = tableAddr &+ vpn &* 8
-            guard let pte = ram.load64(pteAddr) else {
+            guard pteAddr >= ramBase, pteAddr - ramBase <= ramSize - 8 else {
                 pendingCause = access == .fetch ? 1 : (access == .read ? 5 : 7); pendingTval = va; return nil
             }
+            let ptePointer = ramHost + Int(pteAddr - ramBase)
+            let pte = ptePointer.load(as: UInt64.self)
             let v = pte & 1, r = (pte >> 1) & 1, w = (pte >> 2) & 1, xb = (pte >> 3) & 1
-            if v == 0 || (r == 0 && w == 1) || (pte >> 54) != 0 { return fault() }  // reserved bits must be 0 (no Svpbmt/Svnapot)
+            if v == 0 || (r == 0 && w == 1) || (pte >> 54) != 0 { return pageFault(faultCause, va) }  // reserved bits must be 0 (no Svpbmt/Svnapot)
             if r == 0 && xb == 0 {
                 // Pointer to the next level.
-                if level == 0 { return fault() }
-                if (pte & ((1 << 6) | (1 << 7) | (1 << 4))) != 0 { return fault() }  // D, A, U must be 0 on non-leaf
+                if level == 0 { return pageFault(faultCause, va) }
+                if (pte & ((1 << 6) | (1 << 7) | (1 << 4))) != 0 { return pageFault(faultCause, va) }  // D, A, U must be 0 on non-leaf
                 tableAddr = ((pte >> 10) & 0xfff_ffff_ffff) << 12
                 level -= 1
                 continue
             }
             // Leaf: permission checks.
             let user = (pte >> 4) & 1 == 1
-            if p == .user && !user { return fault() }
+            if p == .user && !user { return pageFault(faultCause, va) }
             if p == .supervisor && user {
-                if access == .fetch || (csr.mstatus & MStatus.sum) == 0 { return fault() }
+                if access == .fetch || (csr.mstatus & MStatus.sum) == 0 { return pageFault(faultCause, va) }
             }
             switch access {
-            case .fetch: if xb == 0 { return fault() }
-            case .read: if r == 0 && !(xb == 1 && (csr.mstatus & MStatus.mxr) != 0) { return fault() }
-            case .write: if w == 0 { return fault() }
+            case .fetch: if xb == 0 { return pageFault(faultCause, va) }
+            case .read: if r == 0 && !(xb == 1 && (csr.mstatus & MStatus.mxr) != 0) { return pageFault(faultCause, va) }
+            case .write: if w == 0 { return pageFault(faultCause, va) }
             }
             let ppn = (pte >> 10) & 0xfff_ffff_ffff
             // Superpage alignment.
             let lowMask: UInt64 = (1 << UInt64(9 * level)) - 1
-            if level > 0 && (ppn & lowMask) != 0 { return fault() }
+            if level > 0 && (ppn & lowMask) != 0 { return pageFault(faultCause, va) }
             // Hardware A/D update.
             var newPTE = pte | (1 << 6)
             if access == .write { newPTE |= 1 << 7 }
-            if newPTE != pte { ram.store64(pteAddr, newPTE) }
+            if newPTE != pte {
+                ptePointer.storeBytes(of: newPTE, as: UInt64.self)
+                ram.noteWrite(pteAddr, length: 8)
+            }
             let pageMask: UInt64 = (1 << UInt64(12 + 9 * level)) - 1
             let paddr = ((ppn << 12) & ~pageMask) | (va & pageMask)
             // A writable TLB entry is only safe when D is already set.
@@ -122,12 +127,30 @@ extension Hart {
         }
     }
 
+    @inline(__always)
+    func pageFault(_ cause: UInt64, _ va: UInt64) -> (paddr: UInt64, pageMask: UInt64, user: Bool, writable: Bool)? {
+        pendingCause = cause
+        pendingTval = va
+        return nil
+    }
+
+    /// sfence.vma: with an address, drop just that page's entries (unless superpages were cached, whose
+    /// 4 KiB pieces sit at other indices); otherwise drop everything.
+    func fenceTLB(address: UInt64?) {
+        guard let va = address, !tlbHoldsSuperpages else { flushTLB(); return }
+        let index = Int((va >> 12) & UInt64(TLB.entries - 1))
+        for set in 0..<3 {
+            for kind in 0..<3 { tlbStorage[set * TLB.setEntries + kind * TLB.entries + index] = TLB.empty }
+        }
+    }
+
     // MARK: Slow paths (TLB miss, MMIO, misaligned, faults)
 
     /// Fills the TLB for a RAM page if possible.
     @inline(__always)
-    func fillTLB(_ va: UInt64, paddr: UInt64, access: AccessType, writable: Bool, user: Bool) {
+    func fillTLB(_ va: UInt64, paddr: UInt64, access: AccessType, writable: Bool, user: Bool, pageMask: UInt64) {
         guard paddr >= ramBase, paddr - ramBase < ramSize else { return }
+        if pageMask != 0xfff { tlbHoldsSuperpages = true }
         let vpage = va & ~0xfff
         let ppage = paddr & ~0xfff
         let index = Int((va >> 12) & UInt64(TLB.entries - 1))
@@ -163,7 +186,7 @@ extension Hart {
         let p = dataPrivilege
         guard let t = translate(va, .read, privilege: p) else { return nil }
         if t.paddr >= ramBase && t.paddr - ramBase < ramSize {
-            fillTLB(va, paddr: t.paddr, access: .read, writable: t.writable, user: t.user)
+            fillTLB(va, paddr: t.paddr, access: .read, writable: t.writable, user: t.user, pageMask: t.pageMask)
             let host = ramHost + Int(t.paddr - ramBase)
             switch size {
             case 1: return UInt64(host.load(as: UInt8.self))
@@ -201,7 +224,7 @@ extension Hart {
             default: host.storeBytes(of: value, as: UInt64.self)
             }
             ram.noteWrite(t.paddr, length: UInt64(size))
-            fillTLB(va, paddr: t.paddr, access: .write, writable: t.writable, user: t.user)
+            fillTLB(va, paddr: t.paddr, access: .write, writable: t.writable, user: t.user, pageMask: t.pageMask)
             return true
         }
         guard bus.mmioWrite(t.paddr, size: size, value: value) else {
@@ -219,7 +242,7 @@ extension Hart {
         guard t.paddr >= ramBase, t.paddr - ramBase < ramSize else {
             pendingCause = 1; pendingTval = va; return nil
         }
-        fillTLB(va, paddr: t.paddr, access: .fetch, writable: false, user: t.user)
+        fillTLB(va, paddr: t.paddr, access: .fetch, writable: false, user: t.user, pageMask: t.pageMask)
         return t.paddr
     }
 
