@@ -68,7 +68,7 @@ public final class Hart {
 
     /// Set from any thread to make this hart drop its TLB before its next block (user mode: munmap or
     /// mprotect by another guest thread).
-    public let tlbFlushRequest = ManagedAtomic<Bool>(false)
+    public let tlbFlushRequest = UnsafeAtomic<Bool>.create(false)
 
     /// Print each retired instruction (run-elf --trace).
     public var traceHook: ((UInt64, UInt32) -> Void)? = nil
@@ -96,6 +96,7 @@ public final class Hart {
 
     deinit {
         x.deallocate(); f.deallocate(); tlbStorage.deallocate(); scratchOp.deallocate()
+        tlbFlushRequest.destroy()
     }
 
     /// Resets to the power-on state: M-mode at `pc`, registers zero.
