@@ -88,10 +88,11 @@ class Session:
         self.proc.stdin.write(data)
         self.proc.stdin.flush()
 
-    def wait_for(self, needle: bytes, count=1):
-        """Reads output until `needle` has appeared `count` times; fails at the deadline or on EOF."""
+    def wait_for(self, needle: bytes, count=1, start=0):
+        """Reads output until `needle` has appeared `count` times at or after byte `start`; returns the
+        offset just past that occurrence. Fails at the deadline or when rivet closes its output."""
         fd = self.proc.stdout.fileno()
-        while self.output.count(needle) < count:
+        while self.output.count(needle, start) < count:
             left = self.deadline - time.monotonic()
             if left <= 0:
                 self.kill()
@@ -104,6 +105,10 @@ class Session:
                     pytest.fail(f"rivet closed its output before {needle!r} x{count} (exit {self.proc.wait()})\n"
                                 f"output tail:\n{self.output[-3000:].decode('utf-8', 'replace')}")
                 self.output += data
+        end = start
+        for _ in range(count):
+            end = self.output.index(needle, end) + len(needle)
+        return end
 
     def finish(self):
         """Closes stdin and waits for exit within the deadline; returns (exit code, full stdout, stderr)."""

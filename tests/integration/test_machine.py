@@ -71,8 +71,7 @@ def test_interactive_shell_over_pipes(rivet_session, guest_dir):
     # Default command line: /init starts a shell on the console. Input typed before the shell is up can
     # be flushed by the guest's tty (on QEMU too), so wait for the prompt first.
     s = rivet_session()
-    s.wait_for(MARKER.encode())
-    s.wait_for(PROMPT)
+    s.wait_for(PROMPT, start=s.wait_for(MARKER.encode()))
     s.send(b"echo hello; uname -m; poweroff -f\n")
     code, out, err = s.finish()
     lines = [l.strip("\r") for l in out.splitlines()]
@@ -84,11 +83,9 @@ def test_interactive_shell_over_pipes(rivet_session, guest_dir):
 
 def test_reboot_from_the_shell_boots_again(rivet_session, guest_dir):
     s = rivet_session()
-    s.wait_for(MARKER.encode())
-    s.wait_for(PROMPT)
+    s.wait_for(PROMPT, start=s.wait_for(MARKER.encode()))
     s.send(b"reboot -f\n")
-    s.wait_for(MARKER.encode(), count=2)
-    s.wait_for(PROMPT, count=2)
+    s.wait_for(PROMPT, start=s.wait_for(MARKER.encode(), count=2))
     s.send(b"poweroff -f\n")
     code, out, err = s.finish()
     assert code == 0, out[-2000:] + err
