@@ -216,9 +216,15 @@ def test_icount_runs_repeat_byte_for_byte(rivet_run, guest_dir, harts, cmd):
 HOSTILE_SLACK = 3.0
 
 
+# The first parameter's default value in each program's source, checked before patching so that a
+# changed layout fails loudly instead of patching code.
+PARAM_DEFAULTS = {"faults.bin": 1, "garbage.bin": 0x9E3779B97F4A7C15, "mmio_fuzz.bin": 0x2545F4914F6CDD1D}
+
+
 def patch(binary, out, values):
     """Writes little-endian 64-bit parameters at byte offsets 8, 16, ... of a hostile program."""
     data = bytearray(binary.read_bytes())
+    assert int.from_bytes(data[8:16], "little") == PARAM_DEFAULTS[binary.name], f"{binary.name}: parameter block moved"
     for i, v in enumerate(values):
         data[8 + 8 * i:16 + 8 * i] = (v & (2**64 - 1)).to_bytes(8, "little")
     out.write_bytes(bytes(data))
