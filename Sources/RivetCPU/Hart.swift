@@ -33,6 +33,9 @@ public final class Hart {
     public var waitingForInterrupt = false
     /// Retired instructions (minstret); mcycle follows it.
     public var instret: UInt64 = 0
+    /// Work done by `run`: retired instructions plus traps that retired nothing. Instruction limits use
+    /// it, so a guest that traps in a loop still reaches them.
+    public internal(set) var work: UInt64 = 0
 
     // MARK: Platform
     unowned(unsafe) public let bus: PhysicalBus

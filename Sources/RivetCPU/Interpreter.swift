@@ -31,6 +31,7 @@ extension Hart {
     /// Returns early when the hart waits for an interrupt.
     public func run(budget: Int) -> HartStop {
         var executed = 0
+        defer { work &+= UInt64(executed) }
         while executed < budget {
             if let code = pendingInterrupt() {
                 waitingForInterrupt = false
@@ -40,22 +41,25 @@ extension Hart {
                 if hasWakeupInterrupt { waitingForInterrupt = false } else { return .waitingForInterrupt }
             }
             if traceHook != nil {
-                executed += stepTraced()
+                executed += max(stepTraced(), 1)
                 continue
             }
             if tlbFlushRequest.load(ordering: .relaxed) {
                 tlbFlushRequest.store(false, ordering: .relaxed)
                 flushTLB()
             }
+            // Budgets count work, not just retired instructions: a trap that retires nothing still costs one,
+            // so a guest trapping in a loop returns control to the machine (time limits, console, quit).
             guard let paddr = fetchAddress(pc) else {
                 takeTrap(cause: pendingCause, tval: pendingTval, epc: pc, interrupt: false)
+                executed += 1
                 continue
             }
             var entry = cache.table[BlockCache.slot(paddr)]
             if entry.paddr != paddr {
                 entry = cache.decodeBlock(at: paddr)
                 if entry.count == 0 {  // a page-straddling instruction
-                    executed += executeSingle(paddr)
+                    executed += max(executeSingle(paddr), 1)
                     continue
                 }
             }
@@ -65,13 +69,13 @@ extension Hart {
             }
             if Int(entry.count) > budget - executed {
                 // Would overshoot the budget: finish it one instruction at a time, so limits are exact.
-                executed += executeSingle(paddr)
+                executed += max(executeSingle(paddr), 1)
                 continue
             }
             blockPC = pc
             let n = executeBlock(cache.pool + Int(entry.start), count: Int(entry.count), byteLength: UInt64(entry.byteLength),
                                  chainBudget: budget - executed)
-            executed &+= n
+            executed &+= max(n, 1)
             instret &+= UInt64(n)
         }
         return .budgetExhausted

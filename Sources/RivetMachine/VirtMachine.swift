@@ -177,7 +177,7 @@ public final class VirtMachine {
             }
             if console.pump(into: uart) == .quit { return .quitByUser }
             console.flush()
-            if let limit = maxInstructions, totalInstructions >= limit {
+            if let limit = maxInstructions, harts.reduce(0, { $0 &+ $1.work }) >= limit {
                 return .stopped("instruction limit \(limit) reached")
             }
             if allWaiting { idle() }
