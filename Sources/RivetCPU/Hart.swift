@@ -53,6 +53,9 @@ public final class Hart {
     var dataTLB: UnsafeMutablePointer<TLBEntry>
     var fetchTLB: UnsafeMutablePointer<TLBEntry>
     var seenCodeEpoch: UInt64 = 0
+    /// Current generations of read/fetch and of write entries (see MMU.swift).
+    var readGeneration: UInt64 = TLB.firstGeneration
+    var writeGeneration: UInt64 = TLB.firstGeneration
     /// The S-mode set holds entries for U pages (filled while SUM was set).
     var supervisorTLBHasUserPages = false
     /// Some entry came from a superpage (an address-specific sfence.vma must then flush everything).
@@ -93,7 +96,7 @@ public final class Hart {
         fetchTLB = tlbStorage
         scratchOp = .allocate(capacity: 1)
         csr.mhartid = UInt64(hartID)
-        flushTLB()
+        clearTLBStorage()
         updateTranslationMode()
     }
 

@@ -8,7 +8,7 @@ extension Hart {
     @inline(__always)
     func load<T: FixedWidthInteger>(_ va: UInt64, _ tlb: UnsafeMutablePointer<TLBEntry>, _: T.Type) -> T? {
         let e = tlb[Int(truncatingIfNeeded: (va >> 12) & UInt64(TLB.entries - 1))]
-        if e.tag == va & (~0xfff | UInt64(MemoryLayout<T>.size - 1)) {
+        if e.tag == (va & (~0xfff | UInt64(MemoryLayout<T>.size - 1))) | readGeneration {
             return UnsafeRawPointer(bitPattern: UInt(va &+ e.addend)).unsafelyUnwrapped.load(as: T.self)
         }
         guard let v = loadSlow(va, size: MemoryLayout<T>.size) else { return nil }
@@ -18,7 +18,7 @@ extension Hart {
     @inline(__always)
     func store<T: FixedWidthInteger>(_ va: UInt64, _ value: T, _ tlb: UnsafeMutablePointer<TLBEntry>) -> Bool {
         let e = tlb[TLB.entries + Int(truncatingIfNeeded: (va >> 12) & UInt64(TLB.entries - 1))]
-        if e.tag == va & (~0xfff | UInt64(MemoryLayout<T>.size - 1)) {
+        if e.tag == (va & (~0xfff | UInt64(MemoryLayout<T>.size - 1))) | writeGeneration {
             UnsafeMutableRawPointer(bitPattern: UInt(va &+ e.addend)).unsafelyUnwrapped.storeBytes(of: value, as: T.self)
             return true
         }
@@ -381,7 +381,7 @@ extension Hart {
         // Chain to the next block if nothing needs the run loop's attention.
         guard chainable, done < chainBudget, !waitingForInterrupt else { return done }
         let e = fetchTLB[Int(truncatingIfNeeded: (nextPC >> 12) & UInt64(TLB.entries - 1))]
-        guard e.tag == nextPC & ~0xfff else { return done }
+        guard e.tag == (nextPC & ~0xfff) | readGeneration else { return done }
         let pa = nextPC &+ e.addend
         let entry = cache.table[BlockCache.slot(pa)]
         guard entry.paddr == pa, Int(entry.count) <= chainBudget &- done,

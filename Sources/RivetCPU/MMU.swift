@@ -1,6 +1,8 @@
 import RivetMemory
 
-/// One software-TLB entry. `tag` is the virtual page address (low 12 bits zero) or all ones when empty.
+/// One software-TLB entry. `tag` is the virtual page address with the TLB generation in bits 3-11
+/// (see `Hart.readGeneration`), or all ones when empty. Bits 0-2 stay zero, so a misaligned access
+/// never matches and takes the slow path.
 /// For data sets `addend` turns a virtual address into a host address; for the fetch set, into a
 /// guest-physical address.
 struct TLBEntry {
@@ -9,11 +11,14 @@ struct TLBEntry {
 }
 
 enum TLB {
-    static let bits = 10
+    static let bits = 12
     static let entries = 1 << bits
     /// read, write and fetch arrays of one privilege level
     static let setEntries = entries * 3
     static let empty = TLBEntry(tag: ~0, addend: 0)
+    /// Generations step by 8 (bits 3-11); the largest is 0xff0 so that no key equals the empty tag.
+    static let firstGeneration: UInt64 = 8
+    static let lastGeneration: UInt64 = 0xff0
 }
 
 /// Kinds of memory access, for permission checks and fault causes.
@@ -23,22 +28,28 @@ extension Hart {
     // MARK: TLB maintenance
 
     /// Drops every translation (satp write, sfence.vma, MXR change).
+    /// Flushing is O(1): entries carry the generation they were filled in, and a flush moves to the next
+    /// one. Only when the generations wrap is the storage cleared.
     public func flushTLB() {
-        for set in 0..<3 { flushTLBSet(set) }
+        if readGeneration >= TLB.lastGeneration || writeGeneration >= TLB.lastGeneration {
+            clearTLBStorage()
+        } else {
+            readGeneration &+= 8
+            writeGeneration &+= 8
+        }
         supervisorTLBHasUserPages = false
         tlbHoldsSuperpages = false
     }
 
-    func flushTLBSet(_ set: Int) {
-        let base = tlbStorage + set * TLB.setEntries
-        base.update(repeating: TLB.empty, count: TLB.setEntries)
+    func clearTLBStorage() {
+        tlbStorage.update(repeating: TLB.empty, count: TLB.setEntries * 3)
+        readGeneration = TLB.firstGeneration
+        writeGeneration = TLB.firstGeneration
     }
 
     /// Drops writable entries (a page became a code page and must take the store slow path).
     func flushWritableEntries() {
-        for set in 0..<3 {
-            (tlbStorage + set * TLB.setEntries + TLB.entries).update(repeating: TLB.empty, count: TLB.entries)
-        }
+        if writeGeneration >= TLB.lastGeneration { clearTLBStorage() } else { writeGeneration &+= 8 }
     }
 
     @inline(__always) static func setIndex(_ p: Privilege) -> Int { p == .machine ? 2 : Int(p.rawValue) }
@@ -158,14 +169,14 @@ extension Hart {
         if user && privilege != .user && dataPrivilege == .supervisor { supervisorTLBHasUserPages = true }
         switch access {
         case .fetch:
-            fetchTLB[index] = TLBEntry(tag: vpage, addend: ppage &- vpage)
+            fetchTLB[index] = TLBEntry(tag: vpage | readGeneration, addend: ppage &- vpage)
         case .read:
-            dataTLB[index] = TLBEntry(tag: vpage, addend: host &- vpage)
+            dataTLB[index] = TLBEntry(tag: vpage | readGeneration, addend: host &- vpage)
         case .write:
             let page = Int((ppage - ramBase) >> 12)
-            dataTLB[index] = TLBEntry(tag: vpage, addend: host &- vpage)  // writable pages are readable too
+            dataTLB[index] = TLBEntry(tag: vpage | readGeneration, addend: host &- vpage)  // writable pages are readable too
             if writable && ram.codePages[page] == 0 {
-                dataTLB[TLB.entries + index] = TLBEntry(tag: vpage, addend: host &- vpage)
+                dataTLB[TLB.entries + index] = TLBEntry(tag: vpage | writeGeneration, addend: host &- vpage)
             }
         }
     }
@@ -237,7 +248,7 @@ extension Hart {
     @inline(__always)
     func fetchAddress(_ va: UInt64) -> UInt64? {
         let e = fetchTLB[Int((va >> 12) & UInt64(TLB.entries - 1))]
-        if e.tag == va & ~0xfff { return va &+ e.addend }
+        if e.tag == (va & ~0xfff) | readGeneration { return va &+ e.addend }
         guard let t = translate(va, .fetch, privilege: privilege) else { return nil }
         guard t.paddr >= ramBase, t.paddr - ramBase < ramSize else {
             pendingCause = 1; pendingTval = va; return nil
