@@ -56,6 +56,9 @@ public final class VirtMachine {
     /// Total instructions retired by all harts (icount clock source).
     public var totalInstructions: UInt64 { harts.reduce(0) { $0 &+ $1.instret } }
     public var onConsoleLine: ((String) -> Void)? = nil
+    /// Times the run loop slept with every hart in wfi, and the sleep requested (RIVET_STATS).
+    public private(set) var idleSleeps: UInt64 = 0
+    public private(set) var idleNanoseconds: UInt64 = 0
 
     public init(config: VirtMachineConfig, console: HostConsole) throws {
         guard (1...8).contains(config.hartCount) else { throw MachineError("--smp must be between 1 and 8") }
@@ -180,7 +183,8 @@ public final class VirtMachine {
             if let limit = maxInstructions, harts.reduce(0, { $0 &+ $1.work }) >= limit {
                 return .stopped("instruction limit \(limit) reached")
             }
-            if allWaiting { idle() }
+            // A hart that ran later in this pass may have woken an earlier one (an IPI): sleep only if none is.
+            if allWaiting && !harts.contains(where: { $0.hasWakeupInterrupt }) { idle() }
         }
     }
 
@@ -195,6 +199,8 @@ public final class VirtMachine {
         case .realTime:
             guard let ns = clock.nanoseconds(until: deadline) else { return }
             if ns == 0 { return }
+            idleSleeps &+= 1
+            idleNanoseconds &+= min(ns, 100_000_000)
             let ms = Int32(min(ns / 1_000_000 + 1, 100))
             var fds = pollfd(fd: console.inputFD, events: Int16(POLLIN), revents: 0)
             if console.inputClosed || console.hasPendingInput {

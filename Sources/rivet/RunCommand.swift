@@ -79,7 +79,7 @@ struct Run: ParsableCommand {
         for d in config.disks { try? d.flush() }
         if ProcessInfoLite.environment("RIVET_STATS") != nil {
             let seconds = Double(VirtualClockHost.now() - start) / 1e9
-            fputs("rivet: \(machine.totalInstructions) instructions in \(fixed(seconds, 3)) s (\(fixed(Double(machine.totalInstructions) / seconds / 1e6, 1)) MIPS)\n", stderr)
+            fputs("rivet: \(machine.totalInstructions) instructions in \(fixed(seconds, 3)) s (\(fixed(Double(machine.totalInstructions) / seconds / 1e6, 1)) MIPS); idle: \(machine.idleSleeps) sleeps, \(fixed(Double(machine.idleNanoseconds) / 1e9, 3)) s\n", stderr)
         }
         switch exit {
         case .powerOff(let code): throw ExitCode(code)
