@@ -1,7 +1,8 @@
 import RivetFloat
 
 extension Hart {
-    /// Executes an F/D arithmetic micro-op. False = illegal instruction (FS off or bad rounding mode), pending set.
+    /// Executes the F/D micro-ops that the executor's switch does not handle itself (it runs the hot
+    /// double-precision arithmetic inline). False = illegal instruction (FS off or bad rounding mode), pending set.
     @inline(__always)
     func executeFloat(_ op: MicroOp) -> Bool {
         guard fpAllowed else { return illegalPending() }
@@ -13,7 +14,7 @@ extension Hart {
         var fl = UInt32(truncatingIfNeeded: csr.fflags)
         let usesRM: Bool
         switch op.op {
-        case .fminS, .fmaxS, .fminD, .fmaxD, .fsgnjS, .fsgnjnS, .fsgnjxS, .fsgnjD, .fsgnjnD, .fsgnjxD,
+        case .fminS, .fmaxS, .fminD, .fmaxD, .fsgnjS, .fsgnjnS, .fsgnjxS,
              .feqS, .fltS, .fleS, .feqD, .fltD, .fleD, .fclassS, .fclassD, .fmvXW, .fmvWX, .fmvXD, .fmvDX, .fcvtDS:
             usesRM = false
         default:
@@ -50,20 +51,9 @@ extension Hart {
         case .fcvtSWU: f[rd] = RVFloat.cvt_s_wu(xs1, rm, &fl)
         case .fcvtSL: f[rd] = RVFloat.cvt_s_l(xs1, rm, &fl)
         case .fcvtSLU: f[rd] = RVFloat.cvt_s_lu(xs1, rm, &fl)
-        case .faddD: f[rd] = RVFloat.add_d(a, b, rm, &fl)
-        case .fsubD: f[rd] = RVFloat.sub_d(a, b, rm, &fl)
-        case .fmulD: f[rd] = RVFloat.mul_d(a, b, rm, &fl)
-        case .fdivD: f[rd] = RVFloat.div_d(a, b, rm, &fl)
         case .fsqrtD: f[rd] = RVFloat.sqrt_d(a, rm, &fl)
         case .fminD: f[rd] = RVFloat.min_d(a, b, &fl)
         case .fmaxD: f[rd] = RVFloat.max_d(a, b, &fl)
-        case .fmaddD: f[rd] = RVFloat.madd_d(a, b, c, rm, &fl)
-        case .fmsubD: f[rd] = RVFloat.msub_d(a, b, c, rm, &fl)
-        case .fnmsubD: f[rd] = RVFloat.nmsub_d(a, b, c, rm, &fl)
-        case .fnmaddD: f[rd] = RVFloat.nmadd_d(a, b, c, rm, &fl)
-        case .fsgnjD: f[rd] = RVFloat.sgnj_d(a, b)
-        case .fsgnjnD: f[rd] = RVFloat.sgnjn_d(a, b)
-        case .fsgnjxD: f[rd] = RVFloat.sgnjx_d(a, b)
         case .feqD: x[rd] = RVFloat.eq_d(a, b, &fl)
         case .fltD: x[rd] = RVFloat.lt_d(a, b, &fl)
         case .fleD: x[rd] = RVFloat.le_d(a, b, &fl)
