@@ -126,6 +126,9 @@ public final class VirtMachine {
         let fdtAddress = (ramEnd - 0x20_0000) & ~UInt64(0x1f_ffff)
         if let initrd = config.initrd {
             let size = UInt64(initrd.count)
+            guard size + 0x1000 <= fdtAddress - kernelEnd else {
+                throw MachineError("initrd (\(initrd.count) bytes) does not fit in RAM beside the kernel; use a larger --memory")
+            }
             var start = (fdtAddress - size - 0x1000) & ~UInt64(0xfff)
             // Keep it clear of the kernel; prefer the upper half like QEMU.
             start = max(start, kernelEnd)
