@@ -3,6 +3,9 @@ import Glibc
 #endif
 import RivetDevices
 
+/// The terminal settings to restore from a signal handler (a C function pointer cannot capture).
+nonisolated(unsafe) var terminalToRestore = termios()
+
 /// The serial console on the host's stdin/stdout.
 ///
 /// When stdin is a terminal it is put in raw mode and Ctrl-A is an escape key (Ctrl-A X quits, Ctrl-A H
@@ -29,6 +32,15 @@ public final class HostConsole: SerialBackend {
         outBuffer.reserveCapacity(4096)
         if isTerminal {
             tcgetattr(inputFD, &savedTermios)
+            terminalToRestore = savedTermios
+            // Killed from outside (SIGTERM, SIGHUP): give the user their terminal back before dying.
+            for sig in [SIGTERM, SIGHUP, SIGQUIT] {
+                signal(sig) { sig in
+                    tcsetattr(0, TCSANOW, &terminalToRestore)
+                    signal(sig, SIG_DFL)
+                    raise(sig)
+                }
+            }
             var raw = savedTermios
             cfmakeraw(&raw)
             raw.c_oflag |= tcflag_t(OPOST | ONLCR)
