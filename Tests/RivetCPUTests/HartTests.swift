@@ -175,3 +175,19 @@ final class TestMachine {
     #expect(Decoder.decode16(0x2001).op == .illegal)          // c.addiw x0
     #expect(Decoder.decode16(0x8002).op == .illegal)          // c.jr x0
 }
+
+@Test func deviceDMAIntoCodeInvalidatesDecodedBlock() throws {
+    let m = try TestMachine()
+    let base = TestMachine.base
+    // Subroutine returns 1; it is decoded and run once, then a "device" overwrites it through the DMA
+    // path (GuestRAM.write), and the next call must run the new code.
+    m.load([addi(10, 0, 1), jalr(0, 1, 0)], at: base + 0x1000)
+    m.load([0x0000_1397, jalr(1, 7, 0), add(11, 10, 0), ecall])  // auipc x7,1; call; x11 = x10; ecall
+    m.runUntilEcall()
+    #expect(m.hart.x[11] == 1)
+    let patched = addi(10, 0, 7)
+    #expect(m.ram.write(base + 0x1000, bytes: [UInt8(patched & 0xff), UInt8(patched >> 8 & 0xff), UInt8(patched >> 16 & 0xff), UInt8(patched >> 24)]))
+    m.hart.pc = base
+    m.runUntilEcall()
+    #expect(m.hart.x[11] == 7)
+}
