@@ -76,6 +76,9 @@ public final class Hart {
     /// mprotect by another guest thread).
     public let tlbFlushRequest = UnsafeAtomic<Bool>.create(false)
 
+    /// Asks this hart, from any thread, to drop its TLB before its next block.
+    public func requestTLBFlush() { tlbFlushRequest.store(true, ordering: .releasing) }
+
     /// Print each retired instruction (run-elf --trace).
     public var traceHook: ((UInt64, UInt32) -> Void)? = nil
 

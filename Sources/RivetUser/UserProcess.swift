@@ -159,7 +159,13 @@ public final class UserProcess {
             _ = hart.run(budget: UserProcess.slice)
             if hart.waitingForInterrupt && hart.privilege == .machine && hart.pc == vector + 4 {
                 hart.waitingForInterrupt = false
+                let mappingsBefore = mm.epoch.pointee
                 handleTrap(t)
+                // munmap/mprotect/mremap: every other thread drops its TLB before its next block, so a
+                // stale translation cannot outlive the call by more than that block.
+                if mm.epoch.pointee != mappingsBefore {
+                    lock.locked { for (_, other) in threads where other !== t { other.hart.requestTLBFlush() } }
+                }
                 if t.exited { return }
             } else if hart.privilege == .user && (t.pending != 0 || processPending != 0 || hostSignalsArrived()) {
                 deliverPendingSignals(t)  // asynchronous signal between slices: the frame resumes at hart.pc
