@@ -14,6 +14,12 @@ public enum Decoder {
 
     static func illegal(_ w: UInt32) -> MicroOp { MicroOp(.illegal, imm: Int64(w)) }
 
+    /// The `k`-th operation after `first` in `Op`'s declaration order (groups like lb...lwu are declared
+    /// in encoding order, so decoding needs no lookup tables).
+    @inline(__always) static func nth(_ first: Op, _ k: UInt32) -> Op {
+        Op(rawValue: first.rawValue + UInt8(k))!
+    }
+
     /// Decodes a 32-bit instruction.
     public static func decode32(_ w: UInt32) -> MicroOp {
         let opcode = w & 0x7f
@@ -34,17 +40,14 @@ public enum Decoder {
             guard f3 == 0 else { return illegal(w) }
             return MicroOp(.jalr, rd: d, rs1: s1, extra: 4, imm: immI)
         case 0x63:
-            let ops: [Op?] = [.beq, .bne, nil, nil, .blt, .bge, .bltu, .bgeu]
-            guard let op = ops[Int(f3)] else { return illegal(w) }
-            return MicroOp(op, rs1: s1, rs2: s2, extra: 4, imm: immB)
+            guard f3 != 2 && f3 != 3 else { return illegal(w) }
+            return MicroOp(nth(.beq, f3 < 2 ? f3 : f3 - 2), rs1: s1, rs2: s2, extra: 4, imm: immB)
         case 0x03:
-            let ops: [Op?] = [.lb, .lh, .lw, .ld, .lbu, .lhu, .lwu, nil]
-            guard let op = ops[Int(f3)] else { return illegal(w) }
-            return MicroOp(op, rd: d, rs1: s1, imm: immI)
+            guard f3 != 7 else { return illegal(w) }
+            return MicroOp(nth(.lb, f3), rd: d, rs1: s1, imm: immI)
         case 0x23:
-            let ops: [Op?] = [.sb, .sh, .sw, .sd, nil, nil, nil, nil]
-            guard let op = ops[Int(f3)] else { return illegal(w) }
-            return MicroOp(op, rs1: s1, rs2: s2, imm: immS)
+            guard f3 < 4 else { return illegal(w) }
+            return MicroOp(nth(.sb, f3), rs1: s1, rs2: s2, imm: immS)
         case 0x13:
             switch f3 {
             case 0: return MicroOp(.addi, rd: d, rs1: s1, imm: immI)
@@ -133,15 +136,10 @@ public enum Decoder {
                 }
             }
             guard f3 != 4 else { return illegal(w) }
-            var op = MicroOp(.csr, rd: d, rs1: s1, extra: UInt8(f3), imm: Int64(bits(w, 31, 20)))
-            op.rs2 = rd == 0 ? 1 : 0  // rs2 = 1: the instruction had rd = x0 (csrrw then does not read)
-            op.rs3 = UInt8(truncatingIfNeeded: w >> 24)  // unused; keeps raw bits partly for tracing
-            op.imm |= Int64(w) << 32  // raw instruction in the upper half, for an illegal-instruction tval
-            return op
+            // The raw instruction rides in the upper half of imm, for an illegal-instruction tval.
+            return MicroOp(.csr, rd: d, rs1: s1, extra: UInt8(f3), imm: Int64(bits(w, 31, 20)) | Int64(w) << 32)
         case 0x2f:
-            let f5 = UInt8(bits(w, 31, 27))
-            let aqrl = UInt8(bits(w, 26, 25))
-            _ = aqrl
+            let f5 = UInt8(bits(w, 31, 27))  // aq/rl need nothing: harts are sequentially consistent here
             guard f3 == 2 || f3 == 3 else { return illegal(w) }
             let isD = f3 == 3
             switch f5 {
@@ -197,29 +195,25 @@ public enum Decoder {
         case 0x2c: return rs2 == 0 ? arith(.fsqrtS) : illegal(w)
         case 0x2d: return rs2 == 0 ? arith(.fsqrtD) : illegal(w)
         case 0x10, 0x11:
-            let ops: [Op] = f7 == 0x10 ? [.fsgnjS, .fsgnjnS, .fsgnjxS] : [.fsgnjD, .fsgnjnD, .fsgnjxD]
             guard f3 < 3 else { return illegal(w) }
-            return MicroOp(ops[Int(f3)], rd: fd, rs1: s1, rs2: s2)
+            return MicroOp(nth(f7 == 0x10 ? .fsgnjS : .fsgnjD, f3), rd: fd, rs1: s1, rs2: s2)
         case 0x14, 0x15:
             guard f3 < 2 else { return illegal(w) }
             let op: Op = f7 == 0x14 ? (f3 == 0 ? .fminS : .fmaxS) : (f3 == 0 ? .fminD : .fmaxD)
             return MicroOp(op, rd: fd, rs1: s1, rs2: s2)
         case 0x50, 0x51:
-            let ops: [Op] = f7 == 0x50 ? [.fleS, .fltS, .feqS] : [.fleD, .fltD, .feqD]
-            guard f3 < 3 else { return illegal(w) }
-            return MicroOp(ops[Int(f3)], rd: xd, rs1: s1, rs2: s2)
+            guard f3 < 3 else { return illegal(w) }  // funct3 2, 1, 0 = feq, flt, fle (the enum's order reversed)
+            return MicroOp(nth(f7 == 0x50 ? .feqS : .feqD, 2 - f3), rd: xd, rs1: s1, rs2: s2)
         case 0x20:  // fcvt.s.d
             return rs2 == 1 && rmOK ? MicroOp(.fcvtSD, rd: fd, rs1: s1, extra: rm) : illegal(w)
         case 0x21:  // fcvt.d.s
             return rs2 == 0 && rmOK ? MicroOp(.fcvtDS, rd: fd, rs1: s1, extra: rm) : illegal(w)
         case 0x60, 0x61:
             guard rs2 < 4, rmOK else { return illegal(w) }
-            let ops: [Op] = f7 == 0x60 ? [.fcvtWS, .fcvtWUS, .fcvtLS, .fcvtLUS] : [.fcvtWD, .fcvtWUD, .fcvtLD, .fcvtLUD]
-            return MicroOp(ops[Int(rs2)], rd: xd, rs1: s1, extra: rm)
+            return MicroOp(nth(f7 == 0x60 ? .fcvtWS : .fcvtWD, rs2), rd: xd, rs1: s1, extra: rm)
         case 0x68, 0x69:
             guard rs2 < 4, rmOK else { return illegal(w) }
-            let ops: [Op] = f7 == 0x68 ? [.fcvtSW, .fcvtSWU, .fcvtSL, .fcvtSLU] : [.fcvtDW, .fcvtDWU, .fcvtDL, .fcvtDLU]
-            return MicroOp(ops[Int(rs2)], rd: fd, rs1: s1, extra: rm)
+            return MicroOp(nth(f7 == 0x68 ? .fcvtSW : .fcvtDW, rs2), rd: fd, rs1: s1, extra: rm)
         case 0x70, 0x71:
             guard rs2 == 0 else { return illegal(w) }
             if f3 == 0 { return MicroOp(f7 == 0x70 ? .fmvXW : .fmvXD, rd: xd, rs1: s1) }
@@ -285,9 +279,16 @@ public enum Decoder {
             case 1: op = MicroOp(.srai, rd: rs1P, rs1: rs1P, imm: shamt)
             case 2: op = MicroOp(.andi, rd: rs1P, rs1: rs1P, imm: sext(bits(w, 12, 12) << 5 | bits(w, 6, 2), 6))
             default:
-                let sel = bits(w, 12, 12) << 2 | bits(w, 6, 5)
-                let ops: [Op?] = [.sub, .xor, .or, .and, .subw, .addw, nil, nil]
-                guard let o = ops[Int(sel)] else { return illegal(w) }
+                let o: Op
+                switch bits(w, 12, 12) << 2 | bits(w, 6, 5) {
+                case 0: o = .sub
+                case 1: o = .xor
+                case 2: o = .or
+                case 3: o = .and
+                case 4: o = .subw
+                case 5: o = .addw
+                default: return illegal(w)
+                }
                 op = MicroOp(o, rd: rs1P, rs1: rs1P, rs2: rdP)
             }
         case (1, 5):  // c.j

@@ -217,9 +217,8 @@ extension Hart {
     func storeSlow(_ va: UInt64, size: Int, value: UInt64) -> Bool {
         if va & UInt64(size - 1) != 0 {
             // Check every byte is writable before writing any, so a fault leaves memory unchanged.
-            for i in [0, size - 1] {
-                guard translate(va &+ UInt64(i), .write, privilege: dataPrivilege) != nil else { return false }
-            }
+            guard translate(va, .write, privilege: dataPrivilege) != nil,
+                  translate(va &+ UInt64(size - 1), .write, privilege: dataPrivilege) != nil else { return false }
             for i in 0..<size {
                 guard storeSlow(va &+ UInt64(i), size: 1, value: value >> UInt64(8 * i)) else { return false }
             }

@@ -23,7 +23,8 @@ public struct MicroOp {
     }
 }
 
-/// Micro-operations. Dense, so the executor's switch compiles to one jump table.
+/// Micro-operations. Dense, so the executor's switch compiles to one jump table. Groups decoded by index
+/// (branches, loads, stores, fsgnj, feq/flt/fle, fcvt) must stay in the order `Decoder.nth` relies on.
 public enum Op: UInt8 {
     case illegal, nop
     // Integer register-immediate and register-register

@@ -191,3 +191,23 @@ final class TestMachine {
     m.runUntilEcall()
     #expect(m.hart.x[11] == 7)
 }
+
+@Test func decoderMapsEveryGroupMember() {
+    // One encoding per funct3/rs2 position of the groups the decoder indexes by enum order.
+    let branches: [Op] = [.beq, .bne, .blt, .bge, .bltu, .bgeu]
+    for (k, f3) in [0, 1, 4, 5, 6, 7].enumerated() { #expect(Decoder.decode32(btype(8, 2, 1, UInt32(f3))).op == branches[k]) }
+    let loads: [Op] = [.lb, .lh, .lw, .ld, .lbu, .lhu, .lwu]
+    for f3 in 0..<7 { #expect(Decoder.decode32(itype(8, 1, UInt32(f3), 5, 0x03)).op == loads[f3]) }
+    let stores: [Op] = [.sb, .sh, .sw, .sd]
+    for f3 in 0..<4 { #expect(Decoder.decode32(stype(8, 2, 1, UInt32(f3))).op == stores[f3]) }
+    let compares: [Op] = [.fleD, .fltD, .feqD]
+    for f3 in 0..<3 { #expect(Decoder.decode32(rtype(0x51, 2, 1, UInt32(f3), 5, 0x53)).op == compares[f3]) }
+    let signs: [Op] = [.fsgnjS, .fsgnjnS, .fsgnjxS]
+    for f3 in 0..<3 { #expect(Decoder.decode32(rtype(0x10, 2, 1, UInt32(f3), 5, 0x53)).op == signs[f3]) }
+    let toInt: [Op] = [.fcvtWD, .fcvtWUD, .fcvtLD, .fcvtLUD]
+    for rs2 in 0..<4 { #expect(Decoder.decode32(rtype(0x61, UInt32(rs2), 1, 1, 5, 0x53)).op == toInt[rs2]) }
+    let fromInt: [Op] = [.fcvtSW, .fcvtSWU, .fcvtSL, .fcvtSLU]
+    for rs2 in 0..<4 { #expect(Decoder.decode32(rtype(0x68, UInt32(rs2), 1, 1, 5, 0x53)).op == fromInt[rs2]) }
+    #expect(Decoder.decode32(itype(8, 1, 7, 5, 0x03)).op == .illegal)   // no load with funct3 7
+    #expect(Decoder.decode32(btype(8, 2, 1, 2)).op == .illegal)         // no branch with funct3 2
+}
