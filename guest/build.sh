@@ -152,6 +152,7 @@ step 6 "publish $OUT"
 rm -rf "$OUT"; mkdir -p "$OUT"
 cp "$KERNEL_PART/Image" "$OUT/Image"
 cp "$KERNEL_PART/config" "$OUT/config"
+[ -f "$KERNEL_PART/vmlinux" ] && cp "$KERNEL_PART/vmlinux" "$OUT/vmlinux"
 cp "$BUSYBOX_PART/config" "$OUT/busybox.config"
 cp "$WORK/initramfs.cpio.gz" "$OUT/initramfs.cpio.gz"
 cp -r "$WORK/bench" "$OUT/bench"   # the same binaries as in /bench, for user-mode runs

@@ -32,6 +32,7 @@ build_kernel() {
     mkdir -p "$out"
     cp arch/riscv/boot/Image "$out/Image"
     cp .config "$out/config"
+    cp vmlinux "$out/vmlinux"   # symbols for debugging the guest kernel with gdb
     cp usr/gen_init_cpio "$out/gen_init_cpio"
     cd "$work"
 }
