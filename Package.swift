@@ -18,7 +18,7 @@ let package = Package(
         // zlib, for compressed qcow2 clusters (Debian's zlib1g-dev).
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         // Versioned, sectioned state encoding used by snapshots and migration.
-        .target(name: "RivetSnapshot", swiftSettings: optimize),
+        .target(name: "RivetSnapshot", dependencies: ["CZlib"], swiftSettings: optimize),
         // Instruction encodings and the objdump-compatible disassembler.
         .target(name: "RivetISA", swiftSettings: optimize),
         // IEEE-754 arithmetic with RISC-V semantics (rounding modes, fflags, NaN rules).
@@ -34,10 +34,12 @@ let package = Package(
         .target(name: "RivetDevices", dependencies: ["RivetMemory", "RivetStorage", "RivetSnapshot"], swiftSettings: optimize),
         // The `virt` board: memory map, device tree, boot loading, run loop.
         .target(name: "RivetMachine", dependencies: ["RivetDevices", "RivetCPU", "RivetMemory", "RivetStorage", "RivetSnapshot"], swiftSettings: optimize),
+        // The QMP management socket (QEMU's machine protocol) in front of a running machine.
+        .target(name: "RivetQMP", dependencies: ["RivetMachine", "RivetSnapshot"], swiftSettings: optimize),
         // The process virtual machine: one RISC-V Linux program on the host (rivet user).
         .target(name: "RivetUser", dependencies: ["RivetCPU", "RivetMemory", "RivetSnapshot"], swiftSettings: optimize),
         .executableTarget(name: "rivet", dependencies: [
-            "RivetMachine", "RivetCPU", "RivetISA", "RivetStorage", "RivetUser",
+            "RivetMachine", "RivetQMP", "RivetCPU", "RivetISA", "RivetStorage", "RivetUser",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimize),
         .testTarget(name: "RivetISATests", dependencies: ["RivetISA"]),
@@ -45,6 +47,7 @@ let package = Package(
         .testTarget(name: "RivetStorageTests", dependencies: ["RivetStorage"]),
         .testTarget(name: "RivetCPUTests", dependencies: ["RivetCPU", "RivetMemory"]),
         .testTarget(name: "RivetUserTests", dependencies: ["RivetUser", "RivetCPU", "RivetMemory"]),
+        .testTarget(name: "RivetMachineTests", dependencies: ["RivetMachine", "RivetSnapshot", "RivetMemory"]),
         .testTarget(name: "RivetDevicesTests", dependencies: ["RivetDevices", "RivetMemory", "RivetStorage"]),
     ],
     swiftLanguageModes: [.v5]

@@ -1,10 +1,12 @@
 import RivetSnapshot
 
-/// Hart state in the snapshot format: every architectural register and CSR. Decoded blocks and TLB
-/// entries are caches and are not saved; restore flushes them.
+/// Hart state in the snapshot format: every architectural register and CSR, the LR reservation (address
+/// and the value LR read, which SC compares) and the work counter that budgets and instruction limits
+/// use. Decoded blocks and TLB entries are caches and are not saved; restore flushes them.
+/// Version 2 added the reservation value and the work counter.
 extension Hart: Snapshottable {
     public var snapshotName: String { "cpu.\(hartID)" }
-    public var snapshotVersion: UInt32 { 1 }
+    public var snapshotVersion: UInt32 { 2 }
 
     public func saveState(to w: inout StateWriter) {
         w.u64(pc)
@@ -15,6 +17,8 @@ extension Hart: Snapshottable {
         w.bool(waitingForInterrupt)
         w.bool(reservation != nil)
         w.u64(reservation ?? 0)
+        w.u64(reservationValue)
+        w.u64(work)
         let c = csr
         for v in [c.mstatus, c.misa, c.medeleg, c.mideleg, c.mie, c.mip, c.mtvec, c.mcounteren, c.mscratch,
                   c.mepc, c.mcause, c.mtval, c.menvcfg, c.mcountinhibit, c.mhartid, c.stvec, c.scounteren,
@@ -35,6 +39,8 @@ extension Hart: Snapshottable {
         let wfi = try r.bool()
         let hasReservation = try r.bool()
         let res = try r.u64()
+        let resValue = try r.u64()
+        let newWork = try r.u64()
         var c = CSRFile()
         c.mstatus = try r.u64(); c.misa = try r.u64(); c.medeleg = try r.u64(); c.mideleg = try r.u64()
         c.mie = try r.u64(); c.mip = try r.u64(); c.mtvec = try r.u64(); c.mcounteren = try r.u64()
@@ -67,6 +73,8 @@ extension Hart: Snapshottable {
         instret = newInstret
         waitingForInterrupt = wfi
         reservation = hasReservation ? res : nil
+        reservationValue = resValue
+        work = newWork
         csr = c
         pmpcfg = newPMPCfg
         pmpaddr = newPMPAddr

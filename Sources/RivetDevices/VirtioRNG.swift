@@ -30,6 +30,21 @@ public final class VirtioRNG: VirtioDeviceModel {
         }
     }
 
+    /// The generator's position under `--icount`, so a restored deterministic run draws the same bytes.
+    public func saveState(to w: inout StateWriter) {
+        w.bool(seed != nil)
+        w.u64(seed ?? 0)
+    }
+
+    public func restoreState(from r: inout StateReader) throws {
+        let seeded = try r.bool()
+        let value = try r.u64()
+        guard seeded == (seed != nil) else {
+            throw SnapshotError("\(r.context): entropy source was \(seeded ? "seeded (--icount)" : "host random"), this machine's is not")
+        }
+        if seeded { seed = value }
+    }
+
     /// splitmix64 over `seed`: reproducible bytes for deterministic runs.
     func fillSeeded(_ buffer: UnsafeMutableRawBufferPointer) {
         for i in 0..<buffer.count {

@@ -19,6 +19,8 @@ public struct VirtMachineConfig {
     public var disks: [BlockDevice] = []
     /// Deterministic mode: mtime advances with retired instructions only.
     public var icount = false
+    /// False when the machine will be restored from a stream (RAM is replaced anyway).
+    public var loadImagesAtStart = true
     public init() {}
 }
 
@@ -59,6 +61,10 @@ public final class VirtMachine {
     /// Times the run loop slept with every hart in wfi, and the sleep requested (RIVET_STATS).
     public private(set) var idleSleeps: UInt64 = 0
     public private(set) var idleNanoseconds: UInt64 = 0
+    /// Rouses the run loop from idle or pause when another thread posts a request (see MachineControl).
+    public let wakeup = Wakeup()
+    /// Pause/resume, requests from other threads, events (MachineControl.swift).
+    public let control: MachineControl
 
     public init(config: VirtMachineConfig, console: HostConsole) throws {
         guard (1...8).contains(config.hartCount) else { throw MachineError("--smp must be between 1 and 8") }
@@ -66,6 +72,7 @@ public final class VirtMachine {
         guard config.disks.count <= VirtioMMIO.slotCount - 1 else { throw MachineError("at most \(VirtioMMIO.slotCount - 1) drives") }
         self.config = config
         self.console = console
+        control = MachineControl(wakeup: wakeup)
         ram = try GuestRAM(base: VirtMachine.ramBase, size: config.memorySize)
         bus = PhysicalBus(ram: ram)
         wires = InterruptWires(hartCount: config.hartCount)
@@ -104,7 +111,7 @@ public final class VirtMachine {
             hs.append(Hart(hartID: id, bus: bus, cache: cache, wires: wires, clock: clock))
         }
         harts = hs
-        try loadImages()
+        if config.loadImagesAtStart { try loadImages() }
     }
 
     /// Places firmware, kernel, initrd and device tree in RAM and resets the harts to the firmware.
@@ -165,6 +172,8 @@ public final class VirtMachine {
             if let d = wallDeadline, VirtualClock.hostNanoseconds() >= d {
                 return .stopped("time limit of \(wallSeconds!) s reached")
             }
+            if control.hasRequests, let exit = serviceRequests() { return exit }
+            if !control.isRunning { waitWhilePaused(deadline: wallDeadline); continue }
             if case .instructionCount = clock.mode { clock.retiredInstructions = totalInstructions }
             clint.updateTimers()
             var allWaiting = true
@@ -177,14 +186,25 @@ public final class VirtMachine {
             if let request = syscon.request {
                 syscon.request = nil
                 switch request {
-                case .powerOff(let code): return .powerOff(exitCode: code)
-                case .reset: try reset(); continue
+                case .powerOff(let code):
+                    control.runState = .shutdown
+                    emit(.shutdown(guest: true, reason: "guest-shutdown"))
+                    return .powerOff(exitCode: code)
+                case .reset:
+                    try reset()
+                    emit(.reset(guest: true, reason: "guest-reset"))
+                    continue
                 }
             }
             if console.pump(into: uart) == .quit { return .quitByUser }
             console.flush()
             if let limit = maxInstructions, harts.reduce(0, { $0 &+ $1.work }) >= limit {
                 return .stopped("instruction limit \(limit) reached")
+            }
+            if let at = control.pauseAtWork, harts.reduce(0, { $0 &+ $1.work }) >= at {
+                control.pauseAtWork = nil
+                requestPause(reason: "debug")
+                continue
             }
             // A hart that ran later in this pass may have woken an earlier one (an IPI): sleep only if none is.
             if allWaiting && !harts.contains(where: { $0.hasWakeupInterrupt }) { idle() }
@@ -205,12 +225,12 @@ public final class VirtMachine {
             idleSleeps &+= 1
             idleNanoseconds &+= min(ns, 100_000_000)
             let ms = Int32(min(ns / 1_000_000 + 1, 100))
-            var fds = pollfd(fd: console.inputFD, events: Int16(POLLIN), revents: 0)
-            if console.inputClosed || console.hasPendingInput {
-                if !console.hasPendingInput { usleep(UInt32(min(ns / 1000, 100_000))) }
-            } else {
-                _ = poll(&fds, 1, ms)
-            }
+            // The wakeup fd rouses the loop when another thread posts a request (QMP, a backend).
+            var fds = [pollfd(fd: wakeup.fd, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: console.inputFD, events: Int16(POLLIN), revents: 0)]
+            if console.hasPendingInput { return }
+            let watchConsole = !console.inputClosed
+            if poll(&fds, watchConsole ? 2 : 1, ms) > 0 && fds[0].revents != 0 { wakeup.drain() }
         }
     }
 }

@@ -156,8 +156,30 @@ public final class GuestRAM {
         p.storeBytes(of: v, as: UInt64.self); noteWrite(a, length: 8); return true
     }
 
+    /// True once pages were mapped from a snapshot file (MADV_DONTNEED would bring the file back).
+    public private(set) var hasFileMappings = false
+
+    /// Maps `pageCount` pages of a file copy-on-write over guest RAM starting at page `firstPage` (fast
+    /// restore): the guest reads the file's pages from the page cache and its writes stay private.
+    /// The host address of RAM does not change, so TLB host pointers stay valid.
+    public func mapFile(fd: Int32, fileOffset: UInt64, firstPage: Int, pageCount count: Int) -> Bool {
+        guard firstPage >= 0, count > 0, firstPage <= pageCount, count <= pageCount - firstPage,
+              fileOffset % GuestRAM.pageSize == 0 else { return false }
+        let at = host + firstPage << Int(GuestRAM.pageShift)
+        let p = mmap(at, count << Int(GuestRAM.pageShift), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, off_t(fileOffset))
+        guard let p, p != MAP_FAILED, p == at else { return false }
+        hasFileMappings = true
+        return true
+    }
+
     /// Zeroes all of RAM (machine reset) and forgets all code.
     public func clear() {
+        if hasFileMappings {
+            // Replace file-backed pages by fresh anonymous memory at the same address.
+            let p = mmap(host, Int(size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0)
+            precondition(p == host, "cannot remap guest RAM")
+            hasFileMappings = false
+        }
         madvise(host, Int(size), MADV_DONTNEED)
         for page in 0..<pageCount where codePages[page] != 0 {
             codePages[page] = 0

@@ -49,6 +49,10 @@ public final class VirtualClock {
     var hostStartNs: UInt64
     /// In icount mode the run loop stores the total retired instructions here.
     public var retiredInstructions: UInt64 = 0
+    /// While the machine is paused, mtime holds still at this value (real-time mode).
+    public private(set) var frozenAt: UInt64? = nil
+    /// The mtime the last restored "clock" section holds.
+    public var restoredMTime: UInt64? = nil
 
     public init(mode: Mode) {
         self.mode = mode
@@ -65,10 +69,23 @@ public final class VirtualClock {
     public var mtime: UInt64 {
         switch mode {
         case .realTime:
+            if let f = frozenAt { return f }
             return offset &+ (VirtualClock.hostNanoseconds() &- hostStartNs) / 100
         case .instructionCount(let shift):
             return offset &+ (retiredInstructions >> UInt64(shift))
         }
+    }
+
+    /// Machine paused: mtime stops. The guest must not see the paused interval as elapsed time.
+    public func freeze() {
+        if frozenAt == nil { frozenAt = mtime }
+    }
+
+    /// Machine resumed: mtime continues from where it stopped (the offset is rebased on host time).
+    public func thaw() {
+        guard let f = frozenAt else { return }
+        frozenAt = nil
+        set(mtime: f)
     }
 
     /// Sets mtime to `value` from now on (guest write to mtime, snapshot restore).
@@ -76,6 +93,7 @@ public final class VirtualClock {
         switch mode {
         case .realTime:
             hostStartNs = VirtualClock.hostNanoseconds(); offset = value
+            if frozenAt != nil { frozenAt = value }
         case .instructionCount(let shift):
             offset = value &- (retiredInstructions >> UInt64(shift))
         }
@@ -92,3 +110,64 @@ public final class VirtualClock {
 #if canImport(Glibc)
 import Glibc
 #endif
+import RivetSnapshot
+
+/// Wire levels are derived state (the CLINT and PLIC drive them), saved so a restored machine has the
+/// same pending interrupts before any device re-drives its line.
+extension InterruptWires: Snapshottable {
+    public var snapshotName: String { "wires" }
+    public var snapshotVersion: UInt32 { 1 }
+    static let drivenBits = msip | mtip | seip | meip
+
+    public func saveState(to w: inout StateWriter) {
+        w.int(hartCount)
+        for h in 0..<hartCount { w.u64(pins[h]) }
+    }
+
+    public func restoreState(from r: inout StateReader) throws {
+        let n = try r.int()
+        guard n == hartCount else { throw SnapshotError("\(r.context): state is for \(n) harts, machine has \(hartCount)") }
+        var values: [UInt64] = []
+        for _ in 0..<n { values.append(try r.u64()) }
+        try r.expectEnd()
+        for h in 0..<n {
+            guard values[h] & ~InterruptWires.drivenBits == 0 else {
+                throw SnapshotError("\(r.context): hart \(h) has undriven interrupt bits 0x\(String(values[h], radix: 16))")
+            }
+        }
+        for h in 0..<n { pins[h] = values[h] }
+        generation &+= 1
+    }
+}
+
+/// The clock's mode must match the machine's; its value is what the guest's mtime reads. The machine
+/// applies `restoredMTime` once every hart's instruction count is back (icount derives mtime from it).
+extension VirtualClock: Snapshottable {
+    public var snapshotName: String { "clock" }
+    public var snapshotVersion: UInt32 { 1 }
+
+    public func saveState(to w: inout StateWriter) {
+        switch mode {
+        case .realTime: w.u8(0); w.u8(0)
+        case .instructionCount(let shift): w.u8(1); w.u8(UInt8(shift))
+        }
+        w.u64(mtime)
+    }
+
+    public func restoreState(from r: inout StateReader) throws {
+        let kind = try r.u8(), shift = try r.u8()
+        let value = try r.u64()
+        try r.expectEnd()
+        let saved: Mode
+        switch kind {
+        case 0: saved = .realTime
+        case 1: saved = .instructionCount(shift: Int(shift))
+        default: throw SnapshotError("\(r.context): unknown clock mode \(kind)")
+        }
+        guard saved == mode else {
+            throw SnapshotError("\(r.context): the snapshot was taken \(kind == 1 ? "with" : "without") --icount; this machine runs \(kind == 1 ? "without" : "with") it")
+        }
+        restoredMTime = value
+        set(mtime: value)
+    }
+}

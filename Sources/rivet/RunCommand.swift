@@ -30,6 +30,14 @@ struct Run: ParsableCommand {
     @Flag(help: "Deterministic mode: the clock follows retired instructions.") var icount = false
     @Option(help: "Stop after this many instructions (all harts together).") var maxInstructions: UInt64?
     @Option(help: "Stop after this many seconds of host time (exit status 2).") var timeLimit: Double?
+    @Option(help: "QMP management socket: unix:PATH,server=on,wait=off or tcp:HOST:PORT,server=on,wait=off (repeatable).")
+    var qmp: [String] = []
+    @Option(help: "Restore the machine from a snapshot stream: file:PATH or exec:COMMAND (same options as when it was saved).")
+    var incoming: String?
+    @Flag(name: [.customShort("S"), .customLong("no-start")], help: "Start paused (continue with QMP cont).")
+    var noStart = false
+    @Option(help: .hidden) var xPauseAt: UInt64?
+    @Flag(help: .hidden) var xRamHash = false
 
     func run() throws {
         let machine: VirtMachine
@@ -39,6 +47,7 @@ struct Run: ParsableCommand {
             config.hartCount = smp
             config.icount = icount
             config.firmware = try readFile(bios)
+            config.loadImagesAtStart = incoming == nil
             var kernelPath = kernel
             var initrdPath = initrd
             if kernelPath == nil {
@@ -65,6 +74,15 @@ struct Run: ParsableCommand {
             fputs("rivet: \(error)\n", stderr)
             throw ExitCode(1)
         }
+        let management: MachineManagement
+        do {
+            management = try MachineManagement(machine: machine, options: self)
+        } catch {
+            console.restore()
+            fputs("rivet: \(error)\n", stderr)
+            throw ExitCode(1)
+        }
+        defer { management.stop() }
         if let path = dtbOut {
             do { try writeFile(path, machine.deviceTree) } catch {
                 console.restore(); fputs("rivet: \(error)\n", stderr); throw ExitCode(1)
@@ -76,6 +94,7 @@ struct Run: ParsableCommand {
             console.restore(); fputs("rivet: \(error)\n", stderr); throw ExitCode(1)
         }
         console.restore()
+        management.finish()
         for d in config.disks { try? d.flush() }
         if ProcessInfoLite.environment("RIVET_STATS") != nil {
             let seconds = Double(VirtualClockHost.now() - start) / 1e9

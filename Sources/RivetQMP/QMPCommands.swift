@@ -1,0 +1,216 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import RivetMachine
+import RivetSnapshot
+import RivetStorage
+
+/// One client's conversation: capabilities negotiation, then commands.
+struct QMPSession {
+    unowned let server: QMPServer
+    let connection: Int
+    var negotiated = false
+
+    init(server: QMPServer, connection: Int) {
+        self.server = server
+        self.connection = connection
+    }
+
+    static let commands = ["qmp_capabilities", "query-version", "query-commands", "query-status", "query-name",
+                           "query-cpus-fast", "query-block", "stop", "cont", "system_reset", "system_powerdown",
+                           "quit", "migrate", "query-migrate", "migrate_cancel", "x-rivet-ram-hash"]
+
+    static func error(_ cls: String, _ desc: String, id: JSON?) -> JSON {
+        var m: [(String, JSON)] = [("error", .object([("class", .string(cls)), ("desc", .string(desc))]))]
+        if let id { m.append(("id", id)) }
+        return .object(m)
+    }
+
+    static func reply(_ value: JSON, id: JSON?) -> JSON {
+        var m: [(String, JSON)] = [("return", value)]
+        if let id { m.append(("id", id)) }
+        return .object(m)
+    }
+
+    func send(_ message: JSON) { server.enqueue(message, forConnection: nil) }
+
+    /// Handles one piece of input; true when a command went to the machine and its reply is pending.
+    mutating func handle(_ piece: JSONStreamSplitter.Piece) -> Bool {
+        let message: JSON
+        switch piece {
+        case .tooLong:
+            send(QMPSession.error("GenericError", "JSON parse error, message too long", id: nil)); return false
+        case .garbage:
+            send(QMPSession.error("GenericError", "JSON parse error, invalid token", id: nil)); return false
+        case .message(let bytes):
+            do { message = try JSONParser.parse(bytes) } catch {
+                send(QMPSession.error("GenericError", "JSON parse error, \(error)", id: nil)); return false
+            }
+        }
+        guard message.isObject else { send(QMPSession.error("GenericError", "QMP input must be a JSON object", id: nil)); return false }
+        let id = message["id"]
+        guard let execute = message["execute"] else {
+            send(QMPSession.error("GenericError", "QMP input lacks member 'execute'", id: id)); return false
+        }
+        guard let name = execute.stringValue else {
+            send(QMPSession.error("GenericError", "QMP input member 'execute' must be a string", id: id)); return false
+        }
+        let args = message["arguments"] ?? .object([])
+        guard args.isObject else {
+            send(QMPSession.error("GenericError", "QMP input member 'arguments' must be an object", id: id)); return false
+        }
+        if !negotiated {
+            if name == "qmp_capabilities" {
+                negotiated = true
+                send(QMPSession.reply(.object([]), id: id))
+            } else {
+                send(QMPSession.error("CommandNotFound", "Expecting capabilities negotiation with 'qmp_capabilities'", id: id))
+            }
+            return false
+        }
+        return dispatch(name, args: args, id: id)
+    }
+
+    /// Runs `body` on the machine's run loop; its result becomes the reply.
+    func onMachine(id: JSON?, _ body: @escaping (VirtMachine) -> JSON) -> Bool {
+        let server = self.server, connection = self.connection
+        server.machine.control.post { m in
+            server.enqueue(body(m), forConnection: connection)
+        }
+        return true
+    }
+
+    func dispatch(_ name: String, args: JSON, id: JSON?) -> Bool {
+        let ok = QMPSession.reply(.object([]), id: id)
+        switch name {
+        case "qmp_capabilities":
+            send(QMPSession.error("CommandNotFound", "Capabilities negotiation is already complete, command ignored", id: id))
+        case "query-version":
+            send(QMPSession.reply(.object([
+                ("qemu", .object([("micro", .int(0)), ("minor", .int(2)), ("major", .int(7))])),
+                ("package", .string("rivet")),
+            ]), id: id))
+        case "query-commands":
+            send(QMPSession.reply(.array(QMPSession.commands.map { .object([("name", .string($0))]) }), id: id))
+        case "query-name":
+            send(QMPSession.reply(.object([]), id: id))
+        case "query-migrate":
+            send(QMPSession.reply(QMPSession.migrationJSON(server.machine.control.migrationInfo), id: id))
+        case "migrate_cancel":
+            // Saves run to completion inside one command, so there is never one to cancel.
+            send(ok)
+        case "query-status":
+            return onMachine(id: id) { m in
+                let state = m.control.runState
+                return QMPSession.reply(.object([("status", .string(state.rawValue)), ("singlestep", .bool(false)),
+                                                 ("running", .bool(state == .running))]), id: id)
+            }
+        case "query-cpus-fast":
+            return onMachine(id: id) { m in
+                let tid = QMPSession.threadID()
+                return QMPSession.reply(.array(m.harts.map { h in
+                    .object([("thread-id", .int(tid)),
+                             ("props", .object([("core-id", .int(0)), ("thread-id", .int(0)), ("socket-id", .int(Int64(h.hartID)))])),
+                             ("qom-path", .string("/machine/soc0/harts[\(h.hartID)]")),
+                             ("cpu-index", .int(Int64(h.hartID))), ("target", .string("riscv64"))])
+                }), id: id)
+            }
+        case "query-block":
+            let paths = server.drivePaths
+            return onMachine(id: id) { m in
+                QMPSession.reply(.array(m.config.disks.enumerated().map { (i, d) in
+                    let format = (d as? ImageLayer)?.format.rawValue ?? "raw"
+                    let path = i < paths.count ? paths[i] : ""
+                    return .object([
+                        ("device", .string("virtio\(i)")), ("locked", .bool(false)), ("removable", .bool(false)),
+                        ("qdev", .string("/machine/peripheral-anon/device[\(i)]/virtio-backend")),
+                        ("type", .string("unknown")),
+                        ("inserted", .object([
+                            ("file", .string(path)), ("ro", .bool(d.isReadOnly)), ("drv", .string(format)),
+                            ("encrypted", .bool(false)), ("backing_file_depth", .int(0)),
+                            ("image", .object([("filename", .string(path)), ("format", .string(format)),
+                                               ("virtual-size", .int(Int64(d.size)))])),
+                        ])),
+                    ])
+                }), id: id)
+            }
+        case "stop":
+            return onMachine(id: id) { m in
+                if m.control.runState == .running { m.requestPause(reason: "qmp") }
+                return ok
+            }
+        case "cont":
+            return onMachine(id: id) { m in
+                if m.control.runState == .shutdown {
+                    return QMPSession.error("GenericError", "the guest has shut down; it cannot continue", id: id)
+                }
+                m.resume()
+                return ok
+            }
+        case "system_reset":
+            return onMachine(id: id) { m in
+                do { try m.reset() } catch {
+                    return QMPSession.error("GenericError", "reset failed: \(error)", id: id)
+                }
+                m.emit(.reset(guest: false, reason: "host-qmp-system-reset"))
+                return ok
+            }
+        case "system_powerdown":
+            return onMachine(id: id) { m in
+                m.requestPowerdown()
+                return ok
+            }
+        case "quit":
+            return onMachine(id: id) { m in
+                m.control.runStateForShutdown()
+                m.emit(.shutdown(guest: false, reason: "host-qmp-quit"))
+                m.requestExit(.quitByUser)
+                return ok
+            }
+        case "migrate":
+            guard let uri = args["uri"]?.stringValue else {
+                send(QMPSession.error("GenericError", "Parameter 'uri' is missing", id: id)); return false
+            }
+            return onMachine(id: id) { m in
+                do {
+                    _ = try m.saveSnapshot(to: uri)
+                    return ok
+                } catch {
+                    return QMPSession.error("GenericError", "\(error)", id: id)
+                }
+            }
+        case "x-rivet-ram-hash":
+            return onMachine(id: id) { m in
+                QMPSession.reply(.object([("hash", .string(m.ramHash())), ("instructions", .int(Int64(bitPattern: m.totalWork)))]), id: id)
+            }
+        default:
+            send(QMPSession.error("CommandNotFound", "The command \(name) has not been found", id: id))
+        }
+        return false
+    }
+
+    static func threadID() -> Int64 {
+        typealias GetTID = @convention(c) () -> Int32
+        guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "gettid") else { return Int64(getpid()) }
+        return Int64(unsafeBitCast(sym, to: GetTID.self)())
+    }
+
+    static func migrationJSON(_ info: MigrationInfo) -> JSON {
+        guard info.status != "none" else { return .object([]) }
+        var m: [(String, JSON)] = [("status", .string(info.status))]
+        if info.status == "completed" || info.status == "failed" {
+            m.append(("total-time", .int(Int64(info.totalTimeMs))))
+            m.append(("downtime", .int(Int64(info.totalTimeMs))))
+            m.append(("setup-time", .int(0)))
+        }
+        let ms = max(info.totalTimeMs, 1)
+        m.append(("ram", .object([
+            ("transferred", .int(Int64(info.transferred))), ("remaining", .int(info.status == "completed" ? 0 : Int64(info.total))),
+            ("total", .int(Int64(info.total))), ("duplicate", .int(Int64(info.zeroPages))),
+            ("normal", .int(Int64(info.normalPages))), ("normal-bytes", .int(Int64(info.normalPages) * 4096)),
+            ("dirty-sync-count", .int(1)), ("mbps", .double(Double(info.transferred) * 8 / 1000 / Double(ms))),
+        ])))
+        if let e = info.error { m.append(("error-desc", .string(e))) }
+        return .object(m)
+    }
+}

@@ -1,0 +1,42 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import RivetMachine
+import RivetQMP
+
+/// What `rivet run` adds around the machine for management: restoring from `--incoming`, starting
+/// paused (`-S`), QMP sockets, and the hidden test hooks (`--x-pause-at`, `--x-ram-hash`).
+final class MachineManagement {
+    let machine: VirtMachine
+    var servers: [QMPServer] = []
+    let printRAMHash: Bool
+
+    init(machine: VirtMachine, options: Run) throws {
+        self.machine = machine
+        printRAMHash = options.xRamHash
+        // A QMP client or an exec: command that goes away must not kill rivet.
+        signal(SIGPIPE, SIG_IGN)
+        if let uri = options.incoming {
+            do { try machine.restoreSnapshot(from: uri) } catch { throw CLIError("--incoming \(uri): \(error)") }
+        }
+        machine.control.pauseAtWork = options.xPauseAt
+        if options.noStart { machine.requestPause(reason: "-S", state: options.incoming == nil ? .prelaunch : .paused) }
+        let paths = options.drive.map { String($0.split(separator: ",").first ?? "") }
+        for spec in options.qmp {
+            let server = try QMPServer(address: try QMPAddress.parse(spec), machine: machine, drivePaths: paths)
+            servers.append(server)
+        }
+        for s in servers { s.start() }
+    }
+
+    /// After the run loop ended: the hidden RAM hash for exactness tests.
+    func finish() {
+        if printRAMHash { fputs("rivet: ram-hash \(machine.ramHash()) work \(machine.totalWork)\n", stderr) }
+    }
+
+    /// Sends what QMP clients are owed (the reply to quit, SHUTDOWN) and closes the sockets.
+    func stop() {
+        for s in servers { s.stop() }
+        servers = []
+    }
+}
