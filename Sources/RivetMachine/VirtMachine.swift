@@ -201,13 +201,13 @@ public final class VirtMachine {
             if let limit = maxInstructions, harts.reduce(0, { $0 &+ $1.work }) >= limit {
                 return .stopped("instruction limit \(limit) reached")
             }
-            if let at = control.pauseAtWork, harts.reduce(0, { $0 &+ $1.work }) >= at {
-                control.pauseAtWork = nil
-                requestPause(reason: "debug")
-                continue
-            }
             // A hart that ran later in this pass may have woken an earlier one (an IPI): sleep only if none is.
             if allWaiting && !harts.contains(where: { $0.hasWakeupInterrupt }) { idle() }
+            // At the very end of a pass, so a run that pauses here and one that does not stay identical.
+            if let at = control.pauseAtWork, totalWork >= at {
+                control.pauseAtWork = nil
+                requestPause(reason: "debug")
+            }
         }
     }
 
