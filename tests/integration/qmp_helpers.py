@@ -60,11 +60,6 @@ class Machine:
 
     def finish(self):
         try:
-            if self.proc.stdin:
-                self.proc.stdin.close()
-        except BrokenPipeError:
-            pass
-        try:
             out, err = self.proc.communicate(timeout=max(1.0, self.deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             self.kill()
@@ -77,6 +72,15 @@ class Machine:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def quit_and_close(mon):
+    """quit, then close the monitor; rivet closes the socket as it exits, which the client may see first."""
+    mon.cmd("quit")
+    try:
+        mon.close()
+    except EOFError:
+        pass
 
 
 def wait_event(mon, name):
