@@ -6,7 +6,8 @@ For each VM:
   cold boot      process start -> the shell answers `echo` (the prompt is waited for, then the command sent)
   save           QMP migrate until query-migrate says completed (rivet: file: and exec:cat; QEMU: exec:cat)
   size           bytes of the snapshot
-  restore        process start with --incoming/-incoming -> the restored shell answers `echo`
+  restore        process start with --incoming/-incoming -> QMP says running -> the restored shell answers
+                 one `echo` sent then
                  (rivet: file: is mapped copy-on-write; exec:cat is read through a pipe)
 Each restore is repeated REPEAT times (median reported). Prints a table and writes JSON to OUT if given.
 """
@@ -64,19 +65,30 @@ class VM:
         return time.monotonic() - self.start
 
     def echo(self, token):
+        """Sends `echo TOKEN | tr A-Z a-z` once and waits for the answer (the token in lower case);
+        returns seconds since process start."""
         mark = len(self.out)
-        self.p.stdin.write(f"echo {token}-$((1+1))\n".encode())
+        self.p.stdin.write(f"echo {token} | tr A-Z a-z\n".encode())
         self.p.stdin.flush()
-        return self.wait_for(f"{token}-2".encode(), start=mark + len(token) + 12)
+        return self.wait_for(f"\n{token.lower()}".encode(), start=mark)
+
+    def wait_running(self):
+        """Polls QMP until the VM runs (an incoming VM has loaded its state)."""
+        mon = self.monitor()
+        while mon.cmd("query-status")["status"] != "running":
+            time.sleep(0.002)
+        mon.close()
 
     def monitor(self):
-        for _ in range(500):
-            if os.path.exists(self.sock):
-                break
-            time.sleep(0.01)
-        m = QEMUMonitorProtocol(self.sock)
-        m.connect(negotiate=True)
-        return m
+        while True:
+            try:
+                m = QEMUMonitorProtocol(self.sock)
+                m.connect(negotiate=True)
+                return m
+            except Exception:
+                if self.p.poll() is not None or time.monotonic() - self.start > 120:
+                    raise
+                time.sleep(0.002)
 
     def kill(self):
         if self.p.poll() is None:
@@ -106,23 +118,31 @@ def measure(name, argv_fn, saves, restores, work):
     files = {}
     for i in range(REPEAT):
         vm = VM(argv_fn(sock), sock)
-        vm.wait_for(MARKER)
-        vm.wait_for(b"# ", start=vm.out.index(MARKER))
-        boots.append(vm.echo("BOOTED"))
-        if i == REPEAT - 1:
-            for label, uri_fn in saves:
-                path = os.path.join(work, f"{name}-{label}.snap")
-                res[f"save {label} s"] = round(save(vm, uri_fn(path)), 3)
-                res[f"size {label} bytes"] = os.path.getsize(path)
-                files[label] = path
-        vm.kill()
+        try:
+            vm.wait_for(MARKER)
+            vm.wait_for(b"# ", start=vm.out.index(MARKER))
+            boots.append(vm.echo("BOOTED"))
+            if i == REPEAT - 1:
+                for label, uri_fn in saves:
+                    path = os.path.join(work, f"{name}-{label}.snap")
+                    res[f"save {label} s"] = round(save(vm, uri_fn(path)), 3)
+                    res[f"size {label} bytes"] = os.path.getsize(path)
+                    files[label] = path
+                    mon = vm.monitor()
+                    mon.cmd("cont")
+                    mon.close()
+        finally:
+            vm.kill()
     res["cold boot to shell s"] = round(statistics.median(boots), 3)
     for label, src, uri_fn in restores:
         times = []
         for _ in range(REPEAT):
             vm = VM(argv_fn(sock, *uri_fn(files[src])), sock)
-            times.append(vm.echo("RESTORED"))
-            vm.kill()
+            try:
+                vm.wait_running()
+                times.append(vm.echo("RESTORED"))
+            finally:
+                vm.kill()
         res[f"restore {label} s"] = round(statistics.median(times), 3)
     return res
 

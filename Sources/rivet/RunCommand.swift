@@ -14,7 +14,9 @@ struct Run: ParsableCommand {
         discussion: """
         With no --kernel, boots the default guest built by guest/build.sh (from the cache at \
         ${RIVET_CACHE:-~/.cache/rivet}/guest-default). On a terminal, Ctrl-A X quits and Ctrl-A H lists the keys. \
-        Exit status: the guest's power-off code (0 for a normal poweroff); 1 on a start-up error.
+        Exit status: the guest's power-off code (0 for a normal poweroff); 1 on a start-up error. \
+        --qmp serves QEMU's management protocol (stop, cont, migrate to file:/exec:, quit ...); \
+        --incoming restores a machine saved by migrate (see docs/snapshots.md).
         """)
 
     @Option(help: "Firmware image loaded at 0x80000000.")
