@@ -14,8 +14,9 @@ final class MachineManagement {
     init(machine: VirtMachine, options: Run) throws {
         self.machine = machine
         printRAMHash = options.xRamHash
-        // A QMP client or an exec: command that goes away must not kill rivet.
-        signal(SIGPIPE, SIG_IGN)
+        // A QMP client or a migrate exec: command that goes away must not kill rivet (QEMU ignores
+        // SIGPIPE too); without --qmp a closed stdout still ends rivet as before.
+        if !options.qmp.isEmpty { signal(SIGPIPE, SIG_IGN) }
         if let uri = options.incoming {
             do { try machine.restoreSnapshot(from: uri) } catch { throw CLIError("--incoming \(uri): \(error)") }
         }

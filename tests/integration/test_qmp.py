@@ -2,6 +2,7 @@
 stop/cont with a frozen guest, events with timestamps, reset, powerdown, quit, several clients in turn,
 a client that vanishes mid-command, and malformed input - none of which may disturb the guest."""
 import json
+import os
 import re
 import socket
 import subprocess
@@ -81,6 +82,11 @@ def test_stop_freezes_the_guest_and_cont_resumes_it(rivet_bin, guest_dir, tmp_pa
     assert m.finish() == 0
 
 
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def uptime(m):
     start = len(m.output)
     m.send(b"echo UP-$(cut -d' ' -f1 /proc/uptime)-$((1+1))END\n")
@@ -93,13 +99,17 @@ def test_guest_time_does_not_jump_over_a_pause(rivet_bin, guest_dir, tmp_path):
     mon = m.monitor()
     first = uptime(m)
     mon.cmd("stop")
+    cpu_before = cpu_seconds(m.proc.pid)
     paused_at = time.monotonic()
     while time.monotonic() - paused_at < 3:
         time.sleep(0.1)
+    cpu_paused = cpu_seconds(m.proc.pid) - cpu_before
     mon.cmd("cont")
     second = uptime(m)
     # Three host seconds passed while paused; the guest's clock must not count them.
     assert second - first < 2.5, (first, second)
+    # A paused machine sleeps: a small fraction of the three seconds in CPU time.
+    assert cpu_paused < 0.3, cpu_paused
     mon.close()
     m.send(b"poweroff -f\n")
     assert m.finish() == 0

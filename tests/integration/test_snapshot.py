@@ -44,6 +44,8 @@ def test_shell_and_disk_continue_after_file_snapshot_and_restore(rivet_bin, gues
     info = save(mon, f"file:{snap}")
     assert info["ram"]["total"] == 256 << 20 and info["ram"]["transferred"] == snap.stat().st_size
     assert mon.cmd("query-status")["status"] == "postmigrate"
+    events = [(e["event"], e.get("data", {}).get("status")) for e in mon.get_events(wait=False)]
+    assert events == [("MIGRATION", "setup"), ("STOP", None), ("MIGRATION", "active"), ("MIGRATION", "completed")]
     quit_and_close(mon)
     assert m.finish() == 0
     assert not [p for p in os.listdir(tmp_path) if ".tmp-" in p], "no temporary file is left beside the snapshot"
