@@ -217,3 +217,20 @@ def test_qmp_over_tcp(rivet_bin, guest_dir, tmp_path):
     finally:
         if p.poll() is None:
             p.kill()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--qmp", "foo:bar"], "unix:PATH or tcp:HOST:PORT"),
+    (["--qmp", "unix:/tmp/x.sock,server=off"], "server=on"),
+    (["--qmp", "tcp:127.0.0.1:notaport,server=on,wait=off"], "tcp:HOST:PORT"),
+    (["--incoming", "tcp:127.0.0.1:4444"], "not supported yet"),
+    (["--incoming", "file:/nonexistent/vm.snap"], "cannot open"),
+    (["--incoming", "ftp://x"], "unsupported migration URI"),
+])
+def test_bad_management_options_are_one_line_errors(rivet_bin, guest_dir, args, words):
+    p = subprocess.run([str(rivet_bin), "run", "--time-limit", "10", *args], stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=60)
+    assert p.returncode == 1, p.stderr
+    assert p.stdout == b""
+    lines = p.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], p.stderr
