@@ -52,6 +52,8 @@ public final class MachineControl {
     /// Run-loop thread only.
     public internal(set) var runState: RunState = .running
     var exitRequest: MachineExit? = nil
+    /// Emitted once the requests of this pass have run (so a command's reply goes out before it).
+    var exitEvent: MachineEvent? = nil
     var pauseReason: String? = nil
     /// Debug/testing: pause once the harts' work count reaches this (`--x-pause-at`).
     public var pauseAtWork: UInt64? = nil
@@ -126,9 +128,11 @@ extension VirtMachine {
         control.emit(.resume)
     }
 
-    /// Ends `run` with `exit` at the next pass (run-loop thread).
-    public func requestExit(_ exit: MachineExit) {
+    /// Ends `run` with `exit` at the next pass (run-loop thread); `event` is emitted after the requests
+    /// of this pass have been answered (QEMU answers quit before its SHUTDOWN event).
+    public func requestExit(_ exit: MachineExit, event: MachineEvent? = nil) {
         control.exitRequest = exit
+        control.exitEvent = event
     }
 
     public func emit(_ event: MachineEvent) { control.emit(event) }
@@ -136,6 +140,10 @@ extension VirtMachine {
     /// Executes posted requests; returns an exit if one asked the loop to end.
     func serviceRequests() -> MachineExit? {
         for request in control.takeRequests() { request(self) }
+        if let e = control.exitEvent {
+            control.exitEvent = nil
+            emit(e)
+        }
         return control.exitRequest
     }
 

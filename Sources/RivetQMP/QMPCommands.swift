@@ -163,8 +163,7 @@ struct QMPSession {
         case "quit":
             return onMachine(id: id) { m in
                 m.control.runStateForShutdown()
-                m.emit(.shutdown(guest: false, reason: "host-qmp-quit"))
-                m.requestExit(.quitByUser)
+                m.requestExit(.quitByUser, event: .shutdown(guest: false, reason: "host-qmp-quit"))
                 return ok
             }
         case "migrate":

@@ -234,3 +234,16 @@ def test_bad_management_options_are_one_line_errors(rivet_bin, guest_dir, args, 
     assert p.stdout == b""
     lines = p.stderr.decode().strip().splitlines()
     assert len(lines) == 1 and words in lines[0], p.stderr
+
+
+def test_quit_is_answered_before_its_shutdown_event(rivet_bin, guest_dir, tmp_path):
+    m = Machine(rivet_bin, tmp_path / "q.sock", "-S")
+    c = RawClient(tmp_path / "q.sock")
+    c.send(b'{"execute": "quit", "id": "bye"}\n')
+    assert c.recv(skip_events=False) == {"return": {}, "id": "bye"}
+    ev = c.recv(skip_events=False)
+    assert ev["event"] == "SHUTDOWN" and ev["data"] == {"guest": False, "reason": "host-qmp-quit"}
+    with pytest.raises(EOFError):
+        c.recv(skip_events=False)
+    assert m.finish() == 0
+    assert m.output == b""
