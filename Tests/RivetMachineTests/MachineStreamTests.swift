@@ -77,6 +77,56 @@ final class MachineStreamTests: XCTestCase {
         }
     }
 
+    /// RAM records apply in order: later rounds override earlier data, zero records clear pages (what
+    /// live migration's dirty-page rounds will send). Records need not be page-aligned (pipes, sockets).
+    func testLaterRAMRecordsOverrideEarlierOnes() throws {
+        let source = try makeMachine()
+        _ = try source.run(maxInstructions: 200_000)
+        let stream = try save(source)
+        var template = Array("/tmp/rivet-stream-test-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        defer { close(fd) }
+        let w = StreamWriter(fd: fd)
+        try w.writeHeader()
+        let page = 4096
+        func pages(_ n: Int, _ byte: UInt8) -> [UInt8] { [UInt8](repeating: byte, count: n * page) }
+        func record(_ kind: RAMRecord, _ first: Int, _ count: Int, _ data: [UInt8] = []) -> [UInt8] {
+            var r = StateWriter()
+            r.u8(kind.rawValue); r.u64(UInt64(first)); r.u64(UInt64(count))
+            if kind == .data { r.u32(0) }
+            return r.bytes + data
+        }
+        let base = 1000  // pages well above the firmware
+        var ram = StateWriter()
+        ram.u64(UInt64(page)); ram.u64(UInt64(source.ram.pageCount))
+        var payload = ram.bytes
+        payload += record(.data, base, 2, pages(2, 0xaa))
+        payload += record(.data, base + 3, 1, pages(1, 0x55))
+        payload += record(.zero, base + 1, 1)
+        payload += record(.data, base, 1, pages(1, 0x11))
+        payload += [RAMRecord.end.rawValue]
+        for sec in sections(stream) {
+            let version = stream[(sec.payload.lowerBound - 12)..<(sec.payload.lowerBound - 8)].enumerated()
+                .reduce(UInt32(0)) { $0 | UInt32($1.element) << (8 * UInt32($1.offset)) }
+            if sec.name == VirtMachine.ramSectionName {
+                try w.writeSection(name: sec.name, version: version, payload: payload)
+            } else {
+                try w.writeSection(name: sec.name, version: version, payload: Array(stream[sec.payload]))
+            }
+        }
+        try w.writeEnd()
+        lseek(fd, 0, SEEK_SET)
+        let target = try makeMachine()
+        _ = try target.restoreState(from: StreamReader(fd: fd))
+        let at = { (p: Int) in target.ram.host.load(fromByteOffset: p * page + 100, as: UInt8.self) }
+        XCTAssertEqual(at(base), 0x11)
+        XCTAssertEqual(at(base + 1), 0)
+        XCTAssertEqual(at(base + 2), 0)
+        XCTAssertEqual(at(base + 3), 0x55)
+        XCTAssertEqual(at(0), 0, "pages no record names are zero")
+    }
+
     /// Sections of a stream: (name, payload range, CRC offset), found by walking the framing.
     func sections(_ s: [UInt8]) -> [(name: String, payload: Range<Int>, crc: Int)] {
         var out: [(String, Range<Int>, Int)] = []
