@@ -198,6 +198,9 @@ public final class QMPServer {
             let client = accept(listenFD, nil, nil)
             guard client >= 0 else { continue }
             _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+            // A client that stops reading must not hold this thread (and rivet's exit) forever.
+            var timeout = timeval(tv_sec: 5, tv_usec: 0)
+            setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
             serveClient(client)
             close(client)
         }
