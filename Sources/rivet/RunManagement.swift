@@ -17,6 +17,9 @@ final class MachineManagement {
         // A QMP client or a migrate exec: command that goes away must not kill rivet (QEMU ignores
         // SIGPIPE too); without --qmp a closed stdout still ends rivet as before.
         if !options.qmp.isEmpty { signal(SIGPIPE, SIG_IGN) }
+        if options.incoming != nil && options.dtbOut != nil {
+            throw CLIError("--dtb-out cannot be combined with --incoming (a restored machine's device tree is in its RAM)")
+        }
         if let uri = options.incoming {
             do { try machine.restoreSnapshot(from: uri) } catch { throw CLIError("--incoming \(uri): \(error)") }
         }
