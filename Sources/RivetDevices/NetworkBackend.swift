@@ -7,6 +7,11 @@
 public protocol NetworkBackend: AnyObject {
     /// What the user called it, for messages ("netdev n0 (user)").
     var label: String { get }
+    /// The link MTU the card should advertise (VIRTIO_NET_F_MTU), or nil for the guest's default (1500).
+    var mtu: Int? { get }
+    /// True when every frame it delivers carries correct checksums (libslirp builds its own packets), so
+    /// the card may tell the guest not to verify them (VIRTIO_NET_HDR_F_DATA_VALID).
+    var deliversValidChecksums: Bool { get }
     /// Starts serving; `framesAvailable` may be called from any thread from now on.
     func start(framesAvailable: @escaping () -> Void)
     /// One Ethernet frame from the guest (no virtio header). Never blocks: a backend that cannot keep up

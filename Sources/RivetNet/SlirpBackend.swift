@@ -34,6 +34,11 @@ public struct SlirpOptions {
     /// Isolate the guest: no connections out, only port forwards in.
     public var restricted = false
     public var hostname: String? = nil
+    /// The link MTU (and MRU): 65520, libslirp's largest, unless the user asks for another. The host side
+    /// is made of sockets, so a large MTU costs nothing and lets the guest move 64 KiB per frame.
+    public var mtu = SlirpOptions.defaultMTU
+    public static let defaultMTU = 65520
+    public static let mtuRange = 576...65520
     public var forwards: [PortForward] = []
     public init() {}
 
@@ -52,6 +57,7 @@ public struct SlirpOptions {
             }
         }
         guard hostAddress != dnsAddress else { throw NetworkError("host and dns addresses must differ") }
+        guard SlirpOptions.mtuRange.contains(mtu) else { throw NetworkError("mtu=\(mtu) must be in \(SlirpOptions.mtuRange)") }
     }
 }
 
@@ -74,10 +80,14 @@ public final class SlirpBackend: ThreadedBackend {
     private var pollSet: [pollfd] = []
     private var guestErrors = 0
     private let hostname: UnsafeMutablePointer<CChar>?
+    private let linkMTU: Int
+    public override var mtu: Int? { linkMTU }
+    public override var deliversValidChecksums: Bool { true }
 
     public init(id: String, options: SlirpOptions) throws {
         try options.validate()
         hostname = options.hostname.map { strdup($0) }
+        linkMTU = options.mtu
         callbacks.initialize(to: SlirpCb())
         try super.init(label: "netdev \(id) (user)")
         callbacks.pointee.send_packet = { buffer, length, opaque in
@@ -122,8 +132,8 @@ public final class SlirpBackend: ThreadedBackend {
         config.vhostname = UnsafePointer(hostname)
         config.vdhcp_start = in_addr(s_addr: options.dhcpStartAddress.bigEndian)
         config.vnameserver = in_addr(s_addr: options.dnsAddress.bigEndian)
-        config.if_mtu = 1500
-        config.if_mru = 1500
+        config.if_mtu = options.mtu
+        config.if_mru = options.mtu
         let opaque = Unmanaged.passUnretained(self).toOpaque()
         slirp = slirp_new(&config, callbacks, opaque)
         guard slirp != nil else { throw NetworkError("\(label): libslirp refused the configuration") }

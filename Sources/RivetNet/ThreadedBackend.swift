@@ -71,6 +71,8 @@ final class FrameQueue {
 /// when the guest sends or when it must stop.
 public class ThreadedBackend: NetworkBackend {
     public let label: String
+    public var mtu: Int? { nil }
+    public var deliversValidChecksums: Bool { false }
     let incoming = FrameQueue()
     let outgoing = FrameQueue()
     /// Readable when the thread has work from the machine side (frames to send, a stop request): the read

@@ -3,7 +3,7 @@ import RivetNet
 
 /// `--netdev`, `--device virtio-net` and `--nic` in QEMU's syntax, turned into network cards.
 ///
-///     --netdev user,id=n0[,net=10.0.2.0/24][,host=..][,dns=..][,dhcpstart=..][,restrict=on|off]
+///     --netdev user,id=n0[,net=10.0.2.0/24][,host=..][,dns=..][,dhcpstart=..][,restrict=on|off][,mtu=65520]
 ///              [,hostname=NAME][,hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT]...
 ///     --netdev socket,id=n0,listen=[HOST]:PORT | connect=HOST:PORT
 ///     --netdev tap,id=n0,ifname=NAME[,script=no][,downscript=no]
@@ -58,7 +58,7 @@ struct NetworkOptions {
         func fail(_ why: String) -> CLIError { CLIError("\(option) \(text): \(why)") }
     }
 
-    static let userKeys: Set<String> = ["id", "net", "host", "dns", "dhcpstart", "restrict", "hostname", "hostfwd"]
+    static let userKeys: Set<String> = ["id", "net", "host", "dns", "dhcpstart", "restrict", "hostname", "hostfwd", "mtu"]
     static let socketKeys: Set<String> = ["id", "listen", "connect"]
     static let tapKeys: Set<String> = ["id", "ifname", "script", "downscript"]
     static let cardKeys: Set<String> = ["mac", "model"]
@@ -171,6 +171,10 @@ struct NetworkOptions {
             }
         }
         o.hostname = try spec.one("hostname")
+        if let m = try spec.one("mtu") {
+            guard let v = Int(m) else { throw spec.fail("mtu=\(m) is not a number") }
+            o.mtu = v
+        }
         for text in spec.all("hostfwd") { o.forwards.append(try parseForward(text, spec)) }
         do { try o.validate() } catch { throw spec.fail("\(error)") }
         return o

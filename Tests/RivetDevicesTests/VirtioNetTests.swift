@@ -6,6 +6,8 @@ import RivetSnapshot
 /// A backend that records what the guest sends and hands the guest what the test queues.
 final class LoopBackend: NetworkBackend {
     var label: String { "test backend" }
+    var mtu: Int? { nil }
+    var deliversValidChecksums = false
     var waiting: [[UInt8]] = []
     var sent: [[UInt8]] = []
     var started = false
@@ -75,6 +77,7 @@ final class NetDriver {
 @Suite struct VirtioNetTests {
     let sink = RecordingSink()
     let all = VirtioNet.featureMAC | VirtioNet.featureMergeableRxBuffers | VirtioNet.featureStatus | VirtioMMIO.featureVersion1
+        | VirtioNet.featureChecksum | VirtioNet.featureGuestChecksum
     let buffers = ramBase + 0x10000
 
     func make(features: UInt64? = nil) throws -> (VirtioMMIO, VirtioNet, LoopBackend, NetDriver) {
@@ -93,7 +96,9 @@ final class NetDriver {
         dev.mmioWrite(offset: 0x14, size: 4, value: 0)
         let lo = dev.mmioRead(offset: 0x10, size: 4)
         #expect(lo & (1 << 5) != 0 && lo & (1 << 15) != 0 && lo & (1 << 16) != 0)
-        #expect(lo & 1 == 0)  // no checksum offload offered
+        #expect(lo & 3 == 3)  // checksum offload both ways
+        #expect(lo & (1 << 3) == 0)  // no MTU: the backend has no preference
+        #expect(lo & (1 << 11) == 0 && lo & (1 << 7) == 0)  // no segmentation offloads
         #expect((0..<6).map { dev.mmioRead(offset: 0x100 + UInt64($0), size: 1) } == [0x52, 0x54, 0, 0xab, 0xcd, 0xef])
         #expect(dev.mmioRead(offset: 0x106, size: 2) == 1)  // link up
         card.linkUp = false
@@ -171,6 +176,63 @@ final class NetDriver {
         #expect(card.transmitDropped == 2)
         #expect(drv.usedIdx(1) == 3)
         #expect(!dev.isBroken)
+    }
+
+    /// RFC 1071 over `bytes`, as a reference independent of the device's code.
+    func internetChecksum(_ bytes: [UInt8]) -> UInt16 {
+        var sum = 0
+        for i in stride(from: 0, to: bytes.count, by: 2) {
+            sum += Int(bytes[i]) << 8 + (i + 1 < bytes.count ? Int(bytes[i + 1]) : 0)
+        }
+        while sum > 0xffff { sum = (sum & 0xffff) + (sum >> 16) }
+        return UInt16(sum)
+    }
+
+    @Test func transmitCompletesAChecksumTheDriverLeftToTheDevice() throws {
+        let (_, card, backend, drv) = try make()
+        // Ethernet + IPv4 + UDP from 10.0.2.15:5000 to 10.0.2.2:7 with 101 bytes of payload.
+        let payload = frame(101, seed: 3)
+        let udpLength = 8 + payload.count
+        var f: [UInt8] = [0x52, 0x55, 10, 0, 2, 2, 0x52, 0x54, 0, 0x12, 0x34, 0x56, 0x08, 0x00]
+        f += [0x45, 0, 0, UInt8(20 + udpLength), 0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 2, 15, 10, 0, 2, 2]
+        f += [0x13, 0x88, 0, 7, 0, UInt8(udpLength), 0, 0] + payload
+        // The driver stores the folded pseudo-header sum (not inverted) in the UDP checksum field.
+        let pseudo = internetChecksum([10, 0, 2, 15, 10, 0, 2, 2, 0, 17, 0, UInt8(udpLength)])
+        f[40] = UInt8(pseudo >> 8); f[41] = UInt8(pseudo & 0xff)
+        var header = [UInt8](repeating: 0, count: 12)
+        header[0] = 1            // NEEDS_CSUM
+        header[6] = 34           // csum_start: the UDP header
+        header[8] = 6            // csum_offset: its checksum field
+        drv.put(buffers, header + f)
+        drv.post(1, [(buffers, UInt32(12 + f.count), false)])
+        // A checksum position past the end of the frame drops that frame.
+        var bad = header; bad[6] = 0xff; bad[7] = 0xff
+        drv.put(buffers + 0x1000, bad + f)
+        drv.post(1, [(buffers + 0x1000, UInt32(12 + f.count), false)])
+        // Segmentation was not offered: a GSO frame is dropped.
+        var gso = header; gso[1] = 1
+        drv.put(buffers + 0x2000, gso + f)
+        drv.post(1, [(buffers + 0x2000, UInt32(12 + f.count), false)])
+        drv.w(0x50, 1)
+        #expect(backend.sent.count == 1 && card.transmitDropped == 2)
+        let sent = backend.sent[0]
+        #expect(Array(sent[0..<40]) == Array(f[0..<40]) && Array(sent[42...]) == Array(f[42...]))
+        // Receiver's check: pseudo header + UDP segment (with the filled-in checksum) sums to 0xffff.
+        #expect(internetChecksum([10, 0, 2, 15, 10, 0, 2, 2, 0, 17, 0, UInt8(udpLength)] + Array(sent[34...])) == 0xffff)
+    }
+
+    @Test func framesFromATrustedBackendAreMarkedDataValid() throws {
+        let (dev, _, backend, drv) = try make()
+        backend.deliversValidChecksums = true
+        drv.post(0, [(buffers, 2048, true)])
+        backend.waiting = [frame(60)]
+        dev.notify(queue: 0)
+        #expect(drv.bytes(buffers, 1)[0] == 2)  // VIRTIO_NET_HDR_F_DATA_VALID
+        let (dev2, _, backend2, drv2) = try make()  // an untrusted backend (socket, tap): no flag
+        drv2.post(0, [(buffers, 2048, true)])
+        backend2.waiting = [frame(60)]
+        dev2.notify(queue: 0)
+        #expect(drv2.bytes(buffers, 1)[0] == 0)
     }
 
     @Test func receiveBufferThatIsNotWritableBreaksTheDevice() throws {
