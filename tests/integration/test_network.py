@@ -8,6 +8,7 @@ import functools
 import hashlib
 import http.server
 import os
+import pathlib
 import re
 import shutil
 import socket
@@ -136,6 +137,29 @@ def test_host_reaches_servers_in_the_guest_through_hostfwd(rivet_session, guest_
     s.send(b"poweroff -f\n")
     code, out, err = s.finish()
     assert code == 0, out[-2000:] + err
+
+
+def test_default_guest_serves_its_page_through_the_scripts_run_forward(rivet_session, guest_dir):
+    """scripts/run starts with --nic user,hostfwd=tcp:127.0.0.1:8080-:80 (here on a free port): the default
+    guest's httpd answers with its page."""
+    port = free_port()
+    s = rivet_session("--nic", f"user,hostfwd=tcp:127.0.0.1:{port}-:80", time_limit=90)
+    s.wait_for(PROMPT, start=s.wait_for(b"RIVET-GUEST: net eth0 10.0.2.15/24 (dhcp)"))
+    with connect_retry(port, time.monotonic() + 30) as c:
+        c.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        reply = b""
+        while chunk := c.recv(65536):
+            reply += chunk
+    assert b" 200 " in reply.split(b"\r\n")[0], reply[:300]
+    assert b"Hello from the Rivet guest" in reply and b"inet 10.0.2.15/24" in reply, reply[:1000]
+    s.send(b"poweroff -f\n")
+    code, out, err = s.finish()
+    assert code == 0, out[-2000:] + err
+
+
+def test_scripts_run_starts_with_the_documented_forward():
+    text = (pathlib.Path(__file__).resolve().parents[2] / "scripts/run").read_text()
+    assert 'user,hostfwd=tcp:127.0.0.1:8080-:80' in text
 
 
 def test_hostfwd_on_a_busy_port_is_a_one_line_error(rivet_run, guest_dir):
