@@ -230,6 +230,34 @@ def test_two_guests_on_a_socket_link_exchange_a_file(rivet_session, rivet_run, g
     assert "192.168.7.2" in out[mark:] and "52:54:00:00:07:02" in out[mark:], out[-2000:]
 
 
+def test_a_rivet_guest_and_a_qemu_guest_share_a_socket_link(rivet_session, guest_dir):
+    """QEMU's -netdev socket is the peer: same stream format, frames both ways (ping, an HTTP download)."""
+    qemu = shutil.which("qemu-system-riscv64")
+    assert qemu, "qemu-system-riscv64 is required (apt-get install qemu-system-misc)"
+    port = free_port()
+    a = rivet_session("--netdev", f"socket,id=l0,listen=127.0.0.1:{port}",
+                      "--device", "virtio-net,netdev=l0,mac=52:54:00:00:08:01",
+                      "--append", "console=ttyS0 rivet.ip=192.168.8.1/24", time_limit=150)
+    a.wait_for(PROMPT, start=a.wait_for(b"RIVET-GUEST: net eth0 192.168.8.1/24 (static)"))
+    a.send(b"mkdir -p /tmp/www && seq 1 30000 > /tmp/www/seq && httpd -p 80 -h /tmp/www && echo UP-$((6*7))\n")
+    a.wait_for(b"UP-42\r\n")
+    cmd = "ping,-c,2,192.168.8.1;wget,-q,-O,/tmp/seq,http://192.168.8.1/seq;md5sum,/tmp/seq"
+    q = subprocess.run([qemu, "-machine", "virt", "-m", "256M", "-nographic", "-bios",
+                        "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_jump.bin", "-kernel", str(guest_dir / "Image"),
+                        "-initrd", str(guest_dir / "initramfs.cpio.gz"),
+                        "-append", append(cmd, "rivet.ip=192.168.8.2/24"),
+                        "-netdev", f"socket,id=l0,connect=127.0.0.1:{port}",
+                        "-device", "virtio-net-device,netdev=l0,mac=52:54:00:00:08:02"],
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+    out = q.stdout.decode("utf-8", "replace")
+    assert "2 packets transmitted, 2 packets received" in out, out[-3000:]
+    expected = hashlib.md5("".join(f"{i}\n" for i in range(1, 30001)).encode()).hexdigest()
+    assert f"{expected}  /tmp/seq" in out, out[-3000:]
+    a.send(b"poweroff -f\n")
+    code, aout, err = a.finish()
+    assert code == 0, aout[-2000:] + err
+
+
 # ---------------------------------------------------------------- tap
 
 
