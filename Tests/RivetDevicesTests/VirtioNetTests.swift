@@ -33,6 +33,7 @@ final class NetDriver {
 
     init(dev: VirtioMMIO, ram: GuestRAM, features: UInt64) {
         self.dev = dev; self.ram = ram
+        for q in 0..<2 { for a in stride(from: desc(q), to: desc(q) + 0x3000, by: 8) { ram.store64(a, 0) } }
         w(0x70, 0); w(0x70, 1); w(0x70, 3)
         w(0x24, 0); w(0x20, features & 0xffff_ffff); w(0x24, 1); w(0x20, features >> 32)
         w(0x70, 0xb)
@@ -255,6 +256,52 @@ final class NetDriver {
         drv.post(1, [(buffers, 112, false)])
         drv.w(0x50, 1)
         #expect(backend.sent.isEmpty)
+    }
+
+    /// Random descriptor tables and indices on both queues while frames of every size wait; between the
+    /// rounds a valid exchange must work again after a reset.
+    @Test func hostileQueuesWithFramesWaiting() throws {
+        let (dev, _, backend, drv) = try make()
+        var g = SeededRandom(seed: 1414)
+        var broken = 0
+        for iteration in 0..<1200 {
+            if iteration % 4 == 0 {
+                let fresh = NetDriver(dev: dev, ram: drv.ram, features: all)
+                backend.waiting = [frame(60)]
+                fresh.post(0, [(buffers, 2048, true)])
+                fresh.w(0x50, 0)
+                #expect(fresh.usedIdx(0) == 1 && !dev.isBroken && backend.waiting.isEmpty)
+                fresh.put(buffers + 0x1000, Array(repeating: 0, count: 12) + frame(80))
+                let sentBefore = backend.sent.count
+                fresh.post(1, [(buffers + 0x1000, 92, false)])
+                fresh.w(0x50, 1)
+                #expect(backend.sent.count == sentBefore + 1 && fresh.usedIdx(1) == 1)
+                continue
+            }
+            backend.waiting = (0..<Int(g.next() % 4)).map { _ in
+                [UInt8](repeating: 0xab, count: Int(g.next() % 3 == 0 ? g.next() % 70_000 : g.next() % 1600))
+            }
+            for q in 0..<2 {
+                for i in 0..<Int(drv.size) {
+                    let d = drv.desc(q) + 16 * UInt64(i)
+                    let addr: UInt64 = g.next() % 4 == 0 ? g.next() : ramBase + 0x10000 + g.next() % 0x8000
+                    let len = UInt32(truncatingIfNeeded: g.next() % 5 == 0 ? g.next() : g.next() % 4096)
+                    drv.ram.store64(d, addr); drv.ram.store32(d + 8, len)
+                    drv.ram.store16(d + 12, UInt16(truncatingIfNeeded: g.next() % 8))
+                    drv.ram.store16(d + 14, UInt16(truncatingIfNeeded: g.next() % 5 == 0 ? g.next() : g.next() % 16))
+                }
+                for slot in 0..<Int(drv.size) { drv.ram.store16(drv.avail(q) + 4 + 2 * UInt64(slot), UInt16(truncatingIfNeeded: g.next() % 20)) }
+                drv.ram.store16(drv.avail(q) + 2, UInt16(truncatingIfNeeded: g.next() % 6 == 0 ? g.next() : g.next() % 20))
+            }
+            let beforeRX = drv.usedIdx(0), beforeTX = drv.usedIdx(1)
+            drv.w(0x50, g.next() % 2)
+            dev.notify(queue: 0)
+            #expect(drv.usedIdx(0) &- beforeRX <= drv.size && drv.usedIdx(1) &- beforeTX <= drv.size)
+            if dev.isBroken { broken += 1 }
+            drv.w(0x70, 0)  // reset; the next round sets the queues up again
+            _ = NetDriver(dev: dev, ram: drv.ram, features: all)
+        }
+        #expect(broken > 60)
     }
 
     @Test func stateRoundTripsAndTruncationsAreRefused() throws {
