@@ -86,6 +86,9 @@ public class ThreadedBackend: NetworkBackend {
 
     init(label: String) throws {
         self.label = label
+        // libslirp writes to host sockets with plain send(2): a peer that went away must give EPIPE, not a
+        // SIGPIPE that kills the whole machine (QEMU ignores SIGPIPE for the same reason).
+        signal(SIGPIPE, SIG_IGN)
         var ends: [Int32] = [-1, -1]
         guard pipe(&ends) == 0 else { throw NetworkError("\(label): pipe: \(String(cString: strerror(errno)))") }
         for e in ends {

@@ -13,6 +13,7 @@ import re
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -160,6 +161,43 @@ def test_default_guest_serves_its_page_through_the_scripts_run_forward(rivet_ses
 def test_scripts_run_starts_with_the_documented_forward():
     text = (pathlib.Path(__file__).resolve().parents[2] / "scripts/run").read_text()
     assert 'user,hostfwd=tcp:127.0.0.1:8080-:80' in text
+
+
+def test_host_peers_that_hang_up_or_reset_do_not_hurt_rivet(rivet_run, guest_dir):
+    """The guest streams to a host server that closes at once (with a reset), then talks to one that
+    works: rivet survives (no SIGPIPE) and the network still works."""
+    rude = socket.socket()
+    rude.bind(("127.0.0.1", 0))
+    rude.listen(8)
+    stop = threading.Event()
+
+    def hang_up():
+        rude.settimeout(0.5)
+        while not stop.is_set():
+            try:
+                c, _ = rude.accept()
+            except OSError:
+                continue
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            c.close()
+
+    t = threading.Thread(target=hang_up, daemon=True)
+    t.start()
+    data = blob(100_000, b"after")
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            pathlib.Path(d, "after.bin").write_bytes(data)
+            with http_server(d) as port:
+                rude_port = rude.getsockname()[1]
+                cmd = (f"for,i,in,1,2,3;do,dd,if=/dev/zero,bs=64k,count=64,2>/dev/null|nc,10.0.2.2,{rude_port};done;"
+                       f"wget,-q,-O,-,http://10.0.2.2:{port}/after.bin|sha256sum")
+                r = rivet_run("--nic", "user", "--append", append(cmd), time_limit=90)
+    finally:
+        stop.set()
+        t.join()
+        rude.close()
+    assert r.returncode == 0, r.describe()
+    assert hashlib.sha256(data).hexdigest() in r.stdout, r.describe()
 
 
 def test_hostfwd_on_a_busy_port_is_a_one_line_error(rivet_run, guest_dir):
