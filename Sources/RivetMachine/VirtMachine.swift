@@ -91,20 +91,21 @@ public final class VirtMachine {
             rtc.hostNanoseconds = { 1_767_225_600_000_000_000 &+ clock.mtime &* 100 }
         }
         // virtio slots: disks first, then the entropy device, then network cards; the rest stay empty
-        // (device id 0).
+        // (device id 0). Linux probes the slots from the highest address down (the device tree lists them
+        // that way, as QEMU's), so the first card takes the highest of the cards' slots and becomes eth0.
         var slots: [VirtioMMIO] = []
         var nets: [(transport: VirtioMMIO, card: VirtioNet)] = []
         for slot in 0..<VirtioMMIO.slotCount {
             let model: VirtioDeviceModel?
-            let netIndex = slot - config.disks.count - 1
+            let netIndex = config.networkCards.count - 1 - (slot - config.disks.count - 1)
             if slot < config.disks.count { model = VirtioBlock(disk: config.disks[slot], serial: "rivet-disk\(slot)") }
             else if slot == config.disks.count { model = VirtioRNG(seed: config.icount ? 0x5249_5645_54 : nil) }
-            else if netIndex < config.networkCards.count {
+            else if (0..<config.networkCards.count).contains(netIndex) {
                 let nic = config.networkCards[netIndex]
                 model = VirtioNet(backend: nic.backend, mac: nic.mac)
             } else { model = nil }
             let transport = VirtioMMIO(model: model, ram: ram, irq: plic, source: 1 + slot)
-            if let card = model as? VirtioNet { nets.append((transport, card)) }
+            if let card = model as? VirtioNet { nets.insert((transport, card), at: 0) }  // in card order
             slots.append(transport)
         }
         virtio = slots

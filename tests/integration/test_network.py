@@ -140,6 +140,15 @@ def test_host_reaches_servers_in_the_guest_through_hostfwd(rivet_session, guest_
     assert code == 0, out[-2000:] + err
 
 
+def test_two_cards_keep_command_line_order_as_eth0_and_eth1(rivet_run, guest_dir):
+    r = rivet_run("--netdev", "user,id=a,net=10.0.5.0/24", "--device", "virtio-net,netdev=a,mac=52:54:00:00:05:0a",
+                  "--nic", "user,net=10.0.6.0/24,mac=52:54:00:00:06:0b",
+                  "--append", append("ip,link,show,eth1;udhcpc,-i,eth1,-q,-n,-s,/etc/udhcpc.script;ip,-4,addr,show,eth1"))
+    assert r.returncode == 0, r.describe()
+    assert "RIVET-GUEST: net eth0 10.0.5.15/24 (dhcp)" in r.stdout, r.describe()
+    assert "link/ether 52:54:00:00:06:0b" in r.stdout and "inet 10.0.6.15/24" in r.stdout, r.describe()
+
+
 def test_default_guest_serves_its_page_through_the_scripts_run_forward(rivet_session, guest_dir):
     """scripts/run starts with --nic user,hostfwd=tcp:127.0.0.1:8080-:80 (here on a free port): the default
     guest's httpd answers with its page."""
