@@ -32,7 +32,7 @@ let package = Package(
                                                .product(name: "Atomics", package: "swift-atomics")], swiftSettings: optimize),
         // Block devices: raw and qcow2 with backing chains.
         .target(name: "RivetStorage", dependencies: ["CZlib"], swiftSettings: optimize),
-        // Platform devices: CLINT, PLIC, UART, virtio-mmio (blk, rng), RTC, syscon.
+        // Platform devices: CLINT, PLIC, UART, virtio-mmio (blk, net, rng), RTC, syscon.
         .target(name: "RivetDevices", dependencies: ["RivetMemory", "RivetStorage", "RivetSnapshot"], swiftSettings: optimize),
         // Network backends for virtio-net: user-mode NAT (libslirp), socket links, tap devices.
         .target(name: "RivetNet", dependencies: ["CSlirp", "RivetDevices"], swiftSettings: optimize),
