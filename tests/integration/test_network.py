@@ -209,6 +209,30 @@ def test_host_peers_that_hang_up_or_reset_do_not_hurt_rivet(rivet_run, guest_dir
     assert hashlib.sha256(data).hexdigest() in r.stdout, r.describe()
 
 
+def test_udp_hostfwd_delivers_a_datagram_to_the_guest(rivet_bin, guest_dir):
+    port = free_port()
+    argv = [str(rivet_bin), "run", "--time-limit", "60", "--nic", f"user,hostfwd=udp:127.0.0.1:{port}-:7000",
+            "--append", append("echo,U-$((1+1));nc,-u,-l,-p,7000,</dev/null|head,-c,11")]
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out = b""
+        deadline = time.monotonic() + 60
+        while b"U-2" not in out and time.monotonic() < deadline:
+            out += os.read(p.stdout.fileno(), 65536)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            # Datagrams sent before nc listens are lost (UDP): repeat until the guest has one.
+            while p.poll() is None and time.monotonic() < deadline:
+                s.sendto(b"hello-udp!\n", ("127.0.0.1", port))
+                time.sleep(0.3)
+        rest, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    text = (out + rest).decode("utf-8", "replace")
+    assert p.returncode == 0, text[-2000:] + err.decode()
+    assert "\nhello-udp!" in text.replace("\r", ""), text[-2000:]
+
+
 def test_hostfwd_on_a_busy_port_is_a_one_line_error(rivet_run, guest_dir):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
