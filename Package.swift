@@ -17,6 +17,8 @@ let package = Package(
     targets: [
         // zlib, for compressed qcow2 clusters (Debian's zlib1g-dev).
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        // libslirp, QEMU's user-mode network stack (Debian's libslirp-dev).
+        .systemLibrary(name: "CSlirp", path: "Sources/CSlirp", pkgConfig: "slirp", providers: [.apt(["libslirp-dev"])]),
         // Versioned, sectioned state encoding used by snapshots and migration.
         .target(name: "RivetSnapshot", dependencies: ["CZlib"], swiftSettings: optimize),
         // Instruction encodings and the objdump-compatible disassembler.
@@ -30,8 +32,10 @@ let package = Package(
                                                .product(name: "Atomics", package: "swift-atomics")], swiftSettings: optimize),
         // Block devices: raw and qcow2 with backing chains.
         .target(name: "RivetStorage", dependencies: ["CZlib"], swiftSettings: optimize),
-        // Platform devices: CLINT, PLIC, UART, virtio-mmio (blk, rng), RTC, syscon.
+        // Platform devices: CLINT, PLIC, UART, virtio-mmio (blk, net, rng), RTC, syscon.
         .target(name: "RivetDevices", dependencies: ["RivetMemory", "RivetStorage", "RivetSnapshot"], swiftSettings: optimize),
+        // Network backends for virtio-net: user-mode NAT (libslirp), socket links, tap devices.
+        .target(name: "RivetNet", dependencies: ["CSlirp", "RivetDevices"], swiftSettings: optimize),
         // The `virt` board: memory map, device tree, boot loading, run loop.
         .target(name: "RivetMachine", dependencies: ["RivetDevices", "RivetCPU", "RivetMemory", "RivetStorage", "RivetSnapshot"], swiftSettings: optimize),
         // The QMP management socket (QEMU's machine protocol) in front of a running machine.
@@ -39,7 +43,7 @@ let package = Package(
         // The process virtual machine: one RISC-V Linux program on the host (rivet user).
         .target(name: "RivetUser", dependencies: ["RivetCPU", "RivetMemory", "RivetSnapshot"], swiftSettings: optimize),
         .executableTarget(name: "rivet", dependencies: [
-            "RivetMachine", "RivetQMP", "RivetCPU", "RivetISA", "RivetStorage", "RivetUser",
+            "RivetMachine", "RivetQMP", "RivetCPU", "RivetISA", "RivetStorage", "RivetUser", "RivetNet",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimize),
         .testTarget(name: "RivetISATests", dependencies: ["RivetISA"]),

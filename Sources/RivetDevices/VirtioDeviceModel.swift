@@ -20,6 +20,8 @@ public protocol VirtioDeviceModel: AnyObject {
     func process(queue index: Int, _ queue: Virtqueue) throws(VirtioError)
     /// Device reset (status written to 0).
     func reset()
+    /// The driver's feature bits, once it set FEATURES_OK (also after a restore; 0 on reset).
+    func featuresAccepted(_ features: UInt64)
     /// Device-specific state for snapshots (most models have none).
     func saveState(to writer: inout StateWriter)
     func restoreState(from reader: inout StateReader) throws
@@ -28,6 +30,7 @@ public protocol VirtioDeviceModel: AnyObject {
 extension VirtioDeviceModel {
     public func writeConfig(offset: Int, size: Int, value: UInt64) {}
     public func reset() {}
+    public func featuresAccepted(_ features: UInt64) {}
     public func saveState(to writer: inout StateWriter) {}
     public func restoreState(from reader: inout StateReader) throws {}
 }

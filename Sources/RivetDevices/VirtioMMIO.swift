@@ -204,7 +204,7 @@ public final class VirtioMMIO: MMIODevice, Snapshottable {
         if new & VirtioMMIO.statusFeaturesOK != 0 && status & VirtioMMIO.statusFeaturesOK == 0 {
             // Accept only subsets of what was offered, and only modern (VERSION_1) drivers.
             let ok = driverFeatures & ~offeredFeatures == 0 && driverFeatures & VirtioMMIO.featureVersion1 != 0
-            if !ok { new &= ~VirtioMMIO.statusFeaturesOK }
+            if !ok { new &= ~VirtioMMIO.statusFeaturesOK } else { model?.featuresAccepted(driverFeatures) }
         }
         status = new | (status & VirtioMMIO.statusNeedsReset)
     }
@@ -286,6 +286,7 @@ public final class VirtioMMIO: MMIODevice, Snapshottable {
         driverFeatures = newDrvFeatures; queueSel = newQueueSel; interruptStatus = newInterrupt
         brokenReason = newStatus & VirtioMMIO.statusNeedsReset != 0 ? (reason.isEmpty ? "restored broken" : reason) : nil
         queues = newQueues
+        model?.featuresAccepted(newStatus & VirtioMMIO.statusFeaturesOK != 0 ? newDrvFeatures : 0)
         updateLine(force: true)
     }
 }

@@ -223,6 +223,16 @@ public final class Virtqueue {
         return DescriptorChain(head: head, segments: segments, readableLength: readable, writableLength: writable)
     }
 
+    /// Where the device stands in the available ring; `rewind(to:)` gives back chains taken since, as long
+    /// as none of them was completed (a network device that needs several buffers for one frame takes
+    /// them one by one and returns them all when the driver has not posted enough).
+    public struct Position { let lastAvail: UInt16; let taken: Int }
+    public var position: Position { Position(lastAvail: state.lastAvail, taken: taken) }
+    public func rewind(to p: Position) {
+        state.lastAvail = p.lastAvail
+        taken = p.taken
+    }
+
     /// Returns a chain to the driver with `written` bytes written into its writable part.
     public func complete(_ chain: DescriptorChain, written: UInt32) throws(VirtioError) {
         let slot = UInt64(state.usedIndex) % size

@@ -17,6 +17,8 @@ public struct VirtMachineConfig {
     public var bootargs = "console=ttyS0 earlycon=sbi"
     /// Disks in virtio slot order.
     public var disks: [BlockDevice] = []
+    /// Network cards (virtio-net), in slot order after the entropy device.
+    public var networkCards: [NetworkCard] = []
     /// Deterministic mode: mtime advances with retired instructions only.
     public var icount = false
     /// False when the machine will be restored from a stream (RAM is replaced anyway).
@@ -54,6 +56,8 @@ public final class VirtMachine {
     public let virtio: [VirtioMMIO]
     public let harts: [Hart]
     public let console: HostConsole
+    /// The virtio-net devices and their transports, polled for received frames between slices.
+    public let networkDevices: [(transport: VirtioMMIO, card: VirtioNet)]
     public private(set) var deviceTree: [UInt8] = []
     /// Total instructions retired by all harts (icount clock source).
     public var totalInstructions: UInt64 { harts.reduce(0) { $0 &+ $1.instret } }
@@ -61,7 +65,8 @@ public final class VirtMachine {
     /// Times the run loop slept with every hart in wfi, and the sleep requested (RIVET_STATS).
     public private(set) var idleSleeps: UInt64 = 0
     public private(set) var idleNanoseconds: UInt64 = 0
-    /// Rouses the run loop from idle or pause when another thread posts a request (see MachineControl).
+    /// Rouses the run loop from idle or pause when another thread posts a request (see MachineControl)
+    /// or a network backend has frames.
     public let wakeup = Wakeup()
     /// Pause/resume, requests from other threads, events (MachineControl.swift).
     public let control: MachineControl
@@ -70,6 +75,9 @@ public final class VirtMachine {
         guard (1...8).contains(config.hartCount) else { throw MachineError("--smp must be between 1 and 8") }
         guard config.memorySize >= 16 << 20 else { throw MachineError("--memory must be at least 16M") }
         guard config.disks.count <= VirtioMMIO.slotCount - 1 else { throw MachineError("at most \(VirtioMMIO.slotCount - 1) drives") }
+        guard config.disks.count + 1 + config.networkCards.count <= VirtioMMIO.slotCount else {
+            throw MachineError("too many virtio devices: \(config.disks.count) drives + entropy + \(config.networkCards.count) network cards > \(VirtioMMIO.slotCount) slots")
+        }
         self.config = config
         self.console = console
         control = MachineControl(wakeup: wakeup)
@@ -88,16 +96,26 @@ public final class VirtMachine {
             let clock = self.clock
             rtc.hostNanoseconds = { 1_767_225_600_000_000_000 &+ clock.mtime &* 100 }
         }
-        // virtio slots: disks first, then the entropy device; the rest stay empty (device id 0).
+        // virtio slots: disks first, then the entropy device, then network cards; the rest stay empty
+        // (device id 0). Linux probes the slots from the highest address down (the device tree lists them
+        // that way, as QEMU's), so the first card takes the highest of the cards' slots and becomes eth0.
         var slots: [VirtioMMIO] = []
+        var nets: [(transport: VirtioMMIO, card: VirtioNet)] = []
         for slot in 0..<VirtioMMIO.slotCount {
             let model: VirtioDeviceModel?
+            let netIndex = config.networkCards.count - 1 - (slot - config.disks.count - 1)
             if slot < config.disks.count { model = VirtioBlock(disk: config.disks[slot], serial: "rivet-disk\(slot)") }
             else if slot == config.disks.count { model = VirtioRNG(seed: config.icount ? 0x5249_5645_54 : nil) }
-            else { model = nil }
-            slots.append(VirtioMMIO(model: model, ram: ram, irq: plic, source: 1 + slot))
+            else if (0..<config.networkCards.count).contains(netIndex) {
+                let nic = config.networkCards[netIndex]
+                model = VirtioNet(backend: nic.backend, mac: nic.mac)
+            } else { model = nil }
+            let transport = VirtioMMIO(model: model, ram: ram, irq: plic, source: 1 + slot)
+            if let card = model as? VirtioNet { nets.insert((transport, card), at: 0) }  // in card order
+            slots.append(transport)
         }
         virtio = slots
+        networkDevices = nets
         bus.map(syscon, at: 0x0010_0000, size: 0x1000, name: "syscon")
         bus.map(rtc, at: 0x0010_1000, size: 0x1000, name: "rtc")
         bus.map(clint, at: 0x0200_0000, size: 0x1_0000, name: "clint")
@@ -112,6 +130,8 @@ public final class VirtMachine {
         }
         harts = hs
         if config.loadImagesAtStart { try loadImages() }
+        let wakeup = self.wakeup
+        for n in nets { n.card.backend.start(framesAvailable: { wakeup.signal() }) }
     }
 
     /// Places firmware, kernel, initrd and device tree in RAM and resets the harts to the firmware.
@@ -197,6 +217,7 @@ public final class VirtMachine {
                 }
             }
             if console.pump(into: uart) == .quit { return .quitByUser }
+            pollNetwork()
             console.flush()
             if let limit = maxInstructions, harts.reduce(0, { $0 &+ $1.work }) >= limit {
                 return .stopped("instruction limit \(limit) reached")
@@ -225,13 +246,29 @@ public final class VirtMachine {
             idleSleeps &+= 1
             idleNanoseconds &+= min(ns, 100_000_000)
             let ms = Int32(min(ns / 1_000_000 + 1, 100))
-            // The wakeup fd rouses the loop when another thread posts a request (QMP, a backend).
-            var fds = [pollfd(fd: wakeup.fd, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: console.inputFD, events: Int16(POLLIN), revents: 0)]
             if console.hasPendingInput { return }
-            let watchConsole = !console.inputClosed
-            if poll(&fds, watchConsole ? 2 : 1, ms) > 0 && fds[0].revents != 0 { wakeup.drain() }
+            // Console input or a network frame (the wakeup) ends the sleep early.
+            let consoleFD: Int32 = console.inputClosed ? -1 : console.inputFD
+            var fds = (pollfd(fd: wakeup.fd, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: consoleFD, events: Int16(POLLIN), revents: 0))
+            let woken = withUnsafeMutableBytes(of: &fds) { raw -> Bool in
+                let p = raw.baseAddress!.assumingMemoryBound(to: pollfd.self)
+                return poll(p, 2, ms) > 0 && p[0].revents != 0
+            }
+            if woken { wakeup.drain() }
         }
+    }
+}
+
+extension VirtMachine {
+    /// Delivers frames the network backends hold to the guest (a receive-queue pass per card with frames).
+    func pollNetwork() {
+        for n in networkDevices where n.card.backend.hasReceived { n.transport.notify(queue: 0) }
+    }
+
+    /// Stops the network backends' threads and closes their sockets (at the end of a run).
+    public func shutdownNetwork() {
+        for n in networkDevices { n.card.backend.shutdown() }
     }
 }
 

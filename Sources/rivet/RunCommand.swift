@@ -28,6 +28,12 @@ struct Run: ParsableCommand {
     @Option(help: "Number of harts (1 to 8).") var smp = 1
     @Option(help: "A disk: FILE[,format=raw|qcow2][,readonly] (repeatable; one virtio-blk each).")
     var drive: [String] = []
+    @Option(help: "A network backend: user,id=ID[,net=10.0.2.0/24][,hostfwd=tcp:[HOSTADDR]:PORT-[GUESTADDR]:PORT]... | socket,id=ID,listen=[HOST]:PORT|connect=HOST:PORT | tap,id=ID,ifname=NAME (repeatable; see docs/network.md).")
+    var netdev: [String] = []
+    @Option(help: "A device: virtio-net,netdev=ID[,mac=52:54:00:12:34:56] (repeatable).")
+    var device: [String] = []
+    @Option(help: "A network card and its backend in one: user[,hostfwd=...][,mac=...] (also socket/tap options, or none; repeatable).")
+    var nic: [String] = []
     @Option(help: "Write the generated device tree to FILE and continue.") var dtbOut: String?
     @Flag(help: "Deterministic mode: the clock follows retired instructions.") var icount = false
     @Option(help: "Stop after this many instructions (all harts together).") var maxInstructions: UInt64?
@@ -64,6 +70,7 @@ struct Run: ParsableCommand {
             if let p = initrdPath { config.initrd = try readFile(p) }
             if let a = append { config.bootargs = a }
             for spec in drive { config.disks.append(try openDrive(spec)) }
+            config.networkCards = try NetworkOptions(netdevs: netdev, devices: device, nics: nic).makeCards()
         } catch {
             fputs("rivet: \(error)\n", stderr)
             throw ExitCode(1)
@@ -97,6 +104,7 @@ struct Run: ParsableCommand {
         }
         console.restore()
         management.finish()
+        machine.shutdownNetwork()
         for d in config.disks { try? d.flush() }
         if ProcessInfoLite.environment("RIVET_STATS") != nil {
             let seconds = Double(VirtualClockHost.now() - start) / 1e9

@@ -69,7 +69,10 @@ import RivetSnapshot
         let virtioRegs: [UInt64] = [0, 4, 8, 0xc, 0x10, 0x14, 0x20, 0x24, 0x30, 0x34, 0x38, 0x44, 0x50, 0x50, 0x50, 0x60, 0x64,
                                     0x70, 0x70, 0x80, 0x84, 0x90, 0x94, 0xa0, 0xa4, 0xac, 0xb0, 0xc0, 0xfc, 0x100, 0x108, 0x120, 0x13c]
         var seed: UInt64 = 10
-        for model in [VirtioBlock(disk: MemoryDisk(size: 256 * 512)), VirtioRNG(), nil] as [VirtioDeviceModel?] {
+        let netBackend = LoopBackend()
+        netBackend.waiting = (0..<5000).map { [UInt8](repeating: UInt8(truncatingIfNeeded: $0), count: 14 + $0 % 1500) }
+        let net = VirtioNet(backend: netBackend, mac: VirtioNet.defaultMAC(index: 0))
+        for model in [VirtioBlock(disk: MemoryDisk(size: 256 * 512)), VirtioRNG(), net, nil] as [VirtioDeviceModel?] {
             let ram = try randomRAM(seed: seed)
             let dev = VirtioMMIO(model: model, ram: ram, irq: sink, source: 1)
             hammer(dev, window: VirtioMMIO.slotSize, registers: virtioRegs, ops: ops, seed: seed)
@@ -165,6 +168,7 @@ import RivetSnapshot
             { GoldfishRTC(irq: RecordingSink(), source: 11) },
             { SysconPower() },
             { VirtioMMIO(model: VirtioBlock(disk: MemoryDisk(size: 4096)), ram: ram, irq: RecordingSink(), source: 1) },
+            { VirtioMMIO(model: VirtioNet(backend: LoopBackend(), mac: VirtioNet.defaultMAC(index: 0)), ram: ram, irq: RecordingSink(), source: 2) },
         ]
         var accepted = 0, refused = 0
         for make in makers {

@@ -1,0 +1,1 @@
+#include <slirp/libslirp.h>
