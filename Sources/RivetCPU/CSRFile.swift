@@ -141,7 +141,7 @@ extension Hart {
         case 0xb03...0xb1f, 0x323...0x33f: return 0  // mhpmcounter3..31, mhpmevent3..31: hardwired zero
         case 0x3a0...0x3af:  // pmpcfg: only even numbers exist on RV64
             return number & 1 == 0 ? pmpcfg[(number - 0x3a0) / 2] : nil
-        case 0x3b0...0x3ef: return pmpaddr[number - 0x3b0]
+        case 0x3b0...0x3ef: return pmpaddr[number - 0x3b0]  // entries 16-63 stay zero
         case CSR.tselect: return csr.tselect
         case CSR.tdata1, CSR.tdata2, CSR.tdata3: return 0  // no triggers implemented
         default: return nil
@@ -213,8 +213,8 @@ extension Hart {
         case 0xb03...0xb1f, 0x323...0x33f: break
         case 0x3a0...0x3af:
             guard number & 1 == 0 else { return false }
-            pmpcfg[(number - 0x3a0) / 2] = value
-        case 0x3b0...0x3ef: pmpaddr[number - 0x3b0] = value & ((1 << 54) - 1)
+            writePMPConfig(register: (number - 0x3a0) / 2, value)
+        case 0x3b0...0x3ef: writePMPAddress(number - 0x3b0, value)
         case CSR.tselect: csr.tselect = 0
         case CSR.tdata1, CSR.tdata2, CSR.tdata3: break
         case CSR.mvendorid, CSR.marchid, CSR.mimpid, CSR.mhartid, CSR.mconfigptr: return false

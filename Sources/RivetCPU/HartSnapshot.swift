@@ -68,8 +68,11 @@ extension Hart: Snapshottable {
         waitingForInterrupt = wfi
         reservation = hasReservation ? res : nil
         csr = c
-        pmpcfg = newPMPCfg
-        pmpaddr = newPMPAddr
+        // Through the WARL rules, with locks released first so that every saved value is taken.
+        pmpcfg = Array(repeating: 0, count: 8)
+        pmpaddr = Array(repeating: 0, count: 64)
+        for i in 0..<PMP.entryCount { writePMPAddress(i, newPMPAddr[i]) }
+        for n in 0..<8 { writePMPConfig(register: n, newPMPCfg[n]) }
         flushTLB()
         updateTranslationMode()
     }
