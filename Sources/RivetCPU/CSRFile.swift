@@ -187,7 +187,7 @@ extension Hart {
         case CSR.satp:
             if privilege == .supervisor && (csr.mstatus & MStatus.tvm) != 0 { return false }
             let mode = value >> 60
-            guard mode == 0 || mode == 8 || mode == 9 || mode == 10 else { return true }  // unsupported: no effect
+            guard mode == 0 || (mode >= 8 && mode <= mmuMode.satpMode) else { return true }  // unsupported: no effect
             csr.satp = value & ((0xf << 60) | (0xffff << 44) | 0xfff_ffff_ffff)
             flushTLB()
         case CSR.mstatus:

@@ -23,6 +23,8 @@ public final class Hart {
     /// f0...f31 as raw bits (singles NaN-boxed).
     public let f: UnsafeMutablePointer<UInt64>
     public var csr = CSRFile()
+    /// The widest paging mode satp accepts (the narrower ones are accepted too).
+    public var mmuMode: MMUMode = .sv57
     /// PMP registers as software sees them (pmpcfg0, 2, ..., 14 and pmpaddr0-63; see PMP.swift). Write
     /// them through `writeCSR` so that the decoded rules below follow.
     public internal(set) var pmpcfg: [UInt64] = Array(repeating: 0, count: 8)

@@ -52,7 +52,9 @@ extension Hart: Snapshottable {
         guard c.mhartid == UInt64(hartID) else { throw SnapshotError("\(snapshotName): saved for hart \(c.mhartid)") }
         guard c.misa == CSRFile.misaValue else { throw SnapshotError("\(snapshotName): saved with a different ISA (misa 0x\(String(c.misa, radix: 16)))") }
         let satpMode = c.satp >> 60
-        guard [0, 8, 9, 10].contains(satpMode) else { throw SnapshotError("\(snapshotName): unsupported satp mode \(satpMode)") }
+        guard satpMode == 0 || (satpMode >= 8 && satpMode <= mmuMode.satpMode) else {
+            throw SnapshotError("\(snapshotName): satp mode \(satpMode) is not supported by this hart (mmu=\(mmuMode.rawValue))")
+        }
         guard c.frm <= 7, c.fflags <= 0x1f else { throw SnapshotError("\(snapshotName): invalid fcsr") }
         guard (c.mstatus & MStatus.mppMask) >> MStatus.mppShift != 2 else { throw SnapshotError("\(snapshotName): invalid mstatus.MPP") }
         c.mstatus = (c.mstatus & (MStatus.writableM)) | MStatus.uxl | MStatus.sxl

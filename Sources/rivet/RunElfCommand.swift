@@ -27,6 +27,7 @@ struct RunElf: ParsableCommand {
     @Option(help: "At exit, write the memory from `begin_signature` to `end_signature` to FILE (spike's +signature).")
     var signature: String?
     @Option(help: "Bytes per line of the signature file: 4 or 8.") var signatureGranularity: Int = 4
+    @Option(help: "CPU: rv64[,mmu=sv39|sv48|sv57] (the widest paging mode; default sv57).") var cpu: String?
 
     func validate() throws {
         guard signatureGranularity == 4 || signatureGranularity == 8 else {
@@ -37,6 +38,7 @@ struct RunElf: ParsableCommand {
     func run() throws {
         do {
             let size = try parseMemorySize(memory)
+            let cpuOption = try cpu.map { try CPUOption($0) }
             let bytes = try readFile(file)
             let elf = try ELFImage(bytes: bytes, name: file)
             var signatureRange: (UInt64, UInt64)? = nil
@@ -50,6 +52,7 @@ struct RunElf: ParsableCommand {
             let console = HTIFHostConsole()
             let runner = try BareMetalRunner(elf: elf, name: file, memorySize: size,
                                              output: { console.put($0, fd: $1) }, input: { console.get() })
+            if let c = cpuOption { runner.hart.mmuMode = c.mmuMode }
             if let (b, e) = signatureRange, !runner.ram.contains(b, length: e - b) {
                 throw CLIError("\(file): the signature 0x\(String(b, radix: 16))-0x\(String(e, radix: 16)) is outside RAM")
             }
