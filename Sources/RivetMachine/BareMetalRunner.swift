@@ -11,6 +11,8 @@ public final class BareMetalRunner {
         case instructionLimit(UInt64)
         /// tohost held a command this host does not implement.
         case unknownHTIFCommand(UInt64)
+        /// A riscv-pk syscall whose argument block lies outside RAM.
+        case badSyscallBlock(UInt64)
     }
 
     public let ram: GuestRAM
@@ -52,6 +54,7 @@ public final class BareMetalRunner {
             switch htif.poll() {
             case .exit(let code)?: return code == 0 ? .passed : .failed(testCase: code)
             case .unknown(let v)?: return .unknownHTIFCommand(v)
+            case .badSyscallBlock(let a)?: return .badSyscallBlock(a)
             case nil: break
             }
             afterSlice()

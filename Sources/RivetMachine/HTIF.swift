@@ -18,7 +18,13 @@ public final class HTIF {
         case exit(code: UInt64)
         /// A command this host does not know (device, command, payload): the run ends with an error.
         case unknown(UInt64)
+        /// A syscall whose argument block is not in RAM.
+        case badSyscallBlock(UInt64)
     }
+
+    /// Answers the guest has not collected yet; while this many wait, new commands stay in tohost (the
+    /// guest then waits, as it would for a slow host) so a guest that never reads fromhost cannot grow it.
+    static let maximumQueuedAnswers = 16
 
     let ram: GuestRAM
     public let tohost: UInt64
@@ -44,7 +50,7 @@ public final class HTIF {
 
     /// Handles a pending command, delivers answers; returns an event when the run must end.
     public func poll() -> Event? {
-        if let v = ram.load64(tohost), v != 0 {
+        if answers.count < HTIF.maximumQueuedAnswers, let v = ram.load64(tohost), v != 0 {
             ram.store64(tohost, 0)
             if let e = handle(v) { return e }
         }
@@ -82,7 +88,7 @@ public final class HTIF {
     /// riscv-pk's syscall proxy: the block holds the number and arguments; the result replaces the number.
     func syscall(at address: UInt64) -> Event? {
         guard ram.contains(address, length: 64), let number = ram.load64(address) else {
-            return .unknown(address)  // a block outside RAM: the guest is broken, stop rather than guess
+            return .badSyscallBlock(address)  // the guest is broken: stop rather than guess
         }
         let a0 = ram.load64(address + 8) ?? 0, a1 = ram.load64(address + 16) ?? 0, a2 = ram.load64(address + 24) ?? 0
         var result: UInt64

@@ -94,6 +94,9 @@ struct RunElf: ParsableCommand {
             case .unknownHTIFCommand(let v):
                 fputs("rivet: unknown HTIF command 0x\(String(v, radix: 16)) in tohost (device \(v >> 56), command \((v >> 48) & 0xff))\n", stderr)
                 throw ExitCode(3)
+            case .badSyscallBlock(let a):
+                fputs("rivet: HTIF syscall block at 0x\(String(a, radix: 16)) is outside RAM\n", stderr)
+                throw ExitCode(3)
             }
         } catch let e as ExitCode {
             throw e

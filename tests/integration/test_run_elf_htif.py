@@ -269,6 +269,40 @@ def test_unknown_htif_device_is_a_clear_error(tmp_path):
     assert err.count("\n") == 1 and "unknown HTIF command" in err and "device 7" in err
 
 
+FLOOD = r"""
+    .section .text.init
+    .globl _start
+_start:
+    li a0, (1 << 56) | (1 << 48) | 'x'
+    la t0, tohost
+1:  sd a0, 0(t0)        /* never waits, never reads fromhost */
+    j 1b
+""" + MAILBOX
+
+BAD_SYSCALL_BLOCK = r"""
+    .section .text.init
+    .globl _start
+_start:
+    li a0, 0x100         /* an even payload: the address of a syscall block, here outside RAM */
+    la t0, tohost
+    sd a0, 0(t0)
+1:  j 1b
+""" + MAILBOX
+
+
+def test_a_guest_that_never_reads_answers_is_held_back(tmp_path):
+    # Commands stay in tohost once a few answers wait uncollected, so the host keeps nothing unbounded.
+    r = rivet(build(tmp_path, FLOOD), "--max-instructions", "5000000")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert 0 < len(r.stdout) <= 32 and set(r.stdout) == {ord("x")}
+
+
+def test_syscall_block_outside_ram_is_a_clear_error(tmp_path):
+    r = rivet(build(tmp_path, BAD_SYSCALL_BLOCK))
+    assert r.returncode == 3
+    assert r.stderr == b"rivet: HTIF syscall block at 0x100 is outside RAM\n"
+
+
 @pytest.mark.parametrize("granularity,expected", [
     (4, "11223344\ndeadbeef\ncafef00d\n0badc0de\n00000007\n"),
     (8, "deadbeef11223344\n0badc0decafef00d\n0000000000000007\n"),
