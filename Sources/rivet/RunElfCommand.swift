@@ -13,8 +13,8 @@ struct RunElf: ParsableCommand {
         abstract: "Run a bare-metal RISC-V ELF (M-mode, RAM at 0x80000000) until it exits through HTIF `tohost`.",
         discussion: """
         HTIF as spike: tohost = (n<<1)|1 exits (n = 0 passes); device 1 is the console (command 1 prints a \
-        byte from stdout, command 0 reads one from stdin; answers go to `fromhost`); riscv-pk's write and exit \
-        syscalls work. --signature writes spike's +signature file at exit. \
+        byte on stdout, command 0 reads one from stdin; answers go to `fromhost`); riscv-pk's write and exit \
+        syscalls work. --signature writes spike's +signature file when the program exits. See docs/firmware-and-bare-metal.md. \
         Exit status: 0 when the program writes 1 to tohost (pass); 1 when it writes (n<<1)|1 \
         (prints "FAIL: test n"); 2 when --max-instructions is reached; 3 on a bad file or an unknown HTIF \
         command; 64 on a bad option.
@@ -24,7 +24,7 @@ struct RunElf: ParsableCommand {
     @Option(help: "Stop after this many retired instructions.") var maxInstructions: UInt64 = 1_000_000_000
     @Option(help: "RAM size (e.g. 128M, 1G).") var memory: String = "128M"
     @Flag(help: "Print each retired instruction, objdump style.") var trace = false
-    @Option(help: "At exit, write the memory from `begin_signature` to `end_signature` to FILE (spike's +signature).")
+    @Option(help: "When the program exits through HTIF, write the memory from `begin_signature` to `end_signature` to FILE (spike's +signature).")
     var signature: String?
     @Option(help: "Bytes per line of the signature file: 4 or 8.") var signatureGranularity: Int = 4
     @Option(help: "CPU: rv64[,mmu=sv39|sv48|sv57] (the widest paging mode; default sv57).") var cpu: String?
