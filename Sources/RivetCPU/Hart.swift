@@ -32,6 +32,12 @@ public final class Hart {
     /// The active PMP entries decoded, in priority order (slow paths only).
     let pmpRules: UnsafeMutablePointer<PMPRule>
     var pmpRuleCount = 0
+    /// [pmpOpenLow, pmpOpenHigh): where S and U may read and write without a rule lookup (see PMP.swift).
+    var pmpOpenLow: UInt64 = 0
+    var pmpOpenHigh: UInt64 = 0
+    /// Per-page PMP decisions (see `pmpCachedPagePermissions`), cleared whenever a rule changes.
+    let pmpPageCacheKeys: UnsafeMutablePointer<UInt64>
+    let pmpPageCacheValues: UnsafeMutablePointer<UInt8>
     /// Set by a fetch-TLB miss on a page that PMP rules split: the run loop then executes one instruction
     /// at a time there, each fetch checked exactly.
     var fetchNeedsExactChecks = false
@@ -109,6 +115,10 @@ public final class Hart {
         scratchOp = .allocate(capacity: 1)
         pmpRules = .allocate(capacity: PMP.entryCount)
         pmpRules.initialize(repeating: PMPRule(low: 0, high: 0, permissions: 0, locked: false), count: PMP.entryCount)
+        pmpPageCacheKeys = .allocate(capacity: PMP.pageCacheSlots)
+        pmpPageCacheKeys.initialize(repeating: 0, count: PMP.pageCacheSlots)
+        pmpPageCacheValues = .allocate(capacity: PMP.pageCacheSlots)
+        pmpPageCacheValues.initialize(repeating: 0, count: PMP.pageCacheSlots)
         csr.mhartid = UInt64(hartID)
         clearTLBStorage()
         updateTranslationMode()
@@ -116,6 +126,7 @@ public final class Hart {
 
     deinit {
         x.deallocate(); f.deallocate(); tlbStorage.deallocate(); scratchOp.deallocate(); pmpRules.deallocate()
+        pmpPageCacheKeys.deallocate(); pmpPageCacheValues.deallocate()
         tlbFlushRequest.destroy()
     }
 
@@ -128,6 +139,8 @@ public final class Hart {
         pmpcfg = Array(repeating: 0, count: 8)
         pmpaddr = Array(repeating: 0, count: 64)
         pmpRuleCount = 0
+        pmpOpenLow = 0; pmpOpenHigh = 0
+        clearPMPPageCache()
         fetchNeedsExactChecks = false
         self.pc = pc
         privilege = .machine

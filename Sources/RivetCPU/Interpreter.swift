@@ -103,7 +103,7 @@ extension Hart {
                 highPA = pa
             } else {
                 highPA = paddr + 2
-                if pmpRuleCount != 0 && !pmpAllows(highPA, size: 2, .fetch, privilege) {
+                if pmpRuleCount != 0 && !pmpCheck(highPA, size: 2, .fetch, privilege) {
                     takeTrap(cause: 1, tval: highVA, epc: pc, interrupt: false); return nil
                 }
             }

@@ -96,7 +96,7 @@ extension Hart {
             let pteAddr = tableAddr &+ vpn &* 8
             // Page-table reads are S-mode accesses for PMP; a failure is an access fault of the original kind.
             guard pteAddr >= ramBase, pteAddr - ramBase <= ramSize - 8,
-                  pmpRuleCount == 0 || pmpAllows(pteAddr, size: 8, .read, .supervisor) else {
+                  pmpRuleCount == 0 || pmpCheck(pteAddr, size: 8, .read, .supervisor) else {
                 pendingCause = PMP.accessFault(access); pendingTval = va; return nil
             }
             let ptePointer = ramHost + Int(pteAddr - ramBase)
@@ -130,7 +130,7 @@ extension Hart {
             var newPTE = pte | (1 << 6)
             if access == .write { newPTE |= 1 << 7 }
             if newPTE != pte {
-                guard pmpRuleCount == 0 || pmpAllows(pteAddr, size: 8, .write, .supervisor) else {
+                guard pmpRuleCount == 0 || pmpCheck(pteAddr, size: 8, .write, .supervisor) else {
                     pendingCause = PMP.accessFault(access); pendingTval = va; return nil
                 }
                 ptePointer.storeBytes(of: newPTE, as: UInt64.self)
@@ -173,7 +173,7 @@ extension Hart {
         if pmpRuleCount == 0 {
             pmp = PMP.all  // the access was checked; with no rules only M-mode gets here
         } else {
-            guard let p = pmpPagePermissions(ppage, access == .fetch ? privilege : dataPrivilege) else { return false }
+            guard let p = pmpCachedPagePermissions(ppage, access == .fetch ? privilege : dataPrivilege) else { return false }
             pmp = p
         }
         if pmp & PMP.permission(access) == 0 { return true }
@@ -212,7 +212,7 @@ extension Hart {
         }
         let p = dataPrivilege
         guard let t = translate(va, .read, privilege: p) else { return nil }
-        if (pmpRuleCount != 0 || p != .machine) && !pmpAllows(t.paddr, size: UInt64(size), .read, p) {
+        if (pmpRuleCount != 0 || p != .machine) && !pmpCheck(t.paddr, size: UInt64(size), .read, p) {
             pendingCause = 5; pendingTval = va; return nil
         }
         if t.paddr >= ramBase && t.paddr - ramBase < ramSize {
@@ -240,7 +240,7 @@ extension Hart {
             for i in 0..<size {
                 let a = va &+ UInt64(i)
                 guard let t = translate(a, .write, privilege: p) else { return false }
-                if (pmpRuleCount != 0 || p != .machine) && !pmpAllows(t.paddr, size: 1, .write, p) {
+                if (pmpRuleCount != 0 || p != .machine) && !pmpCheck(t.paddr, size: 1, .write, p) {
                     pendingCause = 7; pendingTval = a; return false
                 }
             }
@@ -251,7 +251,7 @@ extension Hart {
         }
         let p = dataPrivilege
         guard let t = translate(va, .write, privilege: p) else { return false }
-        if (pmpRuleCount != 0 || p != .machine) && !pmpAllows(t.paddr, size: UInt64(size), .write, p) {
+        if (pmpRuleCount != 0 || p != .machine) && !pmpCheck(t.paddr, size: UInt64(size), .write, p) {
             pendingCause = 7; pendingTval = va; return false
         }
         if t.paddr >= ramBase && t.paddr - ramBase < ramSize {
@@ -284,7 +284,7 @@ extension Hart {
     func fetchAddressSlow(_ va: UInt64) -> UInt64? {
         guard let t = translate(va, .fetch, privilege: privilege) else { return nil }
         guard t.paddr >= ramBase, t.paddr - ramBase < ramSize,
-              (pmpRuleCount == 0 && privilege == .machine) || pmpAllows(t.paddr, size: 2, .fetch, privilege) else {
+              (pmpRuleCount == 0 && privilege == .machine) || pmpCheck(t.paddr, size: 2, .fetch, privilege) else {
             pendingCause = 1; pendingTval = va; return nil
         }
         if !fillTLB(va, paddr: t.paddr, access: .fetch, writable: false, user: t.user, pageMask: t.pageMask) {
@@ -302,7 +302,7 @@ extension Hart {
         guard let t = translate(va, isLoadReserved ? .read : .write, privilege: p) else { return nil }
         // PMP cannot grant W without R, so the write check covers an AMO's read as well.
         guard t.paddr >= ramBase, t.paddr - ramBase <= ramSize - UInt64(size),
-              (pmpRuleCount == 0 && p == .machine) || pmpAllows(t.paddr, size: UInt64(size), isLoadReserved ? .read : .write, p) else {
+              (pmpRuleCount == 0 && p == .machine) || pmpCheck(t.paddr, size: UInt64(size), isLoadReserved ? .read : .write, p) else {
             pendingCause = isLoadReserved ? 5 : 7; pendingTval = va; return nil
         }
         return t.paddr

@@ -21,6 +21,10 @@ public enum PMP {
     static let lockBit: UInt8 = 0x80
     /// pmpaddr holds physical address bits 55:2.
     static let addressMask: UInt64 = (1 << 54) - 1
+    /// Slots of the per-page decision cache (direct-mapped by page number).
+    static let pageCacheSlots = 64
+    /// Cached value for a page that rules split.
+    static let split: UInt8 = 0xff
 
     static func permission(_ access: AccessType) -> UInt8 {
         switch access {
@@ -109,7 +113,65 @@ extension Hart {
             count += 1
         }
         pmpRuleCount = count
+        findPMPOpenRange()
+        clearPMPPageCache()
         flushTLB()
+    }
+
+    /// Finds the largest physical range where one rule decides every S/U access and grants R and W (with
+    /// OpenSBI: all memory above the firmware), so page-table walks and data checks there cost two compares.
+    func findPMPOpenRange() {
+        var best: (low: UInt64, high: UInt64) = (0, 0)
+        for i in 0..<pmpRuleCount where pmpRules[i].permissions & (PMP.read | PMP.write) == PMP.read | PMP.write {
+            // This rule's range without the ranges of the rules before it: the addresses it decides.
+            var pieces = [(low: pmpRules[i].low, high: pmpRules[i].high)]
+            for j in 0..<i {
+                let cut = pmpRules[j]
+                var next: [(low: UInt64, high: UInt64)] = []
+                for piece in pieces {
+                    if cut.high <= piece.low || cut.low >= piece.high { next.append(piece); continue }
+                    if cut.low > piece.low { next.append((piece.low, cut.low)) }
+                    if cut.high < piece.high { next.append((cut.high, piece.high)) }
+                }
+                pieces = next
+            }
+            for piece in pieces where piece.high - piece.low > best.high - best.low { best = piece }
+        }
+        pmpOpenLow = best.low
+        pmpOpenHigh = best.high
+    }
+
+    func clearPMPPageCache() {
+        pmpPageCacheKeys.update(repeating: 0, count: PMP.pageCacheSlots)
+    }
+
+    /// `pmpPagePermissions` behind a small cache: page-table walks, atomics and TLB fills ask about the
+    /// same few pages again and again.
+    @inline(__always)
+    func pmpCachedPagePermissions(_ page: UInt64, _ p: Privilege) -> UInt8? {
+        let slot = Int(truncatingIfNeeded: (page >> 12) & UInt64(PMP.pageCacheSlots - 1))
+        let key = page | UInt64(p.rawValue) | 4  // bit 2 marks a filled slot
+        if pmpPageCacheKeys[slot] == key {
+            let v = pmpPageCacheValues[slot]
+            return v == PMP.split ? nil : v
+        }
+        let result = pmpPagePermissions(page, p)
+        pmpPageCacheKeys[slot] = key
+        pmpPageCacheValues[slot] = result ?? PMP.split
+        return result
+    }
+
+    /// `pmpAllows` answered from the page's decision when one rule (or none) decides the whole page.
+    @inline(__always)
+    func pmpCheck(_ address: UInt64, size: UInt64, _ access: AccessType, _ p: Privilege) -> Bool {
+        if p != .machine && access != .fetch && address >= pmpOpenLow && pmpOpenHigh >= size && address <= pmpOpenHigh - size {
+            return true
+        }
+        let page = address & ~0xfff
+        if (address &+ size &- 1) & ~0xfff == page, let permissions = pmpCachedPagePermissions(page, p) {
+            return permissions & PMP.permission(access) != 0
+        }
+        return pmpAllows(address, size: size, access, p)
     }
 
     /// The permissions that apply to every byte of the 4 KiB physical page at `page` for privilege `p`,
