@@ -141,7 +141,7 @@ extension Hart {
         case 0xb03...0xb1f, 0x323...0x33f: return 0  // mhpmcounter3..31, mhpmevent3..31: hardwired zero
         case 0x3a0...0x3af:  // pmpcfg: only even numbers exist on RV64
             return number & 1 == 0 ? pmpcfg[(number - 0x3a0) / 2] : nil
-        case 0x3b0...0x3ef: return pmpaddr[number - 0x3b0]
+        case 0x3b0...0x3ef: return pmpaddr[number - 0x3b0]  // entries 16-63 stay zero
         case CSR.tselect: return csr.tselect
         case CSR.tdata1, CSR.tdata2, CSR.tdata3: return 0  // no triggers implemented
         default: return nil
@@ -187,7 +187,7 @@ extension Hart {
         case CSR.satp:
             if privilege == .supervisor && (csr.mstatus & MStatus.tvm) != 0 { return false }
             let mode = value >> 60
-            guard mode == 0 || mode == 8 || mode == 9 || mode == 10 else { return true }  // unsupported: no effect
+            guard mode == 0 || (mode >= 8 && mode <= mmuMode.satpMode) else { return true }  // unsupported: no effect
             csr.satp = value & ((0xf << 60) | (0xffff << 44) | 0xfff_ffff_ffff)
             flushTLB()
         case CSR.mstatus:
@@ -213,8 +213,8 @@ extension Hart {
         case 0xb03...0xb1f, 0x323...0x33f: break
         case 0x3a0...0x3af:
             guard number & 1 == 0 else { return false }
-            pmpcfg[(number - 0x3a0) / 2] = value
-        case 0x3b0...0x3ef: pmpaddr[number - 0x3b0] = value & ((1 << 54) - 1)
+            writePMPConfig(register: (number - 0x3a0) / 2, value)
+        case 0x3b0...0x3ef: writePMPAddress(number - 0x3b0, value)
         case CSR.tselect: csr.tselect = 0
         case CSR.tdata1, CSR.tdata2, CSR.tdata3: break
         case CSR.mvendorid, CSR.marchid, CSR.mimpid, CSR.mhartid, CSR.mconfigptr: return false

@@ -23,9 +23,24 @@ public final class Hart {
     /// f0...f31 as raw bits (singles NaN-boxed).
     public let f: UnsafeMutablePointer<UInt64>
     public var csr = CSRFile()
-    /// PMP registers: present and writable for firmware that probes them; not enforced.
-    public var pmpcfg: [UInt64] = Array(repeating: 0, count: 8)   // pmpcfg0, 2, ..., 14
-    public var pmpaddr: [UInt64] = Array(repeating: 0, count: 64)
+    /// The widest paging mode satp accepts (the narrower ones are accepted too).
+    public var mmuMode: MMUMode = .sv57
+    /// PMP registers as software sees them (pmpcfg0, 2, ..., 14 and pmpaddr0-63; see PMP.swift). Write
+    /// them through `writeCSR` so that the decoded rules below follow.
+    public internal(set) var pmpcfg: [UInt64] = Array(repeating: 0, count: 8)
+    public internal(set) var pmpaddr: [UInt64] = Array(repeating: 0, count: 64)
+    /// The active PMP entries decoded, in priority order (slow paths only).
+    let pmpRules: UnsafeMutablePointer<PMPRule>
+    var pmpRuleCount = 0
+    /// [pmpOpenLow, pmpOpenHigh): where S and U may read and write without a rule lookup (see PMP.swift).
+    var pmpOpenLow: UInt64 = 0
+    var pmpOpenHigh: UInt64 = 0
+    /// Per-page PMP decisions (see `pmpCachedPagePermissions`), cleared whenever a rule changes.
+    let pmpPageCacheKeys: UnsafeMutablePointer<UInt64>
+    let pmpPageCacheValues: UnsafeMutablePointer<UInt8>
+    /// Set by a fetch-TLB miss on a page that PMP rules split: the run loop then executes one instruction
+    /// at a time there, each fetch checked exactly.
+    var fetchNeedsExactChecks = false
     /// Physical address reserved by LR, or nil.
     public var reservation: UInt64? = nil
     /// The value LR read (SC compares it, see executeAtomic).
@@ -98,13 +113,20 @@ public final class Hart {
         dataTLB = tlbStorage
         fetchTLB = tlbStorage
         scratchOp = .allocate(capacity: 1)
+        pmpRules = .allocate(capacity: PMP.entryCount)
+        pmpRules.initialize(repeating: PMPRule(low: 0, high: 0, permissions: 0, locked: false), count: PMP.entryCount)
+        pmpPageCacheKeys = .allocate(capacity: PMP.pageCacheSlots)
+        pmpPageCacheKeys.initialize(repeating: 0, count: PMP.pageCacheSlots)
+        pmpPageCacheValues = .allocate(capacity: PMP.pageCacheSlots)
+        pmpPageCacheValues.initialize(repeating: 0, count: PMP.pageCacheSlots)
         csr.mhartid = UInt64(hartID)
         clearTLBStorage()
         updateTranslationMode()
     }
 
     deinit {
-        x.deallocate(); f.deallocate(); tlbStorage.deallocate(); scratchOp.deallocate()
+        x.deallocate(); f.deallocate(); tlbStorage.deallocate(); scratchOp.deallocate(); pmpRules.deallocate()
+        pmpPageCacheKeys.deallocate(); pmpPageCacheValues.deallocate()
         tlbFlushRequest.destroy()
     }
 
@@ -116,6 +138,10 @@ public final class Hart {
         csr.mhartid = UInt64(hartID)
         pmpcfg = Array(repeating: 0, count: 8)
         pmpaddr = Array(repeating: 0, count: 64)
+        pmpRuleCount = 0
+        pmpOpenLow = 0; pmpOpenHigh = 0
+        clearPMPPageCache()
+        fetchNeedsExactChecks = false
         self.pc = pc
         privilege = .machine
         reservation = nil

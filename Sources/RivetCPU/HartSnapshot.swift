@@ -58,7 +58,9 @@ extension Hart: Snapshottable {
         guard c.mhartid == UInt64(hartID) else { throw SnapshotError("\(snapshotName): saved for hart \(c.mhartid)") }
         guard c.misa == CSRFile.misaValue else { throw SnapshotError("\(snapshotName): saved with a different ISA (misa 0x\(String(c.misa, radix: 16)))") }
         let satpMode = c.satp >> 60
-        guard [0, 8, 9, 10].contains(satpMode) else { throw SnapshotError("\(snapshotName): unsupported satp mode \(satpMode)") }
+        guard satpMode == 0 || (satpMode >= 8 && satpMode <= mmuMode.satpMode) else {
+            throw SnapshotError("\(snapshotName): satp mode \(satpMode) is not supported by this hart (mmu=\(mmuMode.rawValue))")
+        }
         guard c.frm <= 7, c.fflags <= 0x1f else { throw SnapshotError("\(snapshotName): invalid fcsr") }
         guard (c.mstatus & MStatus.mppMask) >> MStatus.mppShift != 2 else { throw SnapshotError("\(snapshotName): invalid mstatus.MPP") }
         c.mstatus = (c.mstatus & (MStatus.writableM)) | MStatus.uxl | MStatus.sxl
@@ -76,8 +78,11 @@ extension Hart: Snapshottable {
         reservationValue = resValue
         work = newWork
         csr = c
-        pmpcfg = newPMPCfg
-        pmpaddr = newPMPAddr
+        // Through the WARL rules, with locks released first so that every saved value is taken.
+        pmpcfg = Array(repeating: 0, count: 8)
+        pmpaddr = Array(repeating: 0, count: 64)
+        for i in 0..<PMP.entryCount { writePMPAddress(i, newPMPAddr[i]) }
+        for n in 0..<8 { writePMPConfig(register: n, newPMPCfg[n]) }
         flushTLB()
         updateTranslationMode()
     }

@@ -55,6 +55,11 @@ extension Hart {
                 executed += 1
                 continue
             }
+            if fetchNeedsExactChecks {  // a page split by PMP rules: one instruction, fetch checked exactly
+                fetchNeedsExactChecks = false
+                executed += max(executeSingle(paddr), 1)
+                continue
+            }
             var entry = cache.table[BlockCache.slot(paddr)]
             if entry.paddr != paddr {
                 entry = cache.decodeBlock(at: paddr)
@@ -98,6 +103,9 @@ extension Hart {
                 highPA = pa
             } else {
                 highPA = paddr + 2
+                if pmpRuleCount != 0 && !pmpCheck(highPA, size: 2, .fetch, privilege) {
+                    takeTrap(cause: 1, tval: highVA, epc: pc, interrupt: false); return nil
+                }
             }
             guard let high = ram.load16(highPA) else {
                 takeTrap(cause: 1, tval: highVA, epc: pc, interrupt: false); return nil

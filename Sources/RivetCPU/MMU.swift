@@ -94,8 +94,10 @@ extension Hart {
         while true {
             let vpn = (va >> UInt64(12 + 9 * level)) & 0x1ff
             let pteAddr = tableAddr &+ vpn &* 8
-            guard pteAddr >= ramBase, pteAddr - ramBase <= ramSize - 8 else {
-                pendingCause = access == .fetch ? 1 : (access == .read ? 5 : 7); pendingTval = va; return nil
+            // Page-table reads are S-mode accesses for PMP; a failure is an access fault of the original kind.
+            guard pteAddr >= ramBase, pteAddr - ramBase <= ramSize - 8,
+                  pmpRuleCount == 0 || pmpCheck(pteAddr, size: 8, .read, .supervisor) else {
+                pendingCause = PMP.accessFault(access); pendingTval = va; return nil
             }
             let ptePointer = ramHost + Int(pteAddr - ramBase)
             let pte = ptePointer.load(as: UInt64.self)
@@ -128,6 +130,9 @@ extension Hart {
             var newPTE = pte | (1 << 6)
             if access == .write { newPTE |= 1 << 7 }
             if newPTE != pte {
+                guard pmpRuleCount == 0 || pmpCheck(pteAddr, size: 8, .write, .supervisor) else {
+                    pendingCause = PMP.accessFault(access); pendingTval = va; return nil
+                }
                 ptePointer.storeBytes(of: newPTE, as: UInt64.self)
                 ram.noteWrite(pteAddr, length: 8)
             }
@@ -157,13 +162,22 @@ extension Hart {
 
     // MARK: Slow paths (TLB miss, MMIO, misaligned, faults)
 
-    /// Fills the TLB for a RAM page if possible.
-    @inline(__always)
-    func fillTLB(_ va: UInt64, paddr: UInt64, access: AccessType, writable: Bool, user: Bool, pageMask: UInt64) {
-        guard paddr >= ramBase, paddr - ramBase < ramSize else { return }
-        if pageMask != 0xfff { tlbHoldsSuperpages = true }
+    /// Fills the TLB for a RAM page if possible: only when PMP grants the access on the whole 4 KiB page
+    /// (see PMP.swift). Returns false when PMP rules split the page.
+    @inline(__always) @discardableResult
+    func fillTLB(_ va: UInt64, paddr: UInt64, access: AccessType, writable: Bool, user: Bool, pageMask: UInt64) -> Bool {
+        guard paddr >= ramBase, paddr - ramBase < ramSize else { return true }
         let vpage = va & ~0xfff
         let ppage = paddr & ~0xfff
+        let pmp: UInt8
+        if pmpRuleCount == 0 {
+            pmp = PMP.all  // the access was checked; with no rules only M-mode gets here
+        } else {
+            guard let p = pmpCachedPagePermissions(ppage, access == .fetch ? privilege : dataPrivilege) else { return false }
+            pmp = p
+        }
+        if pmp & PMP.permission(access) == 0 { return true }
+        if pageMask != 0xfff { tlbHoldsSuperpages = true }
         let index = Int((va >> 12) & UInt64(TLB.entries - 1))
         let host = UInt64(UInt(bitPattern: ramHost)) &+ (ppage &- ramBase)
         if user && privilege != .user && dataPrivilege == .supervisor { supervisorTLBHasUserPages = true }
@@ -174,11 +188,13 @@ extension Hart {
             dataTLB[index] = TLBEntry(tag: vpage | readGeneration, addend: host &- vpage)
         case .write:
             let page = Int((ppage - ramBase) >> 12)
-            dataTLB[index] = TLBEntry(tag: vpage | readGeneration, addend: host &- vpage)  // writable pages are readable too
+            // Writable pages are readable too (PMP cannot grant W without R).
+            dataTLB[index] = TLBEntry(tag: vpage | readGeneration, addend: host &- vpage)
             if writable && ram.codePages[page] == 0 {
                 dataTLB[TLB.entries + index] = TLBEntry(tag: vpage | writeGeneration, addend: host &- vpage)
             }
         }
+        return true
     }
 
     /// Loads `size` bytes at virtual `va` through translation; handles MMIO and misalignment.
@@ -196,6 +212,9 @@ extension Hart {
         }
         let p = dataPrivilege
         guard let t = translate(va, .read, privilege: p) else { return nil }
+        if (pmpRuleCount != 0 || p != .machine) && !pmpCheck(t.paddr, size: UInt64(size), .read, p) {
+            pendingCause = 5; pendingTval = va; return nil
+        }
         if t.paddr >= ramBase && t.paddr - ramBase < ramSize {
             fillTLB(va, paddr: t.paddr, access: .read, writable: t.writable, user: t.user, pageMask: t.pageMask)
             let host = ramHost + Int(t.paddr - ramBase)
@@ -217,14 +236,24 @@ extension Hart {
     func storeSlow(_ va: UInt64, size: Int, value: UInt64) -> Bool {
         if va & UInt64(size - 1) != 0 {
             // Check every byte is writable before writing any, so a fault leaves memory unchanged.
-            guard translate(va, .write, privilege: dataPrivilege) != nil,
-                  translate(va &+ UInt64(size - 1), .write, privilege: dataPrivilege) != nil else { return false }
+            let p = dataPrivilege
+            for i in 0..<size {
+                let a = va &+ UInt64(i)
+                guard let t = translate(a, .write, privilege: p) else { return false }
+                if (pmpRuleCount != 0 || p != .machine) && !pmpCheck(t.paddr, size: 1, .write, p) {
+                    pendingCause = 7; pendingTval = a; return false
+                }
+            }
             for i in 0..<size {
                 guard storeSlow(va &+ UInt64(i), size: 1, value: value >> UInt64(8 * i)) else { return false }
             }
             return true
         }
-        guard let t = translate(va, .write, privilege: dataPrivilege) else { return false }
+        let p = dataPrivilege
+        guard let t = translate(va, .write, privilege: p) else { return false }
+        if (pmpRuleCount != 0 || p != .machine) && !pmpCheck(t.paddr, size: UInt64(size), .write, p) {
+            pendingCause = 7; pendingTval = va; return false
+        }
         if t.paddr >= ramBase && t.paddr - ramBase < ramSize {
             let host = ramHost + Int(t.paddr - ramBase)
             switch size {
@@ -248,11 +277,19 @@ extension Hart {
     func fetchAddress(_ va: UInt64) -> UInt64? {
         let e = fetchTLB[Int((va >> 12) & UInt64(TLB.entries - 1))]
         if e.tag == (va & ~0xfff) | readGeneration { return va &+ e.addend }
+        return fetchAddressSlow(va)
+    }
+
+    @inline(never)
+    func fetchAddressSlow(_ va: UInt64) -> UInt64? {
         guard let t = translate(va, .fetch, privilege: privilege) else { return nil }
-        guard t.paddr >= ramBase, t.paddr - ramBase < ramSize else {
+        guard t.paddr >= ramBase, t.paddr - ramBase < ramSize,
+              (pmpRuleCount == 0 && privilege == .machine) || pmpCheck(t.paddr, size: 2, .fetch, privilege) else {
             pendingCause = 1; pendingTval = va; return nil
         }
-        fillTLB(va, paddr: t.paddr, access: .fetch, writable: false, user: t.user, pageMask: t.pageMask)
+        if !fillTLB(va, paddr: t.paddr, access: .fetch, writable: false, user: t.user, pageMask: t.pageMask) {
+            fetchNeedsExactChecks = true
+        }
         return t.paddr
     }
 
@@ -261,8 +298,11 @@ extension Hart {
         if va & UInt64(size - 1) != 0 {
             pendingCause = isLoadReserved ? 4 : 6; pendingTval = va; return nil
         }
-        guard let t = translate(va, isLoadReserved ? .read : .write, privilege: dataPrivilege) else { return nil }
-        guard t.paddr >= ramBase, t.paddr - ramBase <= ramSize - UInt64(size) else {
+        let p = dataPrivilege
+        guard let t = translate(va, isLoadReserved ? .read : .write, privilege: p) else { return nil }
+        // PMP cannot grant W without R, so the write check covers an AMO's read as well.
+        guard t.paddr >= ramBase, t.paddr - ramBase <= ramSize - UInt64(size),
+              (pmpRuleCount == 0 && p == .machine) || pmpCheck(t.paddr, size: UInt64(size), isLoadReserved ? .read : .write, p) else {
             pendingCause = isLoadReserved ? 5 : 7; pendingTval = va; return nil
         }
         return t.paddr

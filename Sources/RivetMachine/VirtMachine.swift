@@ -23,6 +23,8 @@ public struct VirtMachineConfig {
     public var icount = false
     /// False when the machine will be restored from a stream (RAM is replaced anyway).
     public var loadImagesAtStart = true
+    /// The widest paging mode of every hart (`--cpu rv64,mmu=...`); the device tree says the same.
+    public var mmuMode: MMUMode = .sv57
     public init() {}
 }
 
@@ -126,7 +128,9 @@ public final class VirtMachine {
         }
         var hs: [Hart] = []
         for id in 0..<config.hartCount {
-            hs.append(Hart(hartID: id, bus: bus, cache: cache, wires: wires, clock: clock))
+            let hart = Hart(hartID: id, bus: bus, cache: cache, wires: wires, clock: clock)
+            hart.mmuMode = config.mmuMode
+            hs.append(hart)
         }
         harts = hs
         if config.loadImagesAtStart { try loadImages() }
@@ -150,6 +154,7 @@ public final class VirtMachine {
         // Device tree at the top of RAM (2 MiB aligned, as QEMU does); initrd below it.
         var treeConfig = VirtBoardConfig(hartCount: config.hartCount, ramSize: config.memorySize)
         treeConfig.bootargs = config.bootargs
+        treeConfig.mmuType = config.mmuMode.deviceTreeName
         let fdtAddress = (ramEnd - 0x20_0000) & ~UInt64(0x1f_ffff)
         if let initrd = config.initrd {
             let size = UInt64(initrd.count)
@@ -166,10 +171,16 @@ public final class VirtMachine {
         }
         deviceTree = makeVirtDeviceTree(treeConfig)
         guard ram.write(fdtAddress, bytes: deviceTree) else { throw MachineError("device tree does not fit in RAM") }
+        // fw_dynamic's record right after the device tree (fw_jump ignores it).
+        let infoAddress = fdtAddress + (UInt64(deviceTree.count) + 63) & ~63
+        guard ram.write(infoAddress, bytes: FirmwareDynamicInfo.bytes(nextAddress: ram.base + VirtMachine.kernelOffset)) else {
+            throw MachineError("device tree does not fit in RAM")
+        }
         for h in harts {
             h.reset(pc: ram.base)
             h.x[10] = UInt64(h.hartID)  // a0 = hart id
             h.x[11] = fdtAddress         // a1 = device tree
+            h.x[12] = infoAddress        // a2 = fw_dynamic_info
         }
     }
 

@@ -142,6 +142,9 @@ public final class UserProcess {
         hart.writeCSR(CSR.mstatus, 1 << 13)  // FS = initial, MPP = U
         hart.writeCSR(CSR.mcounteren, 7)
         hart.writeCSR(CSR.scounteren, 7)
+        // PMP denies U-mode everything until an entry grants it: one NAPOT entry over all memory, as firmware sets up.
+        hart.writeCSR(0x3b0, ~0)   // pmpaddr0
+        hart.writeCSR(0x3a0, 0x1f) // pmpcfg0: NAPOT, R W X
         return GuestThread(hart: hart, cache: cache)
     }
 

@@ -26,6 +26,7 @@ struct Run: ParsableCommand {
     @Option(help: "Kernel command line.") var append: String?
     @Option(help: "RAM size, e.g. 256M or 2G.") var memory = "256M"
     @Option(help: "Number of harts (1 to 8).") var smp = 1
+    @Option(help: "CPU: rv64[,mmu=sv39|sv48|sv57] (the widest paging mode; default sv57).") var cpu: String?
     @Option(help: "A disk: FILE[,format=raw|qcow2][,readonly] (repeatable; one virtio-blk each).")
     var drive: [String] = []
     @Option(help: "A network backend: user,id=ID[,net=10.0.2.0/24][,hostfwd=tcp:[HOSTADDR]:PORT-[GUESTADDR]:PORT]... | socket,id=ID,listen=[HOST]:PORT|connect=HOST:PORT | tap,id=ID,ifname=NAME (repeatable; see docs/network.md).")
@@ -54,6 +55,7 @@ struct Run: ParsableCommand {
             config.memorySize = try parseMemorySize(memory)
             config.hartCount = smp
             config.icount = icount
+            if let c = cpu { config.mmuMode = try CPUOption(c).mmuMode }
             config.firmware = try readFile(bios)
             config.loadImagesAtStart = incoming == nil
             var kernelPath = kernel

@@ -47,6 +47,9 @@ final class TestMachine {
         cache = BlockCache(ram: ram)
         hart = Hart(hartID: 0, bus: bus, cache: cache, wires: wires, clock: clock)
         hart.reset(pc: TestMachine.base)
+        // As firmware does: one PMP entry gives S and U all memory (with no entry they may touch nothing).
+        hart.writeCSR(0x3b0, ~0)
+        hart.writeCSR(0x3a0, 0x1f)
     }
 
     func load(_ words: [UInt32], at address: UInt64 = TestMachine.base) {
