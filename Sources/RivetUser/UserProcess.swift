@@ -62,6 +62,9 @@ public final class UserProcess {
     /// Host path of the running program (for /proc/self/exe).
     var exePath: String
     var exitCode: Int32 = 0
+    /// The guest's argv and auxiliary vector as set up at start (for /proc/self/cmdline and auxv).
+    var guestArgv: [String] = []
+    var savedAuxv: [UInt8] = []
 
     public init(options: UserOptions) throws {
         self.options = options
@@ -119,6 +122,13 @@ public final class UserProcess {
             if env.isEmpty { env = [] }
             let argv = [options.argv0 ?? options.program] + options.arguments
             let sp = try Loader.buildStack(mm: mm, argv: argv, envp: env, execfn: options.program, main: main, interpBase: interpBase)
+            guestArgv = argv
+            var aux = sp + UInt64(argv.count + env.count + 3) * 8
+            while let k = mm.read64(aux), let v = mm.read64(aux + 8), savedAuxv.count < 4096 {
+                withUnsafeBytes(of: k) { savedAuxv += $0 }; withUnsafeBytes(of: v) { savedAuxv += $0 }
+                if k == 0 { break }
+                aux += 16
+            }
             let t = newThread()
             t.tid = Host.gettid()
             t.hart.x[2] = sp
@@ -186,6 +196,8 @@ public final class UserProcess {
             let ok = lock.locked { mm.resolveFault(tval, write: cause == 15, fetch: cause == 12) }
             if ok {
                 hart.flushTLB()  // the hart may hold a stale read-only entry for the page
+            } else if lock.locked({ mm.isBeyondEOF(tval) }) {
+                forceSignal(t, Sig.bus, code: 2, addr: tval)  // BUS_ADRERR: past the end of a shared file
             } else {
                 let mapped = lock.locked { mm.isMapped(tval) }
                 forceSignal(t, Sig.segv, code: mapped ? 2 : 1, addr: tval)
