@@ -74,7 +74,11 @@ public final class UserProcess {
         clock = VirtualClock(mode: .realTime)
         mm = try AddressSpace(ram: ram)
         exePath = options.program
-        if !exePath.hasPrefix("/") {
+        // As Linux, /proc/self/exe is the canonical path (a program found in the sysroot keeps its guest path).
+        if hostPath(Array(exePath.utf8)) == exePath, let real = realpath(exePath, nil) {
+            exePath = String(cString: real)
+            free(real)
+        } else if !exePath.hasPrefix("/") {
             var buf = [CChar](repeating: 0, count: 4096)
             if getcwd(&buf, buf.count) != nil { exePath = String(cString: buf) + "/" + exePath }
         }
