@@ -118,6 +118,21 @@ extension UserProcess {
         case MoreNR.inotifyAddWatch:
             return withPath(a1) { Host.call(NR.inotify_add_watch, i32(a0), iptr($0), Int(UInt32(truncatingIfNeeded: a2))) }
         case MoreNR.inotifyRmWatch: return Host.call(NR.inotify_rm_watch, i32(a0), i32(a1))
+        case MoreNR.mincore:
+            guard a0 & 4095 == 0 else { return EINVALr }
+            let len = AddressSpace.pageAlignUp(a1)
+            guard AddressSpace.validRange(a0, len), len >> 12 <= 1 << 20 else { return ENOMEMr }
+            var vec = [UInt8](repeating: 0, count: Int(len >> 12))
+            let ok: Bool = lock.locked {
+                for i in 0..<vec.count {
+                    let va = a0 + UInt64(i) << 12
+                    guard mm.isMapped(va) else { return false }
+                    vec[i] = mm.physical(va) != nil ? 1 : 0  // resident once touched
+                }
+                return true
+            }
+            guard ok else { return ENOMEMr }
+            return copyOut(a2, vec) ? 0 : EFAULTr
         case SysNR.closeRange: return Host.call(NR.close_range, Int(UInt32(truncatingIfNeeded: a0)), Int(UInt32(truncatingIfNeeded: a1)), i32(a2))
         default: return nil
         }
