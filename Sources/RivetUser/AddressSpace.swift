@@ -46,6 +46,8 @@ final class AddressSpace {
     static let mmapTop: UInt64 = stackTop - stackSize - (64 << 20)
     /// Where position-independent executables are placed (2/3 of the address space, as Linux does).
     static let pieBase: UInt64 = 0x2a_aaaa_a000
+    /// Where the vDSO is mapped: in the gap between the stack and the mmap area.
+    static let vdsoVA: UInt64 = mmapTop + (16 << 20)
 
     let ram: GuestRAM
     var bumpPage: Int = 0

@@ -167,7 +167,8 @@ extension UserProcess {
                 + (r.prot & Prot.exec != 0 ? "x" : "-") + (r.shared ? "s" : "p")
             var name = ""
             if r.end == AddressSpace.stackTop { name = "[stack]" }
-            else if r.start == AddressSpace.trampolineVA { name = "[vdso]" }
+            else if r.start == AddressSpace.vdsoVA { name = "[vdso]" }
+            else if r.start == AddressSpace.trampolineVA { name = "[sigpage]" }
             else if r.start >= AddressSpace.pageAlignUp(mm.brkStart) && r.end <= AddressSpace.pageAlignUp(mm.brkCurrent) && mm.brkCurrent > mm.brkStart { name = "[heap]" }
             var line = "\(hex(r.start, 8))-\(hex(r.end, 8)) \(perms) 00000000 00:00 0"
             if !name.isEmpty { line += String(repeating: " ", count: max(1, 73 - line.count)) + name }

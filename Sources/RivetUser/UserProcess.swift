@@ -65,6 +65,8 @@ public final class UserProcess {
     /// The guest's argv and auxiliary vector as set up at start (for /proc/self/cmdline and auxv).
     var guestArgv: [String] = []
     var savedAuxv: [UInt8] = []
+    /// Host CLOCK_MONOTONIC (ns) at time-CSR zero, when the vDSO is mapped.
+    var monotonicBase: Int64?
 
     public init(options: UserOptions) throws {
         self.options = options
@@ -125,7 +127,9 @@ public final class UserProcess {
             var env = options.environment
             if env.isEmpty { env = [] }
             let argv = [options.argv0 ?? options.program] + options.arguments
-            let sp = try Loader.buildStack(mm: mm, argv: argv, envp: env, execfn: options.program, main: main, interpBase: interpBase)
+            let vdso = try mapVDSO()
+            let sp = try Loader.buildStack(mm: mm, argv: argv, envp: env, execfn: options.program, main: main,
+                                           interpBase: interpBase, vdso: vdso)
             guestArgv = argv
             var aux = sp + UInt64(argv.count + env.count + 3) * 8
             while let k = mm.read64(aux), let v = mm.read64(aux + 8), savedAuxv.count < 4096 {
