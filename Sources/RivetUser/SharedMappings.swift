@@ -10,6 +10,9 @@ import Glibc
 extension AddressSpace {
     struct Region { var start: UInt64; var end: UInt64; var prot: UInt64; var shared: Bool }
 
+    /// Shared mappings up to this many pages use single free pages (see mapShared).
+    static let smallSharedPages = 16
+
     /// Contiguous never-used pool pages (host mappings need a contiguous host range).
     func allocContiguous(_ pages: Int) -> UInt64? {
         guard pages > 0, bumpPage + pages <= ram.pageCount else { return nil }
@@ -26,26 +29,38 @@ extension AddressSpace {
             let avail = max(0, fileSize - offset)
             backed = min(length, AddressSpace.pageAlignUp(UInt64(avail)))
         }
-        var pa: UInt64 = 0
-        if backed > 0 {
-            guard let p = allocContiguous(Int(backed >> 12)) else { throw OutOfMemory() }
-            pa = p
-            let hostProt = PROT_READ | (hostWritable ? PROT_WRITE : 0)
-            let flags = MAP_SHARED | MAP_FIXED | (fd == nil ? MAP_ANONYMOUS : 0)
-            guard mmap(host(pa), Int(backed), hostProt, flags, fd ?? -1, off_t(offset)) != MAP_FAILED else {
-                restorePrivate(pa, Int(backed))
-                throw OutOfMemory()
+        // Pool pages for the backed part: small mappings take single pages (the free list, so repeated
+        // map/unmap reuses them) with one host mmap each; larger ones one contiguous run and one host mmap
+        // (fewer host mappings).
+        let pages = Int(backed >> 12)
+        var pool: [UInt64] = []
+        let hostProt = PROT_READ | (hostWritable ? PROT_WRITE : 0)
+        let flags = MAP_SHARED | MAP_FIXED | (fd == nil ? MAP_ANONYMOUS : 0)
+        func undo() { for p in pool { restorePrivate(p, 4096); readOnlyShared.remove(Int32((p - ram.base) >> 12)); freePage(p) } }
+        if pages > 0 && pages <= AddressSpace.smallSharedPages {
+            for k in 0..<pages {
+                guard let p = allocPage() else { undo(); throw OutOfMemory() }
+                pool.append(p)
+                guard mmap(host(p), 4096, hostProt, flags, fd ?? -1, off_t(offset + Int64(k) * 4096)) != MAP_FAILED else {
+                    undo(); throw OutOfMemory()
+                }
             }
-            if !hostWritable {
-                for k in 0..<Int(backed >> 12) { readOnlyShared.insert(Int32((pa - ram.base) >> 12) + Int32(k)) }
+        } else if pages > 0 {
+            guard let base = allocContiguous(pages) else { throw OutOfMemory() }
+            pool = (0..<pages).map { base + UInt64($0) << 12 }
+            guard mmap(host(base), Int(backed), hostProt, flags, fd ?? -1, off_t(offset)) != MAP_FAILED else {
+                undo(); throw OutOfMemory()
             }
+        }
+        if !hostWritable {
+            for p in pool { readOnlyShared.insert(Int32((p - ram.base) >> 12)) }
         }
         let bits = Prot.pteBits(prot)
         var off: UInt64 = 0
         while off < length {
             guard let slot = leafSlot(start + off, create: true) else { throw OutOfMemory() }
             if off < backed {
-                var pte = ((pa + off) >> 12) << 10 | PTE.mapped | PTE.shared | bits | PTE.u | PTE.a | PTE.d
+                var pte = (pool[Int(off >> 12)] >> 12) << 10 | PTE.mapped | PTE.shared | bits | PTE.u | PTE.a | PTE.d
                 if bits != 0 { pte |= PTE.v }
                 slot.pointee = pte
             } else {

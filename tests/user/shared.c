@@ -72,6 +72,29 @@ int main(void) {
     pread(fd, buf, 7, 0);
     printf("private write leaves the file: %s\n", buf);
 
+    close(fd);
+
+    // Many small shared mappings made and dropped (pool pages are reused), and a large one (one host mapping).
+    fd = open("shared.dat", O_RDWR);
+    for (int i = 0; i < 2000; i++) {
+        char *q = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 4096);
+        q[i % 4096] = 'a' + i % 26;
+        munmap(q, 4096);
+    }
+    char c1 = 0;
+    pread(fd, &c1, 1, 4096 + 1999 % 4096);
+    printf("after 2000 mappings: %c\n", c1);
+    ftruncate(fd, 40 * 4096);
+    char *large = mmap(NULL, 40 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    for (int i = 0; i < 40; i++) large[i * 4096 + 7] = '0' + i % 10;
+    munmap(large, 40 * 4096);
+    int same = 1;
+    for (int i = 0; i < 40; i++) { pread(fd, &c1, 1, i * 4096 + 7); same &= c1 == '0' + i % 10; }
+    printf("large mapping written back: %d\n", same);
+    ftruncate(fd, 8192);
+    close(fd);
+    fd = open("shared.dat", O_RDONLY);
+
     // Past the end of the file: SIGBUS.
     struct sigaction sa = {0};
     sa.sa_sigaction = on_bus;
