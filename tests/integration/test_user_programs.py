@@ -354,7 +354,8 @@ def test_busybox_nc_listens_for_the_host(rivet_bin, applets, tmp_path):
                 break
             got += chunk
         c.close()
-        out, err = p.communicate(timeout=30)
+        assert p.wait(timeout=30) == 0
+        out = p.stdout.read()
         assert out == b"from the host\n"
         assert got == b"from the guest\n"
     finally:
