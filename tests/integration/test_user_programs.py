@@ -331,6 +331,9 @@ def test_busybox_wget_fetches_from_loopback(rivet_bin, applets, http_server, tmp
     rc, out, err = run([str(rivet_bin), "user", str(applets / "wget"), "-q", "-O", "got.bin", url], tmp_path)
     assert rc == 0, err
     assert (tmp_path / "got.bin").read_bytes() == payload
+    q_rc, _, q_err = run([QEMU, str(applets / "wget"), "-q", "-O", "qemu.bin", url], tmp_path)
+    assert q_rc == 0, q_err
+    assert (tmp_path / "qemu.bin").read_bytes() == payload
     rc, out, err = run([str(rivet_bin), "user", str(applets / "wget"), "-q", "-O", "-", url + ".missing"], tmp_path)
     q_rc, _, _ = run([QEMU, str(applets / "wget"), "-q", "-O", "-", url + ".missing"], tmp_path)
     assert rc == q_rc == 1
