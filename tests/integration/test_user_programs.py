@@ -105,6 +105,44 @@ def test_vdso_clock(rivet_bin, tmp_path):
     assert 200 <= err.count(" clock_gettime(") < 300
 
 
+def serve_host_clients(cmd, count, cwd):
+    """Starts an epoll server program, connects `count` host clients at once, checks every echo."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd)
+    try:
+        line = p.stdout.readline().decode()
+        assert line.startswith("port "), p.stderr.read().decode()
+        port = int(line.split()[1])
+        socks = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(count)]
+        for i, s in enumerate(socks):
+            s.sendall(f"client {i}".encode())
+        good = 0
+        for i, s in enumerate(socks):
+            want = f"echo client {i}".encode()
+            got = b""
+            while len(got) < len(want):
+                chunk = s.recv(256)
+                if not chunk:
+                    break
+                got += chunk
+            good += got == want
+        for s in socks:
+            s.close()
+        assert p.wait(timeout=60) == 0, p.stderr.read().decode()
+        return good, p.stdout.read().decode()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_epoll_server_serves_many_host_clients(rivet_bin, tmp_path):
+    subprocess.run(["riscv64-linux-gnu-gcc", "-O2", "-static", "-o", str(tmp_path / "epollsrv"),
+                    str(REPO / "tests/user/epollsrv.c")], check=True)
+    r = serve_host_clients([str(rivet_bin), "user", str(tmp_path / "epollsrv"), "200"], 200, tmp_path)
+    q = serve_host_clients([QEMU, str(tmp_path / "epollsrv"), "200"], 200, tmp_path)
+    assert r == q == (200, "accepted 200 served 200 all open at once 1\n")
+
+
 DNS_SERVER = r"""
 import socket, struct, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
