@@ -49,6 +49,8 @@ extension UserProcess {
 
     func mmapCall(_ t: GuestThread, _ addr: UInt64, _ length: UInt64, _ prot: UInt64, _ flags: UInt64, _ fdArg: UInt64, _ offset: UInt64) -> Int64 {
         guard length > 0, offset & 4095 == 0 else { return EINVALr }
+        // Offsets past the off_t range (where a mapping could end) overflow, as on Linux.
+        guard offset <= UInt64(Int64.max) - AddressSpace.userTop else { return -Int64(EOVERFLOW) }
         let type = flags & 3
         guard type != 0 else { return EINVALr }
         let len = AddressSpace.pageAlignUp(length)

@@ -105,6 +105,15 @@ def test_vdso_clock(rivet_bin, tmp_path):
     assert 200 <= err.count(" clock_gettime(") < 300
 
 
+def test_bad_arguments_fail_cleanly_as_under_qemu(rivet_bin, tmp_path):
+    subprocess.run(["riscv64-linux-gnu-gcc", "-O1", "-static", "-o", str(tmp_path / "badcalls"),
+                    str(REPO / "tests/user/badcalls.c")], check=True)
+    r = run([str(rivet_bin), "user", str(tmp_path / "badcalls")], tmp_path)
+    q = run([QEMU, str(tmp_path / "badcalls")], tmp_path)
+    assert r[:2] == q[:2]
+    assert r[0] == 0 and r[1].count(": -1 ") == 11
+
+
 def serve_host_clients(cmd, count, cwd):
     """Starts an epoll server program, connects `count` host clients at once, checks every echo."""
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd)
