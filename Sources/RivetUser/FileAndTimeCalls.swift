@@ -62,7 +62,7 @@ extension UserProcess {
         return r
     }
 
-    func ppollCall(_ fdsPtr: UInt64, _ n: UInt64, _ tsPtr: UInt64, _ maskPtr: UInt64) -> Int64 {
+    func ppollCall(_ fdsPtr: UInt64, _ n: UInt64, _ tsPtr: UInt64) -> Int64 {
         guard n <= 1024 else { return EINVALr }
         guard var fds = copyIn(fdsPtr, Int(n) * 8) else { return EFAULTr }
         var ts = timespec()

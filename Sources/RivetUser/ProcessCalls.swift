@@ -31,7 +31,7 @@ extension UserProcess {
     /// System calls beyond the core table (Syscalls.swift): sockets, waits, process details. nil = unknown.
     func extendedCall(_ t: GuestThread, _ nr: Int, _ a: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)) -> Int64? {
         if let r = netCall(nr, a) { return r }
-        if let r = waitCall(nr, a) { return r }
+        if let r = waitCall(t, nr, a) { return r }
         let (a0, a1, a2, a3, a4, a5) = a
         switch nr {
         case SysNR.prctl: return prctlCall(a0, a1)

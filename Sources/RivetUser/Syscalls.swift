@@ -68,7 +68,8 @@ extension UserProcess {
     }
 
     func shouldRestart(_ t: GuestThread, _ nr: Int) -> Bool {
-        if [SysNR.nanosleep, SysNR.clockNanosleep, SysNR.rtSigsuspend, SysNR.rtSigtimedwait, SysNR.ppoll, SysNR.pselect6].contains(nr) { return false }
+        if [SysNR.nanosleep, SysNR.clockNanosleep, SysNR.rtSigsuspend, SysNR.rtSigtimedwait, SysNR.ppoll, SysNR.pselect6,
+            WaitNR.epollPwait, WaitNR.epollPwait2].contains(nr) { return false }  // never restarted, as Linux
         return lock.locked {
             collectHostSignals()
             let ready = (t.pending | processPending) & ~t.sigmask
@@ -245,7 +246,7 @@ extension UserProcess {
             // Copy through a buffer (guest offsets are in guest memory).
             return sendfileCall(a0, a1, a2, a3)
         case SysNR.ppoll:
-            return ppollCall(a0, a1, a2, a3)
+            return waitWithMask(t, a3, a4) { ppollCall(a0, a1, a2) }
 
         // Time
         case SysNR.clockGettime, SysNR.clockGetres:

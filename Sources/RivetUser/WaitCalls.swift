@@ -10,7 +10,7 @@ enum WaitNR {
 
 /// select, epoll, eventfd, timerfd, signalfd, splice: host descriptors and host waits. Only `struct epoll_event`
 /// differs (packed, 12 bytes, on x86-64; 16 on RISC-V); fd_set, itimerspec and signalfd_siginfo are identical.
-/// The temporary signal masks of pselect6/epoll_pwait are not applied (guest masks are the kernel's own).
+/// The temporary signal mask of ppoll/pselect6/epoll_pwait is the guest's mask for the duration of the wait.
 extension UserProcess {
 #if arch(x86_64)
     static let hostEpollEventSize = 12
@@ -19,10 +19,18 @@ extension UserProcess {
 #endif
     static let maxEpollEvents = 4096
 
-    func waitCall(_ nr: Int, _ a: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)) -> Int64? {
+    func waitCall(_ t: GuestThread, _ nr: Int, _ a: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)) -> Int64? {
         let (a0, a1, a2, a3, a4, a5) = a
         switch nr {
-        case SysNR.pselect6: return pselectCall(a0, a1, a2, a3, a4)
+        case SysNR.pselect6:
+            // The sixth argument points at { const sigset_t *mask; size_t size }.
+            var mask: UInt64 = 0, size: UInt64 = 8
+            if a5 != 0 {
+                guard let b = copyIn(a5, 16) else { return EFAULTr }
+                mask = b.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+                size = b.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self) }
+            }
+            return waitWithMask(t, mask, size) { pselectCall(a0, a1, a2, a3, a4) }
         case WaitNR.eventfd2: return Host.call(NR.eventfd2, Int(UInt32(truncatingIfNeeded: a0)), i32(a1))
         case WaitNR.epollCreate1: return Host.call(NR.epoll_create1, i32(a0))
         case WaitNR.epollCtl:
@@ -42,11 +50,11 @@ extension UserProcess {
                 guard let b = copyIn(a3, 16) else { return EFAULTr }
                 ts = b.withUnsafeBytes { $0.loadUnaligned(as: timespec.self) }
             }
-            let r = host.withUnsafeMutableBytes { hp in withUnsafePointer(to: &ts) { tp in
+            let r = waitWithMask(t, a4, a5) { host.withUnsafeMutableBytes { hp in withUnsafePointer(to: &ts) { tp in
                 nr == WaitNR.epollPwait
                     ? Host.call(NR.epoll_pwait, i32(a0), iptr(hp.baseAddress), n, i32(a3), 0, 8)
                     : Host.call(NR.epoll_pwait2, i32(a0), iptr(hp.baseAddress), n, a3 == 0 ? 0 : iptr(tp), 0, 8)
-            } }
+            } } }
             if r <= 0 { return r }
             var out = [UInt8](repeating: 0, count: Int(r) * 16)
             for k in 0..<Int(r) {
@@ -85,6 +93,28 @@ extension UserProcess {
             return r
         case WaitNR.tee: return Host.call(NR.tee, i32(a0), i32(a1), Int(min(a2, 1 << 30)), i32(a3))
         default: return nil
+        }
+    }
+
+    /// Runs a blocking host wait as Linux runs ppoll/pselect6/epoll_pwait: with the temporary mask at
+    /// `maskVA` (if any) as the thread's mask, returning EINTR at once if a signal it unblocks is pending, and
+    /// not returning EINTR for a host signal the guest has blocked (the wait goes on). After the call,
+    /// deliverPendingSignals runs a handler with the temporary mask and restores the old one, or restores it
+    /// at once when nothing is deliverable.
+    func waitWithMask(_ t: GuestThread, _ maskVA: UInt64, _ size: UInt64, _ body: () -> Int64) -> Int64 {
+        if maskVA != 0 {
+            guard size == 8 else { return EINVALr }
+            guard let b = copyIn(maskVA, 8) else { return EFAULTr }
+            let mask = b.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) } & ~Sig.unblockable
+            lock.locked { t.suspendedMask = t.sigmask; t.sigmask = mask }
+        }
+        func deliverable() -> Bool {
+            lock.locked { collectHostSignals(); return (t.pending | processPending) & ~t.sigmask != 0 }
+        }
+        while true {
+            if deliverable() { return -Int64(EINTR) }
+            let r = body()
+            if r != -Int64(EINTR) || deliverable() { return r }
         }
     }
 

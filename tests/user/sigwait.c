@@ -1,0 +1,87 @@
+// Waiting with signals: the temporary masks of ppoll, pselect and epoll_pwait (a pending signal they unblock
+// interrupts at once; one arriving during the wait runs its handler; the old mask is back afterwards), a
+// blocked signal arriving during a plain poll does not interrupt it, and epoll_wait is not restarted.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile int hits;
+static void on_usr(int sig) { (void)sig; hits++; }
+
+static int usr1_blocked(void) {
+    sigset_t cur;
+    sigprocmask(SIG_SETMASK, NULL, &cur);
+    return sigismember(&cur, SIGUSR1);
+}
+
+// A child that sends `sig` to the parent after `ms` milliseconds.
+static pid_t later(int sig, int ms) {
+    pid_t parent = getpid(), pid = fork();
+    if (pid == 0) { usleep(ms * 1000); kill(parent, sig); _exit(0); }
+    return pid;
+}
+
+int main(void) {
+    setvbuf(stdout, NULL, _IONBF, 0);
+    struct sigaction sa = {.sa_handler = on_usr, .sa_flags = SA_RESTART};
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGUSR2, &sa, NULL);
+    sigset_t block, empty;
+    sigemptyset(&block);
+    sigaddset(&block, SIGUSR1);
+    sigaddset(&block, SIGUSR2);
+    sigemptyset(&empty);
+    sigprocmask(SIG_BLOCK, &block, NULL);
+    int p[2];
+    pipe(p);
+    struct pollfd pf = {.fd = p[0], .events = POLLIN};
+
+    // Already pending and unblocked by the temporary mask: EINTR at once.
+    raise(SIGUSR1);
+    struct timespec ts = {5, 0};
+    int r = ppoll(&pf, 1, &ts, &empty);
+    printf("ppoll with pending: %d %s hits=%d usr1 blocked after=%d\n", r, strerror(errno), hits, usr1_blocked());
+
+    // Arriving during the wait.
+    pid_t c = later(SIGUSR1, 100);
+    fd_set rs;
+    FD_ZERO(&rs);
+    FD_SET(p[0], &rs);
+    r = pselect(p[0] + 1, &rs, NULL, NULL, &ts, &empty);
+    printf("pselect interrupted: %d %s hits=%d usr1 blocked after=%d\n", r, strerror(errno), hits, usr1_blocked());
+    waitpid(c, NULL, 0);
+
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = p[0]};
+    epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev);
+    c = later(SIGUSR1, 100);
+    r = epoll_pwait(ep, &ev, 1, 5000, &empty);
+    printf("epoll_pwait interrupted: %d %s hits=%d usr1 blocked after=%d\n", r, strerror(errno), hits, usr1_blocked());
+    waitpid(c, NULL, 0);
+
+    // A blocked signal during a plain poll: the poll times out; the signal stays pending.
+    c = later(SIGUSR2, 50);
+    r = poll(&pf, 1, 400);
+    printf("poll with a blocked signal arriving: %d hits=%d\n", r, hits);
+    waitpid(c, NULL, 0);
+    sigset_t pend;
+    sigpending(&pend);
+    printf("SIGUSR2 pending: %d\n", sigismember(&pend, SIGUSR2));
+    sigprocmask(SIG_UNBLOCK, &block, NULL);
+    printf("after unblocking: hits=%d\n", hits);
+
+    // epoll_wait is never restarted, even with SA_RESTART.
+    c = later(SIGUSR1, 100);
+    r = epoll_wait(ep, &ev, 1, 5000);
+    printf("epoll_wait with SA_RESTART handler: %d %s hits=%d\n", r, strerror(errno), hits);
+    waitpid(c, NULL, 0);
+    return 0;
+}
