@@ -1,9 +1,12 @@
 // MAP_SHARED file mappings and shared anonymous memory: stores through a mapping are seen by read/pread, by a
 // second mapping of the same file, by a forked child, and reach the file on msync/munmap; a read-only file
-// refuses PROT_WRITE; a page past the end of the file raises SIGBUS.
+// refuses PROT_WRITE; a page past the end of the file raises SIGBUS; a process-shared mutex and semaphore
+// in shared memory work across fork (host futexes on shared pages).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -48,6 +51,26 @@ int main(void) {
     if (pid == 0) { *counter += 41; _exit(0); }
     waitpid(pid, NULL, 0);
     printf("anonymous shared counter: %d\n", *counter);
+
+    // Process-shared mutex and semaphore in shared memory: futexes across processes.
+    struct { pthread_mutex_t mu; sem_t sem; long count; } *sh = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                                                                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+    pthread_mutex_init(&sh->mu, &ma);
+    sem_init(&sh->sem, 1, 0);
+    pid = fork();
+    if (pid == 0) {
+        for (int i = 0; i < 20000; i++) { pthread_mutex_lock(&sh->mu); sh->count++; pthread_mutex_unlock(&sh->mu); }
+        usleep(50 * 1000);
+        sem_post(&sh->sem);
+        _exit(0);
+    }
+    for (int i = 0; i < 20000; i++) { pthread_mutex_lock(&sh->mu); sh->count++; pthread_mutex_unlock(&sh->mu); }
+    sem_wait(&sh->sem);  // sleeps in the futex until the child posts
+    waitpid(pid, NULL, 0);
+    printf("process-shared mutex count: %ld\n", sh->count);
 
     printf("msync: %d\n", msync(m, 8192, MS_SYNC));
     memcpy(m + 300, "before munmap", 13);
