@@ -18,7 +18,9 @@ extension UserProcess {
         var mono = timespec()
         let ticks = clock.mtime
         clock_gettime(CLOCK_MONOTONIC, &mono)
-        let base = Int64(mono.tv_sec) * 1_000_000_000 + Int64(mono.tv_nsec) - Int64(ticks) * 100
+        // Rounded up by a tick: a guest reading is never behind the host clock, so after a host wait for an
+        // absolute CLOCK_MONOTONIC deadline (clock_nanosleep, timerfd) the guest sees the deadline passed.
+        let base = Int64(mono.tv_sec) * 1_000_000_000 + Int64(mono.tv_nsec) - Int64(ticks) * 100 + 99
         guard mm.write(va + UInt64(VDSOImage.dataOffset), withUnsafeBytes(of: base) { Array($0) }, force: true) else {
             throw UserError("cannot place the vDSO")
         }

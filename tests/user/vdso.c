@@ -34,6 +34,18 @@ int main(void) {
         a = b;
     }
     printf("monotonic went backwards: %d, vDSO and syscall far apart: %d\n", backwards, far);
+    // An absolute deadline slept to by the host is passed when read back through the vDSO.
+    int early = 0;
+    for (int i = 0; i < 50; i++) {
+        struct timespec d;
+        clock_gettime(CLOCK_MONOTONIC, &d);
+        d.tv_nsec += 1000 + i * 7919;
+        if (d.tv_nsec >= 1000000000) { d.tv_sec++; d.tv_nsec -= 1000000000; }
+        clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &d, NULL);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        if (ns(b) < ns(d)) early++;
+    }
+    printf("woke before an absolute deadline: %d\n", early);
     struct timespec r;
     clock_gettime(CLOCK_REALTIME, &r);
     printf("realtime sane: %d\n", r.tv_sec > 1600000000);
