@@ -98,7 +98,7 @@ def test_vdso_clock(rivet_bin, tmp_path):
     after = time.monotonic_ns()
     assert rc == 0, err
     lines = out.splitlines()
-    assert lines[:4] == ["AT_SYSINFO_EHDR set: 1, ELF: 1", "[vdso] in maps: 1",
+    assert lines[:5] == ["AT_SYSINFO_EHDR set: 1, ELF: 1", "[vdso] in maps: 1",
                          "monotonic went backwards: 0, vDSO and syscall far apart: 0",
                          "woke before an absolute deadline: 0", "realtime sane: 1"]
     assert before <= int(lines[5].split()[1]) <= after
