@@ -70,6 +70,7 @@ extension UserProcess {
             }
             return Int64(done)
         case NetNR.setsockopt:
+            if UserProcess.isFilterOption(level: i32(a1), name: i32(a2)) { return attachFilter(a0, a1, a2, a3, a4) }
             let n = Int(UInt32(truncatingIfNeeded: a4))
             guard n <= 4096 else { return EINVALr }
             var buf = [UInt8](repeating: 0, count: n)
@@ -89,6 +90,29 @@ extension UserProcess {
             return copyOut(a4, value: len) ? r : EFAULTr
         default:
             return nil
+        }
+    }
+
+    /// Options whose value is a `struct sock_fprog` (a length and a *pointer* to BPF instructions):
+    /// SO_ATTACH_FILTER, SO_ATTACH_REUSEPORT_CBPF, PACKET_FANOUT_DATA.
+    static func isFilterOption(level: Int, name: Int) -> Bool {
+        (level == 1 && (name == 26 || name == 51)) || (level == 263 && name == 22)
+    }
+
+    /// A classic BPF filter: the guest's instructions are copied and the host gets a sock_fprog pointing at
+    /// the copy (the guest's pointer means nothing to the host, and must never reach it).
+    func attachFilter(_ fd: UInt64, _ level: UInt64, _ name: UInt64, _ optval: UInt64, _ optlen: UInt64) -> Int64 {
+        guard UInt32(truncatingIfNeeded: optlen) >= 16 else { return EINVALr }
+        guard let prog = copyIn(optval, 16) else { return EFAULTr }
+        let count = Int(prog.withUnsafeBytes { $0.loadUnaligned(as: UInt16.self) })
+        let filterVA = prog.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self) }
+        guard count > 0, count <= 4096 else { return EINVALr }  // BPF_MAXINSNS
+        guard var insns = copyIn(filterVA, count * 8) else { return EFAULTr }
+        return insns.withUnsafeMutableBytes { ip -> Int64 in
+            var hostProg = [UInt8](repeating: 0, count: 16)
+            withUnsafeBytes(of: UInt16(count)) { hostProg.replaceSubrange(0..<2, with: $0) }
+            withUnsafeBytes(of: UInt64(UInt(bitPattern: ip.baseAddress))) { hostProg.replaceSubrange(8..<16, with: $0) }
+            return hostProg.withUnsafeBytes { Host.call(NR.setsockopt, i32(fd), i32(level), i32(name), iptr($0.baseAddress), 16) }
         }
     }
 

@@ -1,10 +1,11 @@
 // Sockets and waiting: an epoll TCP echo server on 127.0.0.1 serving many connections from a forked client,
 // UDP datagrams, Unix socketpair with SCM_RIGHTS and SCM_CREDENTIALS, socket options, eventfd, timerfd, pselect,
-// ppoll, splice.
+// ppoll, splice, a BPF socket filter.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -224,11 +225,35 @@ static void events(void) {
     close(t);
 }
 
+// SO_ATTACH_FILTER: the option holds a pointer to BPF code, which must be the guest's copy, never its address.
+static void bpf_filter(void) {
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_DGRAM, 0, sv);
+    struct sock_filter code[] = {  // accept only 3-byte datagrams
+        BPF_STMT(BPF_LD | BPF_W | BPF_LEN, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 3, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, 0xffff),
+        BPF_STMT(BPF_RET | BPF_K, 0),
+    };
+    struct sock_fprog prog = {4, code};
+    printf("SO_ATTACH_FILTER: %d\n", setsockopt(sv[1], SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog));
+    send(sv[0], "toolong", 7, 0);
+    send(sv[0], "abc", 3, 0);
+    char buf[16] = {0};
+    printf("filtered recv: %zd %s\n", recv(sv[1], buf, sizeof buf, 0), buf);
+    struct sock_fprog bad = {4, (struct sock_filter *)0x10};
+    printf("filter at a bad address: %d %s\n", setsockopt(sv[1], SOL_SOCKET, SO_ATTACH_FILTER, &bad, sizeof bad),
+           strerror(errno));
+    close(sv[0]);
+    close(sv[1]);
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IONBF, 0);
     epoll_server();
     udp();
     unix_rights();
     events();
+    bpf_filter();
     return 0;
 }
