@@ -14,7 +14,9 @@ struct User: ParsableCommand {
         from --sysroot (default /usr/riscv64-linux-gnu when it exists). The exit status is the program's; a \
         program killed by a signal kills rivet with the same signal.
 
-        --install-binfmt (as root) registers rivet with binfmt_misc for riscv64 ELF executables (flags P, C, F,         as qemu-user-static), so `./prog` runs under rivet; the interpreter is the symlink rivet-binfmt-riscv64         beside the rivet binary, and RIVET_SYSROOT chooses its sysroot. --uninstall-binfmt removes both.
+        --install-binfmt (as root) registers rivet with binfmt_misc for riscv64 ELF executables (flags P, C, F, as \
+        qemu-user-static), so `./prog` runs under rivet; the interpreter is the symlink rivet-binfmt-riscv64 beside \
+        the rivet binary, and RIVET_SYSROOT chooses its sysroot. --uninstall-binfmt removes both.
         """)
 
     @Option(help: "Directory holding the guest's libraries (absolute guest paths are looked up there first).")
@@ -41,6 +43,8 @@ struct User: ParsableCommand {
             return
         }
         var cmd = command
+        // Options after the program belong to it; `rivet user --help` alone is rivet's.
+        if cmd.first == "--help" || cmd.first == "-h" { throw CleanExit.helpRequest(self) }
         if cmd.first == "--" { cmd.removeFirst() }
         guard let program = cmd.first else { throw ValidationError("missing PROGRAM") }
         var root = sysroot

@@ -255,6 +255,11 @@ set +e
     assert not (pathlib.Path(rivet).resolve().parent / "rivet-binfmt-riscv64").exists()
 
 
+def test_user_help_documents_binfmt(rivet_bin, tmp_path):
+    rc, out, err = run([str(rivet_bin), "user", "--help"], tmp_path)
+    assert rc == 0 and "--install-binfmt" in out and "--uninstall-binfmt" in out and "RIVET_SYSROOT" in out
+
+
 def test_binfmt_errors_without_mount(rivet_bin, tmp_path):
     rc, out, err = run([str(rivet_bin), "user", "--install-binfmt", "--binfmt-misc", str(tmp_path)], tmp_path)
     assert rc == 1 and "binfmt_misc must be mounted" in err and err.count("\n") == 1
