@@ -178,7 +178,12 @@ extension UserProcess {
              SysNR.schedYield, SysNR.setsid, SysNR.rtSigreturn: return 0
         case SysNR.close, SysNR.exit, SysNR.exitGroup, SysNR.brk, SysNR.dup, SysNR.setTidAddress, SysNR.uname, SysNR.chdir,
              SysNR.umask, SysNR.fsync: return 1
-        case SysNR.mmap, SysNR.futex: return 6
+        case SysNR.mmap, SysNR.futex, NetNR.sendto, NetNR.recvfrom, WaitNR.epollPwait, WaitNR.epollPwait2, WaitNR.splice,
+             SysNR.pselect6, MoreNR.copyFileRange: return 6
+        case MoreNR.execveat, NetNR.setsockopt, NetNR.getsockopt: return 5
+        case NetNR.listen, NetNR.shutdown, WaitNR.epollCreate1, WaitNR.eventfd2: return 2
+        case NetNR.bind, NetNR.connect, NetNR.socket, NetNR.getsockname, NetNR.getpeername, NetNR.accept,
+             NetNR.sendmsg, NetNR.recvmsg, SysNR.execve: return 3
         case SysNR.clone, SysNR.mremap, SysNR.statx: return 5
         default: return 4
         }
