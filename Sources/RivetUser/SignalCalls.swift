@@ -152,11 +152,30 @@ extension UserProcess {
         return Host.call(NR.kill, pid, sig)
     }
 
+    /// A signal queued for another guest thread that will run a handler: the same host signal is sent to
+    /// its host thread, so a blocking host call it is in (accept, read, futex wait...) returns EINTR and the
+    /// handler runs now, as on Linux, rather than when the call ends. The host catcher's copy is dropped.
+    func wakeForSignal(_ target: GuestThread, _ s: Int) {
+        guard target.tid != Host.gettid(), s < 32 || s > 34 else { return }
+        let send: Bool = lock.locked {
+            guard actions[s].handler > 1, target.sigmask & Sig.bit(s) == 0 else { return false }
+            pendingWakes[s] += 1
+            return true
+        }
+        guard send else { return }
+        if Host.call(NR.tgkill, Int(getpid()), Int(target.tid), s) < 0 {
+            lock.locked { pendingWakes[s] = max(0, pendingWakes[s] - 1) }
+        }
+    }
+
     func tgkillCall(tgid: Int, tid: Int, sig: Int) -> Int64 {
         guard sig >= 0, sig <= 64, tid > 0 else { return EINVALr }
         if tgid == Int(getpid()) || tgid <= 0 {
             guard let target = lock.locked({ threads[Int32(tid)] }) else { return -Int64(ESRCH) }
-            if sig != 0 { queueSignal(sig, to: target, source: SigSource(code: -6, pid: getpid(), uid: getuid())) }
+            if sig != 0 {
+                queueSignal(sig, to: target, source: SigSource(code: -6, pid: getpid(), uid: getuid()))
+                wakeForSignal(target, sig)
+            }
             return 0
         }
         return Host.call(NR.tgkill, tgid, tid, sig)

@@ -80,6 +80,7 @@ extension UserProcess {
         hostSignalFlags[65] = 0
         for s in 1...64 where hostSignalFlags[s] != 0 {
             hostSignalFlags[s] = 0
+            if pendingWakes[s] > 0 { pendingWakes[s] -= 1; continue }
             processPending |= Sig.bit(s)
             processSources[s] = SigSource(code: 0)
         }

@@ -65,6 +65,9 @@ public final class UserProcess {
     /// The guest's argv and auxiliary vector as set up at start (for /proc/self/cmdline and auxv).
     var guestArgv: [String] = []
     var savedAuxv: [UInt8] = []
+    /// Host signals sent only to interrupt a guest thread's blocking host call (see wakeForSignal): the
+    /// signal itself is already queued for the thread, so the host catcher's copy is dropped.
+    var pendingWakes = [Int](repeating: 0, count: 65)
     /// Host CLOCK_MONOTONIC (ns) at time-CSR zero, when the vDSO is mapped.
     var monotonicBase: Int64?
 

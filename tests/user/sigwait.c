@@ -3,6 +3,7 @@
 // blocked signal arriving during a plain poll does not interrupt it, and epoll_wait is not restarted.
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -27,6 +28,21 @@ static pid_t later(int sig, int ms) {
     pid_t parent = getpid(), pid = fork();
     if (pid == 0) { usleep(ms * 1000); kill(parent, sig); _exit(0); }
     return pid;
+}
+
+static int wake_pipe[2];
+static void *blocked_reader(void *arg) {
+    char c;
+    ssize_t r = read(wake_pipe[0], &c, 1);
+    printf("thread's read interrupted by pthread_kill: %zd %s hits=%d\n", r, r < 0 ? strerror(errno) : "-", hits);
+    return arg;
+}
+
+static void *restarting_reader(void *arg) {
+    char c = 0;
+    ssize_t r = read(wake_pipe[0], &c, 1);
+    printf("thread's read restarted after the handler: %zd %c hits=%d\n", r, c, hits);
+    return arg;
 }
 
 int main(void) {
@@ -83,5 +99,22 @@ int main(void) {
     r = epoll_wait(ep, &ev, 1, 5000);
     printf("epoll_wait with SA_RESTART handler: %d %s hits=%d\n", r, strerror(errno), hits);
     waitpid(c, NULL, 0);
+
+    // A signal for a thread blocked in a host call interrupts the call (no SA_RESTART) or restarts it.
+    pipe(wake_pipe);
+    struct sigaction plain = {.sa_handler = on_usr};
+    sigaction(SIGUSR1, &plain, NULL);
+    pthread_t th;
+    pthread_create(&th, NULL, blocked_reader, NULL);
+    usleep(100 * 1000);
+    pthread_kill(th, SIGUSR1);
+    pthread_join(th, NULL);
+    sigaction(SIGUSR1, &sa, NULL);  // SA_RESTART
+    pthread_create(&th, NULL, restarting_reader, NULL);
+    usleep(100 * 1000);
+    pthread_kill(th, SIGUSR1);
+    usleep(100 * 1000);
+    write(wake_pipe[1], "R", 1);
+    pthread_join(th, NULL);
     return 0;
 }
