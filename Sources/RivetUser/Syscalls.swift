@@ -251,10 +251,10 @@ extension UserProcess {
         // Time
         case SysNR.clockGettime, SysNR.clockGetres:
             var ts = timespec()
-            // libc's clock_gettime reads the host's vDSO: no host system call for the common clocks.
             if nr == SysNR.clockGettime && a0 == 1, let mono = vdsoMonotonic() {
-                return copyOut(a1, value: mono) ? 0 : EFAULTr
+                return copyOut(a1, value: mono) ? 0 : EFAULTr  // as the guest's vDSO computes it
             }
+            // libc's clock_gettime reads the host's vDSO: no host system call for the common clocks.
             let r = nr == SysNR.clockGettime ? Host.check(Int(clock_gettime(clockid_t(i32(a0)), &ts)))
                 : withUnsafeMutableBytes(of: &ts) { Host.call(NR.clock_getres, i32(a0), iptr($0.baseAddress)) }
             if r < 0 { return r }
