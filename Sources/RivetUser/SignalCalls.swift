@@ -146,7 +146,17 @@ extension UserProcess {
     func killCall(pid: Int, sig: Int) -> Int64 {
         guard sig >= 0, sig <= 64 else { return EINVALr }
         if pid == Int(getpid()) {
-            if sig != 0 { queueSignal(sig, to: nil, source: SigSource(code: 0, pid: getpid(), uid: getuid())) }
+            if sig != 0 {
+                queueSignal(sig, to: nil, source: SigSource(code: 0, pid: getpid(), uid: getuid()))
+                // The caller takes it on return unless it blocks it; then a thread that does not block it must
+                // see it now, even if it is waiting in a host call (as Linux picks such a thread).
+                let other: GuestThread? = lock.locked {
+                    let me = Host.gettid()
+                    guard let caller = threads[me], caller.sigmask & Sig.bit(sig) != 0 else { return nil }
+                    return threads.values.first { $0.tid != me && $0.sigmask & Sig.bit(sig) == 0 }
+                }
+                if let other { wakeForSignal(other, sig) }
+            }
             return 0
         }
         return Host.call(NR.kill, pid, sig)

@@ -34,7 +34,7 @@ static int wake_pipe[2];
 static void *blocked_reader(void *arg) {
     char c;
     ssize_t r = read(wake_pipe[0], &c, 1);
-    printf("thread's read interrupted by pthread_kill: %zd %s hits=%d\n", r, r < 0 ? strerror(errno) : "-", hits);
+    printf("thread's blocking read interrupted: %zd %s hits=%d\n", r, r < 0 ? strerror(errno) : "-", hits);
     return arg;
 }
 
@@ -115,6 +115,17 @@ int main(void) {
     pthread_kill(th, SIGUSR1);
     usleep(100 * 1000);
     write(wake_pipe[1], "R", 1);
+    pthread_join(th, NULL);
+
+    // kill() of the own process while the caller blocks the signal: a thread blocked in a read takes it.
+    sigaction(SIGUSR1, &plain, NULL);
+    pthread_create(&th, NULL, blocked_reader, NULL);
+    usleep(100 * 1000);
+    sigset_t just1;
+    sigemptyset(&just1);
+    sigaddset(&just1, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &just1, NULL);
+    kill(getpid(), SIGUSR1);
     pthread_join(th, NULL);
     return 0;
 }
