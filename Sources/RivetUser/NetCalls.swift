@@ -77,7 +77,12 @@ extension UserProcess {
             if n > 0 { guard let b = copyIn(a3, n) else { return EFAULTr }; buf = b }
             return buf.withUnsafeBytes { Host.call(NR.setsockopt, i32(a0), i32(a1), i32(a2), n == 0 ? 0 : iptr($0.baseAddress), n) }
         case NetNR.getsockopt:
-            guard let lb = copyIn(a4, 4) else { return EFAULTr }
+            guard let lb = copyIn(a4, 4) else {
+                // Linux looks the socket up first: a bad descriptor wins over a bad length pointer.
+                var probe: Int32 = 0, plen = UInt32(4)
+                let r = Host.call(NR.getsockopt, i32(a0), 1, 3 /* SO_TYPE */, iptr(&probe), iptr(&plen))
+                return r == -Int64(EBADF) || r == -Int64(ENOTSOCK) ? r : EFAULTr
+            }
             let want = Int(Int32(bitPattern: lb.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }))
             guard want >= 0 else { return EINVALr }
             var len = UInt32(min(want, 4096))

@@ -131,8 +131,9 @@ extension UserProcess {
 
     /// pselect6: fd_sets of (n+63)/64 words each, copied in and back; the timeout is updated as Linux does.
     func pselectCall(_ n: UInt64, _ inVA: UInt64, _ outVA: UInt64, _ exVA: UInt64, _ tsVA: UInt64) -> Int64 {
-        let nfds = i32(n)
-        guard nfds >= 0, nfds <= 1 << 16 else { return EINVALr }
+        // As Linux: negative is EINVAL, more than the descriptor table holds is cut to its size.
+        guard i32(n) >= 0 else { return EINVALr }
+        let nfds = min(i32(n), max(64, min(Int(sysconf(Int32(_SC_OPEN_MAX))), 1 << 20)))
         let bytes = (nfds + 63) / 64 * 8
         var sets: [[UInt8]] = []
         for va in [inVA, outVA, exVA] {

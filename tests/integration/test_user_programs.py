@@ -112,7 +112,7 @@ def test_bad_arguments_fail_cleanly_as_under_qemu(rivet_bin, tmp_path):
     r = run([str(rivet_bin), "user", str(tmp_path / "badcalls")], tmp_path)
     q = run([QEMU, str(tmp_path / "badcalls")], tmp_path)
     assert r[:2] == q[:2]
-    assert r[0] == 0 and r[1].count(": -1 ") == 11
+    assert r[0] == 0 and r[1].count(": -1 ") == 12
 
 
 def serve_host_clients(cmd, count, cwd):

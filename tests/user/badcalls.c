@@ -21,6 +21,7 @@ int main(void) {
     r = syscall(SYS_sendto, 0, (void*)1, 100, 0, (void*)8, 1000); printf("sendto bad: %ld %s\n", r, strerror(errno));
     r = syscall(SYS_recvmsg, 0, (void*)8, 0); printf("recvmsg bad: %ld %s\n", r, strerror(errno));
     r = syscall(SYS_epoll_pwait, 0, (void*)8, -1, 0, 0, 8); printf("epoll_pwait bad: %ld %s\n", r, strerror(errno));
+    r = syscall(SYS_pselect6, 1 << 30, (void*)8, 0, 0, 0, 0); printf("pselect huge n: %ld %s\n", r, strerror(errno));
     r = syscall(SYS_execve, (void*)8, 0, 0); printf("execve bad: %ld %s\n", r, strerror(errno));
     r = syscall(SYS_mincore, 0x10000, 0xfffffffffffff000ul, (void*)8); printf("mincore bad: %ld %s\n", r, strerror(errno));
     r = syscall(SYS_msync, 0x10000, 0xfffffffffffff000ul, MS_SYNC); printf("msync bad: %ld %s\n", r, strerror(errno));
