@@ -52,6 +52,8 @@ final class AddressSpace {
     let ram: GuestRAM
     var bumpPage: Int = 0
     private var freePages: [Int32] = []
+    /// Files behind mappings, by start address (for /proc/self/maps): end, path, file offset at start.
+    var names: [UInt64: (end: UInt64, path: String, offset: UInt64)] = [:]
     /// Pool pages holding a shared mapping of a file opened read-only: the guest may never write them.
     var readOnlyShared: Set<Int32> = []
     /// Physical address of the root table.
@@ -202,6 +204,7 @@ final class AddressSpace {
             }
             slot.pointee = 0
         }
+        clearNames(start, start + length)
         epoch.pointee &+= 1
     }
 
@@ -225,6 +228,10 @@ final class AddressSpace {
 
     /// Moves the pages of [from, from+length) to `to` (a free range), keeping contents and protection.
     func move(from: UInt64, to: UInt64, length: UInt64) throws {
+        if let n = name(at: from) {
+            clearNames(from, from + length)
+            setName(to, to + length, path: n.path, offset: n.offset)
+        }
         var off: UInt64 = 0
         while off < length {
             if let src = leafSlot(from + off, create: false), src.pointee & PTE.mapped != 0 {

@@ -165,12 +165,13 @@ extension UserProcess {
         for r in mm.regions() {
             let perms = (r.prot & Prot.read != 0 ? "r" : "-") + (r.prot & Prot.write != 0 ? "w" : "-")
                 + (r.prot & Prot.exec != 0 ? "x" : "-") + (r.shared ? "s" : "p")
-            var name = ""
-            if r.end == AddressSpace.stackTop { name = "[stack]" }
+            var name = "", offset: UInt64 = 0
+            if let n = mm.name(at: r.start) { name = n.path; offset = n.offset }
+            else if r.end == AddressSpace.stackTop { name = "[stack]" }
             else if r.start == AddressSpace.vdsoVA { name = "[vdso]" }
             else if r.start == AddressSpace.trampolineVA { name = "[sigpage]" }
             else if r.start >= AddressSpace.pageAlignUp(mm.brkStart) && r.end <= AddressSpace.pageAlignUp(mm.brkCurrent) && mm.brkCurrent > mm.brkStart { name = "[heap]" }
-            var line = "\(hex(r.start, 8))-\(hex(r.end, 8)) \(perms) 00000000 00:00 0"
+            var line = "\(hex(r.start, 8))-\(hex(r.end, 8)) \(perms) \(hex(offset, 8)) 00:00 0"
             if !name.isEmpty { line += String(repeating: " ", count: max(1, 73 - line.count)) + name }
             out += line + "\n"
         }

@@ -112,6 +112,9 @@ extension UserProcess {
             }
             return true
         }
+        if ok && !anonymous, let path = UserProcess.fdPath(fd) {
+            lock.locked { mm.setName(start, start + len, path: path, offset: offset) }
+        }
         t.hart.flushTLB()
         return ok ? Int64(start) : ENOMEMr
     }

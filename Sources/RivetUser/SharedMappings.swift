@@ -115,14 +115,39 @@ extension AddressSpace {
         return result
     }
 
+    // MARK: Names (for /proc/self/maps)
+
+    /// Records that [start, end) maps `path` from file offset `offset` (replacing older names there).
+    func setName(_ start: UInt64, _ end: UInt64, path: String, offset: UInt64) {
+        clearNames(start, end)
+        names[start] = (end, path, offset)
+    }
+
+    /// Forgets names in [start, end), keeping the parts of named ranges outside it.
+    func clearNames(_ start: UInt64, _ end: UInt64) {
+        for (s, n) in names where s < end && n.end > start {
+            names.removeValue(forKey: s)
+            if s < start { names[s] = (start, n.path, n.offset) }
+            if n.end > end { names[end] = (n.end, n.path, n.offset &+ (end - s)) }
+        }
+    }
+
+    /// The file mapped at `va` and the file offset of `va`.
+    func name(at va: UInt64) -> (path: String, offset: UInt64)? {
+        for (s, n) in names where s <= va && va < n.end { return (n.path, n.offset &+ (va - s)) }
+        return nil
+    }
+
     /// The mappings, merged where neighbouring pages agree (for /proc/self/maps).
     func regions() -> [Region] {
         var out: [Region] = []
+        var boundaries = Set<UInt64>()
+        for (s, n) in names { boundaries.insert(s); boundaries.insert(n.end) }
         forEachMapped(0, AddressSpace.userTop) { va, slot in
             let p = slot.pointee
             let prot = (p & PTE.r != 0 ? Prot.read : 0) | (p & PTE.w != 0 ? Prot.write : 0) | (p & PTE.x != 0 ? Prot.exec : 0)
             let shared = p & PTE.shared != 0
-            if var last = out.last, last.end == va, last.prot == prot, last.shared == shared {
+            if var last = out.last, last.end == va, last.prot == prot, last.shared == shared, !boundaries.contains(va) {
                 last.end = va + 4096
                 out[out.count - 1] = last
             } else {

@@ -111,7 +111,7 @@ public final class UserProcess {
             }
             let elf: ELFImage
             do { elf = try ELFImage(bytes: bytes, name: options.program) } catch { throw UserError("\(error)") }
-            let main = try Loader.load(elf, name: options.program, into: mm, preferredBase: AddressSpace.pieBase)
+            let main = try Loader.load(elf, name: exePath, into: mm, preferredBase: AddressSpace.pieBase)
             var entry = main.entry
             var interpBase: UInt64 = 0
             if let interp = elf.interpreter {

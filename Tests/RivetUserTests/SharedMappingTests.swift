@@ -83,6 +83,20 @@ import RivetMemory
         #expect(r.map(\.shared) == [false, false, true])
     }
 
+    @Test func mappingNamesFollowUnmapAndMove() throws {
+        let mm = try makeSpace()
+        try mm.map(0x10000, 4 * 4096, prot: Prot.read)
+        mm.setName(0x10000, 0x14000, path: "/lib/x.so", offset: 0x2000)
+        mm.unmap(0x11000, 4096)  // a hole splits the name; the offset follows the address
+        #expect(mm.name(at: 0x10000)! == ("/lib/x.so", 0x2000))
+        #expect(mm.name(at: 0x11000) == nil)
+        #expect(mm.name(at: 0x13000)! == ("/lib/x.so", 0x5000))
+        try mm.move(from: 0x12000, to: 0x30000, length: 2 * 4096)
+        #expect(mm.name(at: 0x12000) == nil)
+        #expect(mm.name(at: 0x31000)! == ("/lib/x.so", 0x5000))
+        #expect(mm.regions().filter { $0.start < 0x100000 }.map(\.start) == [0x10000, 0x30000])
+    }
+
     @Test func shebangLines() {
         func parse(_ s: String) -> [String?]? {
             UserProcess.shebang(Array(s.utf8)).map { [$0.0, $0.1] }

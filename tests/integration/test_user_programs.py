@@ -28,7 +28,7 @@ thread name: sleeper-thr
 threads in forked child: 1
 cmdline: [prog] [arg1]
 auxv: pagesz=1 entry=1
-maps: stack=1 main in r-x=1
+maps: stack=1 main in r-x=1 program named=1
 cpuinfo isa rv64: 1
 exe is the program: 1
 getrusage: 0

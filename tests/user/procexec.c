@@ -122,7 +122,7 @@ int main(int argc, char **argv) {
         if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perms) == 3 && (unsigned long)&main >= lo && (unsigned long)&main < hi)
             code = perms[0] == 'r' && perms[2] == 'x';
     }
-    printf("maps: stack=%d main in r-x=%d\n", stack, code);
+    printf("maps: stack=%d main in r-x=%d program named=%d\n", stack, code, strstr(buf, "/procexec\n") != NULL);
 
     slurp("/proc/cpuinfo", buf, sizeof buf);
     printf("cpuinfo isa rv64: %d\n", strstr(buf, "isa\t\t: rv64") != NULL);
