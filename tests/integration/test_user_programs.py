@@ -411,15 +411,18 @@ def free_port():
         return s.getsockname()[1]
 
 
-def test_busybox_httpd_serves_the_host(rivet_bin, applets, tmp_path):
+@pytest.mark.parametrize("runner", ["rivet", "qemu"])
+def test_busybox_httpd_serves_the_host(rivet_bin, applets, tmp_path, runner):
+    """The same host requests get the same answers from httpd under rivet and under qemu-riscv64."""
     www = tmp_path / "www"
     www.mkdir()
     payload = os.urandom(200_000)
     (www / "data.bin").write_bytes(payload)
     (www / "index.html").write_text("<p>hello from riscv64 httpd</p>\n")
     port = free_port()
-    p = subprocess.Popen([str(rivet_bin), "user", str(applets / "httpd"), "-f", "-p", f"127.0.0.1:{port}",
-                          "-h", str(www)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    prefix = [str(rivet_bin), "user"] if runner == "rivet" else [QEMU]
+    p = subprocess.Popen(prefix + [str(applets / "httpd"), "-f", "-p", f"127.0.0.1:{port}", "-h", str(www)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -451,9 +454,11 @@ def test_busybox_httpd_serves_the_host(rivet_bin, applets, tmp_path):
         p.wait()
 
 
-def test_busybox_nc_listens_for_the_host(rivet_bin, applets, tmp_path):
+@pytest.mark.parametrize("runner", ["rivet", "qemu"])
+def test_busybox_nc_listens_for_the_host(rivet_bin, applets, tmp_path, runner):
     port = free_port()
-    p = subprocess.Popen([str(rivet_bin), "user", str(applets / "nc"), "-l", "-p", str(port)],
+    prefix = [str(rivet_bin), "user"] if runner == "rivet" else [QEMU]
+    p = subprocess.Popen(prefix + [str(applets / "nc"), "-l", "-p", str(port)],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
     try:
         deadline = time.monotonic() + 30
