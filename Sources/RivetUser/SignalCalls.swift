@@ -84,6 +84,17 @@ extension UserProcess {
             deadline = monotonicNs() &+ UInt64(ts.0) &* 1_000_000_000 &+ UInt64(ts.1)
         }
         while true {
+            // A signal from outside that the guest blocks waits in the host's pending set.
+            var hostInfo = siginfo_t()
+            var zero = timespec()
+            var hostSet = HostMask.sigset(set)
+            let h = sigtimedwait(&hostSet, &hostInfo, &zero)
+            if h > 0 {
+                if infoPtr != 0 && !withUnsafeBytes(of: &hostInfo, { copyOut(infoPtr, UnsafeRawBufferPointer(rebasing: $0[0..<128])) }) {
+                    return EFAULTr
+                }
+                return Int64(h)
+            }
             let got: (Int, SigSource)? = lock.locked {
                 collectHostSignals()
                 let ready = (t.pending | processPending) & set

@@ -420,7 +420,7 @@ extension UserProcess {
         case SysNR.rtSigprocmask: return sigprocmaskCall(t, a0, a1, a2, a3)
         case SysNR.rtSigreturn: sigreturn(t); return nil
         case SysNR.rtSigpending:
-            let p = lock.locked { t.pending | processPending }
+            let p = lock.locked { t.pending | processPending } | HostMask.pending()
             return copyOut(a0, value: p) ? 0 : EFAULTr
         case SysNR.rtSigsuspend: return sigsuspendCall(t, a0, a1)
         case SysNR.rtSigtimedwait: return sigtimedwaitCall(t, a0, a1, a2, a3)

@@ -29,7 +29,13 @@ final class GuestThread {
     var tid: Int32 = 0
     var clearChildTID: UInt64 = 0
     var robustList: UInt64 = 0
-    var sigmask: UInt64 = 0
+    var sigmask: UInt64 = 0 {
+        // The host thread running this guest thread blocks what the guest blocks, so a signal from outside
+        // stays pending (for sigpending, sigwait, signalfd, a later unblock) instead of acting at once.
+        didSet { if sigmask != oldValue, let o = owner, pthread_equal(o, pthread_self()) != 0 { HostMask.set(sigmask) } }
+    }
+    /// The host thread that runs this guest thread, once it runs.
+    var owner: pthread_t?
     /// Thread-directed pending signals (bit n-1 for signal n).
     var pending: UInt64 = 0
     var altStack: (sp: UInt64, flags: UInt32, size: UInt64) = (0, 2, 0)  // SS_DISABLE
@@ -148,6 +154,7 @@ public final class UserProcess {
             return t
         }
         installHostSignalMirror()
+        mainThread.sigmask = HostMask.current()  // the mask survives exec, as on Linux
         runThread(mainThread)
         pthread_exit(nil)  // the main thread exited; the others keep the process alive
     }
@@ -172,6 +179,7 @@ public final class UserProcess {
 
     /// Runs a guest thread until it exits (the last one to exit ends the process).
     func runThread(_ t: GuestThread) {
+        t.owner = pthread_self()
         let hart = t.hart
         let vector = mm.trapVectorPA
         while true {

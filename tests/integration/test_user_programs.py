@@ -208,6 +208,36 @@ kill $server
                    "nothing.rivet.test: Name or service not known\nstatus 1\n"), r.stderr.decode()
 
 
+@pytest.mark.parametrize("runner", ["rivet", "qemu"])
+def test_blocked_signals_from_outside_wait(rivet_bin, tmp_path, runner):
+    """The guest's signal mask is the host's too: a blocked SIGTERM from outside does not end rivet, and
+    signalfd, sigwaitinfo and sigpending see such signals; unblocked, its default action ends the process."""
+    import signal
+    subprocess.run(["riscv64-linux-gnu-gcc", "-O2", "-static", "-o", str(tmp_path / "extsig"),
+                    str(REPO / "tests/user/extsig.c")], check=True)
+    prefix = [str(rivet_bin), "user"] if runner == "rivet" else [QEMU]
+    p = subprocess.Popen(prefix + [str(tmp_path / "extsig")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out = []
+        for sig in (signal.SIGUSR1, signal.SIGTERM, signal.SIGTERM):
+            while True:
+                line = p.stdout.readline().decode()
+                assert line, p.stderr.read().decode()
+                if line.startswith("ready"):
+                    break
+                out.append(line)
+            os.kill(p.pid, sig)
+        out += p.stdout.read().decode().splitlines(keepends=True)
+        assert p.wait(timeout=30) == -signal.SIGTERM
+        assert "".join(out) == ("signalfd: 128 bytes, signal 10, from a user process: 1\n"
+                                "sigwaitinfo: 15, from a user process: 1\n"
+                                "SIGTERM pending while blocked; unblocking\n")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 # --- binfmt_misc (namespaced since Linux 6.7: a private instance in a new user namespace)
 
 def binfmt_namespace_available():
