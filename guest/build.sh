@@ -154,6 +154,7 @@ cp "$KERNEL_PART/Image" "$OUT/Image"
 cp "$KERNEL_PART/config" "$OUT/config"
 [ -f "$KERNEL_PART/vmlinux" ] && cp "$KERNEL_PART/vmlinux" "$OUT/vmlinux"
 cp "$BUSYBOX_PART/config" "$OUT/busybox.config"
+cp "$BUSYBOX_PART/busybox" "$OUT/busybox"   # static riscv64 busybox, for `rivet user` tests
 cp "$WORK/initramfs.cpio.gz" "$OUT/initramfs.cpio.gz"
 cp -r "$WORK/bench" "$OUT/bench"   # the same binaries as in /bench, for user-mode runs
 printf '%s\n' "$RECIPE" >"$OUT/recipe.txt"

@@ -9,6 +9,9 @@ enum PTE {
     static let u: UInt64 = 1 << 4, a: UInt64 = 1 << 6, d: UInt64 = 1 << 7
     /// The page belongs to a mapping even while V is clear (PROT_NONE, or not yet touched).
     static let mapped: UInt64 = 1 << 8
+    /// The pool page is a host MAP_SHARED mapping (of a file, or shared anonymous memory); with no page
+    /// number, the page lies beyond the end of the file (SIGBUS).
+    static let shared: UInt64 = 1 << 9
     static let rwx: UInt64 = r | w | x
     static func ppn(_ pte: UInt64) -> UInt64 { (pte >> 10) & 0xfff_ffff_ffff }
 }
@@ -43,10 +46,16 @@ final class AddressSpace {
     static let mmapTop: UInt64 = stackTop - stackSize - (64 << 20)
     /// Where position-independent executables are placed (2/3 of the address space, as Linux does).
     static let pieBase: UInt64 = 0x2a_aaaa_a000
+    /// Where the vDSO is mapped: in the gap between the stack and the mmap area.
+    static let vdsoVA: UInt64 = mmapTop + (16 << 20)
 
     let ram: GuestRAM
-    private var bumpPage: Int = 0
+    var bumpPage: Int = 0
     private var freePages: [Int32] = []
+    /// Files behind mappings, by start address (for /proc/self/maps): end, path, file offset at start.
+    var names: [UInt64: (end: UInt64, path: String, offset: UInt64)] = [:]
+    /// Pool pages holding a shared mapping of a file opened read-only: the guest may never write them.
+    var readOnlyShared: Set<Int32> = []
     /// Physical address of the root table.
     private(set) var root: UInt64 = 0
     let trapVectorPA: UInt64
@@ -97,7 +106,7 @@ final class AddressSpace {
         return ram.base + UInt64(bumpPage) << 12  // never used: still zero
     }
 
-    private func freePage(_ pa: UInt64) {
+    func freePage(_ pa: UInt64) {
         ram.noteWrite(pa, length: 4096)  // drops decoded code for it
         freePages.append(Int32((pa - ram.base) >> 12))
     }
@@ -130,7 +139,7 @@ final class AddressSpace {
     }
 
     /// Calls `body` for each mapped page in [start, end), skipping empty tables quickly.
-    private func forEachMapped(_ start: UInt64, _ end: UInt64, _ body: (UInt64, UnsafeMutablePointer<UInt64>) -> Void) {
+    func forEachMapped(_ start: UInt64, _ end: UInt64, _ body: (UInt64, UnsafeMutablePointer<UInt64>) -> Void) {
         var va = start
         while va < end {
             let block = emptyBlock(va)
@@ -189,9 +198,13 @@ final class AddressSpace {
     func unmap(_ start: UInt64, _ length: UInt64) {
         forEachMapped(start, start + length) { _, slot in
             let pte = slot.pointee
-            if PTE.ppn(pte) != 0 { freePage(PTE.ppn(pte) << 12) }
+            if PTE.ppn(pte) != 0 {
+                if pte & PTE.shared != 0 { releaseSharedPage(PTE.ppn(pte) << 12) }
+                freePage(PTE.ppn(pte) << 12)
+            }
             slot.pointee = 0
         }
+        clearNames(start, start + length)
         epoch.pointee &+= 1
     }
 
@@ -215,6 +228,10 @@ final class AddressSpace {
 
     /// Moves the pages of [from, from+length) to `to` (a free range), keeping contents and protection.
     func move(from: UInt64, to: UInt64, length: UInt64) throws {
+        if let n = name(at: from) {
+            clearNames(from, from + length)
+            setName(to, to + length, path: n.path, offset: n.offset)
+        }
         var off: UInt64 = 0
         while off < length {
             if let src = leafSlot(from + off, create: false), src.pointee & PTE.mapped != 0 {
@@ -233,6 +250,7 @@ final class AddressSpace {
         guard va < AddressSpace.userTop, let slot = leafSlot(va, create: false) else { return false }
         let pte = slot.pointee
         guard pte & PTE.mapped != 0 else { return false }
+        if pte & PTE.shared != 0 && PTE.ppn(pte) == 0 { return false }  // beyond the end of the file
         if fetch ? pte & PTE.x == 0 : (write ? pte & PTE.w == 0 : pte & PTE.r == 0) { return false }
         if PTE.ppn(pte) == 0 {
             guard let pa = allocPage() else { return false }
@@ -257,6 +275,9 @@ final class AddressSpace {
         guard va < AddressSpace.userTop, let slot = leafSlot(va, create: false) else { return nil }
         var pte = slot.pointee
         guard pte & PTE.mapped != 0 else { return nil }
+        if pte & PTE.shared != 0 && (PTE.ppn(pte) == 0 || (write && readOnlyShared.contains(Int32((PTE.ppn(pte) << 12 - ram.base) >> 12)))) {
+            return nil  // beyond the end of the file, or a read-only file
+        }
         if !force && (write ? pte & PTE.w == 0 : pte & PTE.r == 0) { return nil }
         if PTE.ppn(pte) == 0 {
             guard let pa = allocPage() else { return nil }

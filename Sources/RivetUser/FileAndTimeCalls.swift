@@ -34,22 +34,50 @@ extension UserProcess {
 
     func ioctlCall(_ fd: UInt64, _ req: UInt64, _ arg: UInt64) -> Int64 {
         let r32 = UInt32(truncatingIfNeeded: req)
-        // (request, bytes, direction: 1 = out to guest, 2 = in from guest, 0 = no argument)
+        // (request, bytes, direction: 1 = out to guest, 2 = in from guest, 3 = both, 0 = no argument)
         let table: [UInt32: (Int, Int)] = [
             0x5401: (36, 1), 0x5402: (36, 2), 0x5403: (36, 2), 0x5404: (36, 2),  // TCGETS, TCSETS(W/F)
             0x5413: (8, 1), 0x5414: (8, 2),  // TIOCGWINSZ, TIOCSWINSZ
             0x540f: (4, 1), 0x5410: (4, 2),  // TIOCGPGRP, TIOCSPGRP
             0x541b: (4, 1), 0x5421: (4, 2),  // FIONREAD, FIONBIO
             0x5450: (0, 0), 0x5451: (0, 0),  // FIONCLEX, FIOCLEX
+            0x5411: (4, 1), 0x8905: (4, 1),  // TIOCOUTQ (SIOCOUTQ), SIOCATMARK
+            // Network interfaces: struct ifreq (16-byte name, 24-byte union; no pointers in these requests).
+            0x8910: (40, 3), 0x8913: (40, 3), 0x8914: (40, 2), 0x8915: (40, 3), 0x8916: (40, 2), 0x8917: (40, 3),
+            0x8919: (40, 3), 0x891b: (40, 3), 0x891d: (40, 3), 0x8921: (40, 3), 0x8927: (40, 3), 0x8933: (40, 3),
+            0x8942: (40, 3), 0x8970: (40, 3),
         ]
+        if r32 == 0x8912 { return ifconfCall(fd, arg) }
         guard let (size, dir) = table[r32] else { return -Int64(ENOTTY) }
         if dir == 0 { return Host.call(NR.ioctl, i32(fd), Int(r32), 0) }
         var buf = [UInt8](repeating: 0, count: size)
-        if dir == 2 { guard let b = copyIn(arg, size) else { return EFAULTr }; buf = b }
+        if dir & 2 != 0 { guard let b = copyIn(arg, size) else { return EFAULTr }; buf = b }
         let r = buf.withUnsafeMutableBytes { Host.call(NR.ioctl, i32(fd), Int(r32), iptr($0.baseAddress)) }
         if r < 0 { return r }
-        if dir == 1 && !copyOut(arg, buf) { return EFAULTr }
+        if dir & 1 != 0 && !copyOut(arg, buf) { return EFAULTr }
         return r
+    }
+
+    /// SIOCGIFCONF: struct ifconf holds a length and a pointer to the guest's ifreq array; the host fills a
+    /// buffer of its own, copied back.
+    func ifconfCall(_ fd: UInt64, _ arg: UInt64) -> Int64 {
+        guard let hdr = copyIn(arg, 16) else { return EFAULTr }
+        let len = Int(Int32(bitPattern: hdr.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }))
+        let bufVA = hdr.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self) }
+        guard len >= 0, len <= 1 << 16 else { return EINVALr }
+        var buf = [UInt8](repeating: 0, count: max(len, 1))
+        var conf = [UInt8](repeating: 0, count: 16)
+        withUnsafeBytes(of: Int32(len)) { conf.replaceSubrange(0..<4, with: $0) }
+        let r = buf.withUnsafeMutableBytes { bp -> Int64 in
+            // A null buffer asks only for the length needed.
+            let p = bufVA == 0 ? 0 : UInt64(UInt(bitPattern: bp.baseAddress))
+            withUnsafeBytes(of: p) { conf.replaceSubrange(8..<16, with: $0) }
+            return conf.withUnsafeMutableBytes { Host.call(NR.ioctl, i32(fd), 0x8912, iptr($0.baseAddress)) }
+        }
+        if r < 0 { return r }
+        let got = Int(Int32(bitPattern: conf.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }))
+        if bufVA != 0 && got > 0 && !copyOut(bufVA, Array(buf[0..<min(got, buf.count)])) { return EFAULTr }
+        return copyOut(arg, value: Int32(got)) ? r : EFAULTr
     }
 
     func sendfileCall(_ out: UInt64, _ input: UInt64, _ offPtr: UInt64, _ count: UInt64) -> Int64 {
@@ -62,7 +90,7 @@ extension UserProcess {
         return r
     }
 
-    func ppollCall(_ fdsPtr: UInt64, _ n: UInt64, _ tsPtr: UInt64, _ maskPtr: UInt64) -> Int64 {
+    func ppollCall(_ fdsPtr: UInt64, _ n: UInt64, _ tsPtr: UInt64) -> Int64 {
         guard n <= 1024 else { return EINVALr }
         guard var fds = copyIn(fdsPtr, Int(n) * 8) else { return EFAULTr }
         var ts = timespec()

@@ -83,6 +83,9 @@ struct Loader {
                 }
                 va += 4096
             }
+            // Named with the file offset of its first page, as binfmt_elf maps it (for /proc/self/maps).
+            let pageOffset = UInt64(s.fileOffset) &- ((s.virtualAddress &+ bias) - start)
+            if s.fileSize > 0 { mm.setName(start, AddressSpace.pageAlignUp(s.virtualAddress &+ bias &+ UInt64(s.fileSize)), path: name, offset: pageOffset) }
             if s.fileSize > 0 {
                 let ok = elf.bytes.withUnsafeBytes {
                     mm.write(s.virtualAddress &+ bias, UnsafeRawBufferPointer(rebasing: $0[s.fileOffset..<s.fileOffset + s.fileSize]), force: true)
@@ -103,14 +106,14 @@ struct Loader {
     static let atNull: UInt64 = 0, atPhdr: UInt64 = 3, atPhent: UInt64 = 4, atPhnum: UInt64 = 5, atPagesz: UInt64 = 6
     static let atBase: UInt64 = 7, atFlags: UInt64 = 8, atEntry: UInt64 = 9, atUid: UInt64 = 11, atEuid: UInt64 = 12
     static let atGid: UInt64 = 13, atEgid: UInt64 = 14, atHwcap: UInt64 = 16, atClktck: UInt64 = 17, atSecure: UInt64 = 23
-    static let atRandom: UInt64 = 25, atExecfn: UInt64 = 31
+    static let atRandom: UInt64 = 25, atExecfn: UInt64 = 31, atSysinfoEhdr: UInt64 = 33
 
     /// RV64IMAFDC as AT_HWCAP (one bit per extension letter).
     static let hwcap: UInt64 = ["I", "M", "A", "F", "D", "C"].reduce(0) { $0 | 1 << UInt64($1.unicodeScalars.first!.value - 65) }
 
     /// Builds argc/argv/envp/auxv at the top of the stack; returns the initial sp.
     static func buildStack(mm: AddressSpace, argv: [String], envp: [String], execfn: String,
-                           main: Loaded, interpBase: UInt64) throws -> UInt64 {
+                           main: Loaded, interpBase: UInt64, vdso: UInt64 = 0) throws -> UInt64 {
         let top = AddressSpace.stackTop
         try mm.map(top - AddressSpace.stackSize, AddressSpace.stackSize, prot: Prot.read | Prot.write)
         var sp = top
@@ -128,7 +131,8 @@ struct Loader {
         _ = random.withUnsafeMutableBytes { Host.call(NR.getrandom, iptr($0.baseAddress), 16, 0) }
         sp &= ~15
         let randomAddr = try push(random)
-        let aux: [(UInt64, UInt64)] = [
+        var aux: [(UInt64, UInt64)] = vdso == 0 ? [] : [(atSysinfoEhdr, vdso)]
+        aux += [
             (atPhdr, main.phdr), (atPhent, 56), (atPhnum, UInt64(main.phnum)), (atPagesz, 4096),
             (atBase, interpBase), (atFlags, 0), (atEntry, main.entry),
             (atUid, UInt64(getuid())), (atEuid, UInt64(geteuid())), (atGid, UInt64(getgid())), (atEgid, UInt64(getegid())),

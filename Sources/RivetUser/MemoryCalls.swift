@@ -7,7 +7,7 @@ extension AddressSpace {
     func discard(_ start: UInt64, _ length: UInt64) {
         var va = start
         while va < start + length {
-            if let slot = leafSlot(va, create: false), slot.pointee & PTE.mapped != 0 {
+            if let slot = leafSlot(va, create: false), slot.pointee & PTE.mapped != 0, slot.pointee & PTE.shared == 0 {
                 let pte = slot.pointee
                 if PTE.ppn(pte) != 0 {
                     let pa = PTE.ppn(pte) << 12
@@ -49,6 +49,8 @@ extension UserProcess {
 
     func mmapCall(_ t: GuestThread, _ addr: UInt64, _ length: UInt64, _ prot: UInt64, _ flags: UInt64, _ fdArg: UInt64, _ offset: UInt64) -> Int64 {
         guard length > 0, offset & 4095 == 0 else { return EINVALr }
+        // Offsets past the off_t range (where a mapping could end) overflow, as on Linux.
+        guard offset <= UInt64(Int64.max) - AddressSpace.userTop else { return -Int64(EOVERFLOW) }
         let type = flags & 3
         guard type != 0 else { return EINVALr }
         let len = AddressSpace.pageAlignUp(length)
@@ -56,11 +58,19 @@ extension UserProcess {
         let anonymous = flags & UserProcess.mapAnonymous != 0
         let fd = i32(fdArg)
         var fileSize: Int64 = 0
+        let shared = type == UserProcess.mapShared || type == 3  // MAP_SHARED, MAP_SHARED_VALIDATE
+        var hostWritable = true
         if !anonymous {
             var st = stat()
             guard fstat(Int32(fd), &st) == 0 else { return -Int64(EBADF) }
             if (st.st_mode & S_IFMT) == S_IFDIR { return -Int64(ENODEV) }
             fileSize = Int64(st.st_size)
+            if shared {
+                let mode = fcntl(Int32(fd), F_GETFL) & O_ACCMODE
+                // As Linux: a shared mapping needs a readable file, and a writable one for PROT_WRITE.
+                if mode == O_WRONLY || (mode == O_RDONLY && prot & Prot.write != 0) { return -Int64(EACCES) }
+                hostWritable = mode == O_RDWR
+            }
         }
         let start: UInt64
         let result: Int64 = lock.locked {
@@ -80,9 +90,13 @@ extension UserProcess {
         if result < 0 { return result }
         start = UInt64(result)
         let ok: Bool = lock.locked {
+            if shared {
+                return (try? mm.mapShared(start, len, prot: prot & 7, fd: anonymous ? nil : Int32(fd), offset: Int64(offset),
+                                          fileSize: fileSize, hostWritable: hostWritable)) != nil
+            }
             guard (try? mm.map(start, len, prot: prot & 7)) != nil else { return false }
             if anonymous { return true }
-            // Private file mappings are copies of the file (shared ones too: writes are not written back).
+            // Private file mappings are copies of the file.
             let avail = max(0, fileSize - Int64(offset))
             let n = min(UInt64(avail), len)
             guard n > 0, let ps = mm.pieces(start, n, write: true, force: true) else { return true }
@@ -97,6 +111,9 @@ extension UserProcess {
                 off += Int64(p.count)
             }
             return true
+        }
+        if ok && !anonymous, let path = UserProcess.fdPath(fd) {
+            lock.locked { mm.setName(start, start + len, path: path, offset: offset) }
         }
         t.hart.flushTLB()
         return ok ? Int64(start) : ENOMEMr

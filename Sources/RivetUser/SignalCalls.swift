@@ -84,6 +84,17 @@ extension UserProcess {
             deadline = monotonicNs() &+ UInt64(ts.0) &* 1_000_000_000 &+ UInt64(ts.1)
         }
         while true {
+            // A signal from outside that the guest blocks waits in the host's pending set.
+            var hostInfo = siginfo_t()
+            var zero = timespec()
+            var hostSet = HostMask.sigset(set)
+            let h = sigtimedwait(&hostSet, &hostInfo, &zero)
+            if h > 0 {
+                if infoPtr != 0 && !withUnsafeBytes(of: &hostInfo, { copyOut(infoPtr, UnsafeRawBufferPointer(rebasing: $0[0..<128])) }) {
+                    return EFAULTr
+                }
+                return Int64(h)
+            }
             let got: (Int, SigSource)? = lock.locked {
                 collectHostSignals()
                 let ready = (t.pending | processPending) & set
@@ -146,17 +157,46 @@ extension UserProcess {
     func killCall(pid: Int, sig: Int) -> Int64 {
         guard sig >= 0, sig <= 64 else { return EINVALr }
         if pid == Int(getpid()) {
-            if sig != 0 { queueSignal(sig, to: nil, source: SigSource(code: 0, pid: getpid(), uid: getuid())) }
+            if sig != 0 {
+                queueSignal(sig, to: nil, source: SigSource(code: 0, pid: getpid(), uid: getuid()))
+                // The caller takes it on return unless it blocks it; then a thread that does not block it must
+                // see it now, even if it is waiting in a host call (as Linux picks such a thread).
+                let other: GuestThread? = lock.locked {
+                    let me = Host.gettid()
+                    guard let caller = threads[me], caller.sigmask & Sig.bit(sig) != 0 else { return nil }
+                    return threads.values.first { $0.tid != me && $0.sigmask & Sig.bit(sig) == 0 }
+                }
+                if let other { wakeForSignal(other, sig) }
+            }
             return 0
         }
         return Host.call(NR.kill, pid, sig)
+    }
+
+    /// A signal queued for another guest thread that will run a handler: the same host signal is sent to
+    /// its host thread, so a blocking host call it is in (accept, read, futex wait...) returns EINTR and the
+    /// handler runs now, as on Linux, rather than when the call ends. The host catcher's copy is dropped.
+    func wakeForSignal(_ target: GuestThread, _ s: Int) {
+        guard target.tid != Host.gettid(), s < 32 || s > 34 else { return }
+        let send: Bool = lock.locked {
+            guard actions[s].handler > 1, target.sigmask & Sig.bit(s) == 0 else { return false }
+            pendingWakes[s] += 1
+            return true
+        }
+        guard send else { return }
+        if Host.call(NR.tgkill, Int(getpid()), Int(target.tid), s) < 0 {
+            lock.locked { pendingWakes[s] = max(0, pendingWakes[s] - 1) }
+        }
     }
 
     func tgkillCall(tgid: Int, tid: Int, sig: Int) -> Int64 {
         guard sig >= 0, sig <= 64, tid > 0 else { return EINVALr }
         if tgid == Int(getpid()) || tgid <= 0 {
             guard let target = lock.locked({ threads[Int32(tid)] }) else { return -Int64(ESRCH) }
-            if sig != 0 { queueSignal(sig, to: target, source: SigSource(code: -6, pid: getpid(), uid: getuid())) }
+            if sig != 0 {
+                queueSignal(sig, to: target, source: SigSource(code: -6, pid: getpid(), uid: getuid()))
+                wakeForSignal(target, sig)
+            }
             return 0
         }
         return Host.call(NR.tgkill, tgid, tid, sig)

@@ -80,6 +80,7 @@ extension UserProcess {
         hostSignalFlags[65] = 0
         for s in 1...64 where hostSignalFlags[s] != 0 {
             hostSignalFlags[s] = 0
+            if pendingWakes[s] > 0 { pendingWakes[s] -= 1; continue }
             processPending |= Sig.bit(s)
             processSources[s] = SigSource(code: 0)
         }
@@ -209,5 +210,37 @@ extension UserProcess {
         hart.csr.fflags = UInt64(fcsr & 0x1f); hart.csr.frm = UInt64((fcsr >> 5) & 7)
         let mask = get64(UserProcess.ucOffset + 40)
         lock.locked { t.sigmask = mask & ~Sig.unblockable }
+    }
+}
+
+/// The host signal mask of the calling thread, as a guest-style bit set (bit n-1 for signal n). Only
+/// signals the guest may block are mirrored: not the synchronous ones (faults), SIGKILL/SIGSTOP, or glibc's
+/// internal 32-34 (rivet's own threads need them).
+enum HostMask {
+    static let mirrorable: UInt64 = ~(Sig.synchronous | Sig.unblockable | Sig.bit(32) | Sig.bit(33) | Sig.bit(34))
+
+    static func sigset(_ bits: UInt64) -> sigset_t {
+        var set = sigset_t()
+        sigemptyset(&set)
+        withUnsafeMutableBytes(of: &set) { $0.storeBytes(of: bits & mirrorable, as: UInt64.self) }
+        return set
+    }
+
+    static func set(_ bits: UInt64) {
+        var s = sigset(bits)
+        pthread_sigmask(SIG_SETMASK, &s, nil)
+    }
+
+    static func current() -> UInt64 {
+        var s = sigset_t()
+        pthread_sigmask(SIG_SETMASK, nil, &s)
+        return withUnsafeBytes(of: &s) { $0.load(as: UInt64.self) } & mirrorable
+    }
+
+    /// Signals pending for the calling thread or the process in the host (blocked ones from outside).
+    static func pending() -> UInt64 {
+        var s = sigset_t()
+        sigpending(&s)
+        return withUnsafeBytes(of: &s) { $0.load(as: UInt64.self) } & mirrorable
     }
 }

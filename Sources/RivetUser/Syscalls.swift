@@ -19,7 +19,7 @@ enum SysNR {
     static let sysinfo = 179, brk = 214, munmap = 215, mremap = 216, clone = 220, execve = 221, mmap = 222, mprotect = 226
     static let msync = 227, mlock = 228, munlock = 229, madvise = 233, riscvFlushIcache = 259, wait4 = 260, prlimit64 = 261
     static let renameat2 = 276, getrandom = 278, statx = 291, faccessat2 = 439, sendfile = 71, pselect6 = 72, getcpu = 168
-    static let membarrier = 283, rseq = 293, riscvHwprobe = 258, clone3 = 435, closeRange = 436
+    static let membarrier = 283, rseq = 293, execveat = 281, riscvHwprobe = 258, clone3 = 435, closeRange = 436
 
     static let names: [Int: String] = [
         17: "getcwd", 23: "dup", 24: "dup3", 25: "fcntl", 29: "ioctl", 34: "mkdirat", 35: "unlinkat", 36: "symlinkat",
@@ -68,7 +68,8 @@ extension UserProcess {
     }
 
     func shouldRestart(_ t: GuestThread, _ nr: Int) -> Bool {
-        if [SysNR.nanosleep, SysNR.clockNanosleep, SysNR.rtSigsuspend, SysNR.rtSigtimedwait, SysNR.ppoll, SysNR.pselect6].contains(nr) { return false }
+        if [SysNR.nanosleep, SysNR.clockNanosleep, SysNR.rtSigsuspend, SysNR.rtSigtimedwait, SysNR.ppoll, SysNR.pselect6,
+            WaitNR.epollPwait, WaitNR.epollPwait2].contains(nr) { return false }  // never restarted, as Linux
         return lock.locked {
             collectHostSignals()
             let ready = (t.pending | processPending) & ~t.sigmask
@@ -92,7 +93,7 @@ extension UserProcess {
     func withPath(_ va: UInt64, resolve: Bool = true, _ body: (UnsafePointer<CChar>) -> Int64) -> Int64 {
         guard let raw = guestString(va) else { return EFAULTr }
         var s = resolve ? hostPath(raw) : String(decoding: raw, as: UTF8.self)
-        if s == "/proc/self/exe" && resolve { s = exePath }
+        if resolve && isSelfExe(s) { s = hostPath(Array(exePath.utf8)) }
         return s.withCString(body)
     }
 
@@ -155,6 +156,7 @@ extension UserProcess {
             guard let v = iovecs(a1, a2, write: nr == SysNR.pread64) else { return EFAULTr }
             return vectorIO(nr == SysNR.pread64 ? NR.readv : NR.writev, fd: i32(a0), v, offset: Int64(bitPattern: a3))
         case SysNR.openat:
+            if let raw = guestString(a1), let fd = procFile(String(decoding: raw, as: UTF8.self), flags: Int(truncatingIfNeeded: a2)) { return fd }
             return withPath(a1) { Host.call(NR.openat, i32(a0), iptr($0), Int(truncatingIfNeeded: a2), Int(truncatingIfNeeded: a3)) }
         case SysNR.close: return Host.call(NR.close, i32(a0))
         case SysNR.lseek: return Host.call(NR.lseek, i32(a0), Int(truncatingIfNeeded: a1), i32(a2))
@@ -194,7 +196,7 @@ extension UserProcess {
             let n = Int(min(a3, 4096))
             guard Int64(bitPattern: a3) > 0 else { return EINVALr }
             var out: [UInt8]
-            if String(decoding: raw, as: UTF8.self) == "/proc/self/exe" {
+            if isSelfExe(String(decoding: raw, as: UTF8.self)) {
                 out = Array(exePath.utf8)
             } else {
                 var buf = [UInt8](repeating: 0, count: n)
@@ -244,13 +246,17 @@ extension UserProcess {
             // Copy through a buffer (guest offsets are in guest memory).
             return sendfileCall(a0, a1, a2, a3)
         case SysNR.ppoll:
-            return ppollCall(a0, a1, a2, a3)
-        case SysNR.closeRange: return ENOSYSr
+            return waitWithMask(t, a3, a4) { ppollCall(a0, a1, a2) }
 
         // Time
         case SysNR.clockGettime, SysNR.clockGetres:
             var ts = timespec()
-            let r = withUnsafeMutableBytes(of: &ts) { Host.call(nr == SysNR.clockGettime ? NR.clock_gettime : NR.clock_getres, i32(a0), iptr($0.baseAddress)) }
+            if nr == SysNR.clockGettime && a0 == 1, let mono = vdsoMonotonic() {
+                return copyOut(a1, value: mono) ? 0 : EFAULTr  // as the guest's vDSO computes it
+            }
+            // libc's clock_gettime reads the host's vDSO: no host system call for the common clocks.
+            let r = nr == SysNR.clockGettime ? Host.check(Int(clock_gettime(clockid_t(i32(a0)), &ts)))
+                : withUnsafeMutableBytes(of: &ts) { Host.call(NR.clock_getres, i32(a0), iptr($0.baseAddress)) }
             if r < 0 { return r }
             if a1 == 0 { return nr == SysNR.clockGetres ? 0 : EFAULTr }
             return copyOut(a1, value: ts) ? 0 : EFAULTr
@@ -340,13 +346,6 @@ extension UserProcess {
             let r = buf.withUnsafeMutableBytes { Host.call(NR.getrandom, iptr($0.baseAddress), n, i32(a2)) }
             if r <= 0 { return r }
             return buf.withUnsafeBytes { copyOut(a0, UnsafeRawBufferPointer(rebasing: $0[0..<Int(r)])) } ? r : EFAULTr
-        case SysNR.prctl:
-            switch a0 {
-            case 15: return 0  // PR_SET_NAME
-            case 16:  // PR_GET_NAME
-                return copyOut(a1, [UInt8]("rivet-guest".utf8) + [0], count: 16) ? 0 : EFAULTr
-            default: return EINVALr
-            }
         case SysNR.exit: exitThread(t, code: Int32(truncatingIfNeeded: a0)); return nil
         case SysNR.exitGroup:
             exitProcess(Int32(truncatingIfNeeded: a0))
@@ -361,7 +360,7 @@ extension UserProcess {
         case SysNR.futex: return futexCall(t, a0, a1, a2, a3, a4, a5)
         case SysNR.clone: return cloneCall(t, flags: a0, stack: a1, ptid: a2, tls: a3, ctid: a4)
         case SysNR.clone3: return ENOSYSr  // glibc falls back to clone
-        case SysNR.execve: return execveCall(t, a0, a1, a2)
+        case SysNR.execve: return execveCall(t, a0, a1, a2, flags: 0)
         case SysNR.wait4:
             var status: Int32 = 0
             var ru = [UInt8](repeating: 0, count: 144)
@@ -392,6 +391,7 @@ extension UserProcess {
             if a1 == 0 { return 0 }
             let len = AddressSpace.pageAlignUp(a1)
             guard AddressSpace.validRange(a0, len) else { return ENOMEMr }
+            if a2 & Prot.write != 0 && lock.locked({ mm.writeForbidden(a0, len) }) { return -Int64(EACCES) }
             let ok = lock.locked { mm.protect(a0, len, prot: a2 & 7) }
             t.hart.flushTLB()
             return ok ? 0 : ENOMEMr
@@ -405,7 +405,13 @@ extension UserProcess {
                 t.hart.flushTLB()
             }
             return 0
-        case SysNR.msync, SysNR.mlock, SysNR.munlock: return 0
+        case SysNR.msync:
+            guard a0 & 4095 == 0, a2 & ~7 == 0, a2 & 5 != 5 else { return EINVALr }
+            if a1 == 0 { return 0 }
+            let len = AddressSpace.pageAlignUp(a1)
+            guard AddressSpace.validRange(a0, len) else { return ENOMEMr }
+            return lock.locked { mm.sync(a0, len, flags: Int32(a2)) }
+        case SysNR.mlock, SysNR.munlock: return 0
         case SysNR.riscvFlushIcache: return 0  // stores already invalidate decoded code
         case SysNR.membarrier: return a0 == 0 ? 0 : 0  // QUERY: no commands; others are no-ops on this memory model
 
@@ -414,7 +420,7 @@ extension UserProcess {
         case SysNR.rtSigprocmask: return sigprocmaskCall(t, a0, a1, a2, a3)
         case SysNR.rtSigreturn: sigreturn(t); return nil
         case SysNR.rtSigpending:
-            let p = lock.locked { t.pending | processPending }
+            let p = lock.locked { t.pending | processPending } | HostMask.pending()
             return copyOut(a0, value: p) ? 0 : EFAULTr
         case SysNR.rtSigsuspend: return sigsuspendCall(t, a0, a1)
         case SysNR.rtSigtimedwait: return sigtimedwaitCall(t, a0, a1, a2, a3)
@@ -423,7 +429,7 @@ extension UserProcess {
         case SysNR.tgkill: return tgkillCall(tgid: i32(a0), tid: i32(a1), sig: i32(a2))
         case SysNR.tkill: return tgkillCall(tgid: Int(getpid()), tid: i32(a0), sig: i32(a1))
         default:
-            return ENOSYSr
+            return extendedCall(t, nr, a) ?? ENOSYSr
         }
     }
 

@@ -136,47 +136,6 @@ extension UserProcess {
         t.exited = true
     }
 
-    // MARK: execve
-
-    /// Replaces the program by re-executing rivet on the new one (same pid, fds and dispositions carry over).
-    func execveCall(_ t: GuestThread, _ pathPtr: UInt64, _ argvPtr: UInt64, _ envpPtr: UInt64) -> Int64 {
-        guard let raw = guestString(pathPtr) else { return EFAULTr }
-        func strings(_ va: UInt64) -> [String]? {
-            var out: [String] = []
-            var a = va
-            while va != 0 {
-                guard out.count < 65536, let p = lock.locked({ mm.read64(a) }) else { return nil }
-                if p == 0 { break }
-                guard let s = guestString(p) else { return nil }
-                out.append(String(decoding: s, as: UTF8.self))
-                a += 8
-            }
-            return out
-        }
-        guard let argv = strings(argvPtr), let envp = strings(envpPtr) else { return EFAULTr }
-        let path = hostPath(raw)
-        if access(path, F_OK) != 0 { return -Int64(errno) }
-        if access(path, X_OK) != 0 { return -Int64(errno) }
-        guard let head = readPrefix(path, 20), head.count >= 20 else { return -Int64(ENOEXEC) }
-        guard head[0] == 0x7f, head[1] == 0x45, head[2] == 0x4c, head[3] == 0x46, head[18] == 243 else { return -Int64(ENOEXEC) }
-        var selfPath = [CChar](repeating: 0, count: 4096)
-        guard readlink("/proc/self/exe", &selfPath, 4095) > 0 else { return -Int64(ENOEXEC) }
-        let rivet = String(cString: selfPath)
-        var args = [rivet, "user"]
-        if let s = options.sysroot { args += ["--sysroot", s] }
-        if options.strace { args.append("--strace") }
-        args += ["--argv0", argv.first ?? String(decoding: raw, as: UTF8.self), "--"]
-        args.append(String(decoding: raw, as: UTF8.self))
-        args += argv.dropFirst()
-        let cArgs = args.map { strdup($0) } + [nil]
-        let cEnv = envp.map { strdup($0) } + [nil]
-        fflush(nil)
-        execve(rivet, cArgs, cEnv)
-        let e = errno
-        cArgs.forEach { free($0) }; cEnv.forEach { free($0) }
-        return -Int64(e)
-    }
-
     func readPrefix(_ path: String, _ n: Int) -> [UInt8]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
@@ -189,7 +148,7 @@ extension UserProcess {
     // MARK: strace
 
     func traceLine(_ t: GuestThread, _ nr: Int, _ a: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64), result: Int64?) {
-        let name = SysNR.names[nr] ?? "syscall_\(nr)"
+        let name = SysNR.names[nr] ?? MoreNR.names[nr] ?? "syscall_\(nr)"
         let args = [a.0, a.1, a.2, a.3, a.4, a.5].prefix(UserProcess.argCount(nr))
         var shown = args.map { "0x" + String($0, radix: 16) }
         // Path arguments are shown as strings, as strace does.
@@ -219,7 +178,12 @@ extension UserProcess {
              SysNR.schedYield, SysNR.setsid, SysNR.rtSigreturn: return 0
         case SysNR.close, SysNR.exit, SysNR.exitGroup, SysNR.brk, SysNR.dup, SysNR.setTidAddress, SysNR.uname, SysNR.chdir,
              SysNR.umask, SysNR.fsync: return 1
-        case SysNR.mmap, SysNR.futex: return 6
+        case SysNR.mmap, SysNR.futex, NetNR.sendto, NetNR.recvfrom, WaitNR.epollPwait, WaitNR.epollPwait2, WaitNR.splice,
+             SysNR.pselect6, MoreNR.copyFileRange: return 6
+        case MoreNR.execveat, NetNR.setsockopt, NetNR.getsockopt: return 5
+        case NetNR.listen, NetNR.shutdown, WaitNR.epollCreate1, WaitNR.eventfd2: return 2
+        case NetNR.bind, NetNR.connect, NetNR.socket, NetNR.getsockname, NetNR.getpeername, NetNR.accept,
+             NetNR.sendmsg, NetNR.recvmsg, SysNR.execve: return 3
         case SysNR.clone, SysNR.mremap, SysNR.statx: return 5
         default: return 4
         }

@@ -29,7 +29,13 @@ final class GuestThread {
     var tid: Int32 = 0
     var clearChildTID: UInt64 = 0
     var robustList: UInt64 = 0
-    var sigmask: UInt64 = 0
+    var sigmask: UInt64 = 0 {
+        // The host thread running this guest thread blocks what the guest blocks, so a signal from outside
+        // stays pending (for sigpending, sigwait, signalfd, a later unblock) instead of acting at once.
+        didSet { if sigmask != oldValue, let o = owner, pthread_equal(o, pthread_self()) != 0 { HostMask.set(sigmask) } }
+    }
+    /// The host thread that runs this guest thread, once it runs.
+    var owner: pthread_t?
     /// Thread-directed pending signals (bit n-1 for signal n).
     var pending: UInt64 = 0
     var altStack: (sp: UInt64, flags: UInt32, size: UInt64) = (0, 2, 0)  // SS_DISABLE
@@ -62,6 +68,14 @@ public final class UserProcess {
     /// Host path of the running program (for /proc/self/exe).
     var exePath: String
     var exitCode: Int32 = 0
+    /// The guest's argv and auxiliary vector as set up at start (for /proc/self/cmdline and auxv).
+    var guestArgv: [String] = []
+    var savedAuxv: [UInt8] = []
+    /// Host signals sent only to interrupt a guest thread's blocking host call (see wakeForSignal): the
+    /// signal itself is already queued for the thread, so the host catcher's copy is dropped.
+    var pendingWakes = [Int](repeating: 0, count: 65)
+    /// Host CLOCK_MONOTONIC (ns) at time-CSR zero, when the vDSO is mapped.
+    var monotonicBase: Int64?
 
     public init(options: UserOptions) throws {
         self.options = options
@@ -71,7 +85,11 @@ public final class UserProcess {
         clock = VirtualClock(mode: .realTime)
         mm = try AddressSpace(ram: ram)
         exePath = options.program
-        if !exePath.hasPrefix("/") {
+        // As Linux, /proc/self/exe is the canonical path (a program found in the sysroot keeps its guest path).
+        if hostPath(Array(exePath.utf8)) == exePath, let real = realpath(exePath, nil) {
+            exePath = String(cString: real)
+            free(real)
+        } else if !exePath.hasPrefix("/") {
             var buf = [CChar](repeating: 0, count: 4096)
             if getcwd(&buf, buf.count) != nil { exePath = String(cString: buf) + "/" + exePath }
         }
@@ -99,7 +117,7 @@ public final class UserProcess {
             }
             let elf: ELFImage
             do { elf = try ELFImage(bytes: bytes, name: options.program) } catch { throw UserError("\(error)") }
-            let main = try Loader.load(elf, name: options.program, into: mm, preferredBase: AddressSpace.pieBase)
+            let main = try Loader.load(elf, name: exePath, into: mm, preferredBase: AddressSpace.pieBase)
             var entry = main.entry
             var interpBase: UInt64 = 0
             if let interp = elf.interpreter {
@@ -118,7 +136,16 @@ public final class UserProcess {
             var env = options.environment
             if env.isEmpty { env = [] }
             let argv = [options.argv0 ?? options.program] + options.arguments
-            let sp = try Loader.buildStack(mm: mm, argv: argv, envp: env, execfn: options.program, main: main, interpBase: interpBase)
+            let vdso = try mapVDSO()
+            let sp = try Loader.buildStack(mm: mm, argv: argv, envp: env, execfn: options.program, main: main,
+                                           interpBase: interpBase, vdso: vdso)
+            guestArgv = argv
+            var aux = sp + UInt64(argv.count + env.count + 3) * 8
+            while let k = mm.read64(aux), let v = mm.read64(aux + 8), savedAuxv.count < 4096 {
+                withUnsafeBytes(of: k) { savedAuxv += $0 }; withUnsafeBytes(of: v) { savedAuxv += $0 }
+                if k == 0 { break }
+                aux += 16
+            }
             let t = newThread()
             t.tid = Host.gettid()
             t.hart.x[2] = sp
@@ -127,6 +154,7 @@ public final class UserProcess {
             return t
         }
         installHostSignalMirror()
+        mainThread.sigmask = HostMask.current()  // the mask survives exec, as on Linux
         runThread(mainThread)
         pthread_exit(nil)  // the main thread exited; the others keep the process alive
     }
@@ -154,6 +182,7 @@ public final class UserProcess {
 
     /// Runs a guest thread until it exits (the last one to exit ends the process).
     func runThread(_ t: GuestThread) {
+        t.owner = pthread_self()
         let hart = t.hart
         let vector = mm.trapVectorPA
         while true {
@@ -189,6 +218,8 @@ public final class UserProcess {
             let ok = lock.locked { mm.resolveFault(tval, write: cause == 15, fetch: cause == 12) }
             if ok {
                 hart.flushTLB()  // the hart may hold a stale read-only entry for the page
+            } else if lock.locked({ mm.isBeyondEOF(tval) }) {
+                forceSignal(t, Sig.bus, code: 2, addr: tval)  // BUS_ADRERR: past the end of a shared file
             } else {
                 let mapped = lock.locked { mm.isMapped(tval) }
                 forceSignal(t, Sig.segv, code: mapped ? 2 : 1, addr: tval)

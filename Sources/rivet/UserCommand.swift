@@ -13,6 +13,10 @@ struct User: ParsableCommand {
         Static, static-pie and dynamically linked programs run; dynamic ones load their interpreter and libraries \
         from --sysroot (default /usr/riscv64-linux-gnu when it exists). The exit status is the program's; a \
         program killed by a signal kills rivet with the same signal.
+
+        --install-binfmt (as root) registers rivet with binfmt_misc for riscv64 ELF executables (flags P, C, F, as \
+        qemu-user-static), so `./prog` runs under rivet; the interpreter is the symlink rivet-binfmt-riscv64 beside \
+        the rivet binary, and RIVET_SYSROOT chooses its sysroot. --uninstall-binfmt removes both.
         """)
 
     @Option(help: "Directory holding the guest's libraries (absolute guest paths are looked up there first).")
@@ -21,11 +25,26 @@ struct User: ParsableCommand {
     @Option(name: .customLong("env"), help: "Set an environment variable for the program (K=V); repeatable.")
     var env: [String] = []
     @Option(help: .hidden) var argv0: String?
+    @Flag(help: "Register rivet with binfmt_misc for riscv64 ELF executables (root), then exit.") var installBinfmt = false
+    @Flag(help: "Remove the binfmt_misc registration made by --install-binfmt, then exit.") var uninstallBinfmt = false
+    @Option(help: "Where binfmt_misc is mounted.") var binfmtMisc = Binfmt.defaultMount
     @Argument(parsing: .captureForPassthrough, help: "The program and its arguments.")
     var command: [String] = []
 
     func run() throws {
+        if installBinfmt || uninstallBinfmt {
+            do {
+                if installBinfmt { try Binfmt.install(mount: binfmtMisc) } else { try Binfmt.uninstall(mount: binfmtMisc) }
+            } catch {
+                fputs("rivet user: \(error)\n", stderr)
+                throw ExitCode(1)
+            }
+            print(installBinfmt ? "registered \(Binfmt.entryName) in \(binfmtMisc)" : "removed \(Binfmt.entryName) from \(binfmtMisc)")
+            return
+        }
         var cmd = command
+        // Options after the program belong to it; `rivet user --help` alone is rivet's.
+        if cmd.first == "--help" || cmd.first == "-h" { throw CleanExit.helpRequest(self) }
         if cmd.first == "--" { cmd.removeFirst() }
         guard let program = cmd.first else { throw ValidationError("missing PROGRAM") }
         var root = sysroot

@@ -14,7 +14,8 @@ struct Rivet: ParsableCommand {
 // Parse and run by hand so that a bad command line gives one line on stderr (plus where to look),
 // not a page of usage; --help still prints the full help on stdout.
 do {
-    var command = try Rivet.parseAsRoot()
+    // Started by binfmt_misc as `rivet-binfmt-riscv64`: this is `rivet user` on the program (see Binfmt.swift).
+    var command = try Rivet.parseAsRoot(Binfmt.userCommandLine(CommandLine.arguments))
     try command.run()
 } catch let code as ExitCode {
     exit(code.rawValue)
