@@ -50,14 +50,19 @@ public protocol ImageLayer: BlockDevice {
 
 /// Opens an image; format nil = probe (qcow2 magic, else raw). Backing files of qcow2 images are opened
 /// read-only (their format from the header extension, else probed).
-public func openDisk(path: String, format: DiskFormat?, readOnly: Bool) throws -> BlockDevice {
+/// Every file is locked as QEMU locks it; `forceShare` (read-only only) takes no lock that refuses others.
+public func openDisk(path: String, format: DiskFormat?, readOnly: Bool, forceShare: Bool = false) throws -> BlockDevice {
+    if forceShare && !readOnly { throw StorageError("\(path): force-share is only for read-only access") }
     var chain = OpenChain()
+    chain.forceShare = forceShare
     return try openLayer(path: path, format: format, readOnly: readOnly, openBacking: true, chain: &chain)
 }
 
 /// Like openDisk, returning the layer type; `openBacking: false` skips the backing chain (check, info).
-public func openImage(path: String, format: DiskFormat?, readOnly: Bool, openBacking: Bool = true) throws -> ImageLayer {
+public func openImage(path: String, format: DiskFormat?, readOnly: Bool, openBacking: Bool = true, forceShare: Bool = false) throws -> ImageLayer {
+    if forceShare && !readOnly { throw StorageError("\(path): force-share is only for read-only access") }
     var chain = OpenChain()
+    chain.forceShare = forceShare
     return try openLayer(path: path, format: format, readOnly: readOnly, openBacking: openBacking, chain: &chain)
 }
 
@@ -74,6 +79,8 @@ struct OpenChain {
     static let maxDepth = 256
     var seen: Set<String> = []
     var depth = 0
+    /// Open every file of the chain without refusing others (qemu-img -U, force-share=on).
+    var forceShare = false
 }
 
 func openLayer(path: String, format: DiskFormat?, readOnly: Bool, openBacking: Bool, chain: inout OpenChain) throws -> ImageLayer {
@@ -93,7 +100,7 @@ func openLayer(path: String, format: DiskFormat?, readOnly: Bool, openBacking: B
     defer { chain.depth -= 1 }
     let fmt = try format ?? probeFormat(path: path)
     switch fmt {
-    case .raw: return try RawDisk(path: path, readOnly: readOnly)
+    case .raw: return try RawDisk(path: path, readOnly: readOnly, forceShare: chain.forceShare)
     case .qcow2: return try Qcow2Disk(path: path, readOnly: readOnly, openBacking: openBacking, chain: &chain)
     }
 }

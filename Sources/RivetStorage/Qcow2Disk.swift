@@ -76,7 +76,8 @@ public final class Qcow2Disk: ImageLayer {
 
     init(path: String, readOnly: Bool, openBacking: Bool, l2CacheBytes: Int? = nil, chain: inout OpenChain) throws {
         self.path = path
-        let file = try ImageFile(path: path, writable: !readOnly)
+        let file = try ImageFile(path: path, writable: !readOnly,
+                                 lock: .forImage(writable: !readOnly, metadata: true, forceShare: chain.forceShare))
         self.file = file
         isReadOnly = readOnly
         let fileLength = file.length
@@ -221,8 +222,9 @@ public final class Qcow2Disk: ImageLayer {
 
     /// Opens one qcow2 image (and, unless told otherwise, its backing chain read-only).
     /// `l2CacheBytes` caps the L2 table cache (default: enough to map the whole disk, at most 32 MiB).
-    public convenience init(path: String, readOnly: Bool, openBacking: Bool = true, l2CacheBytes: Int? = nil) throws {
+    public convenience init(path: String, readOnly: Bool, openBacking: Bool = true, l2CacheBytes: Int? = nil, forceShare: Bool = false) throws {
         var chain = OpenChain()
+        chain.forceShare = forceShare && readOnly
         try self.init(path: path, readOnly: readOnly, openBacking: openBacking, l2CacheBytes: l2CacheBytes, chain: &chain)
     }
 
@@ -242,6 +244,7 @@ public final class Qcow2Disk: ImageLayer {
             if refCache.dirtySlots > 0 { try flush() }
         }
         closed = true
+        file.close()   // releases the image lock: the image may be opened again at once
     }
 
     // MARK: - Entry access
