@@ -118,7 +118,7 @@ public final class VirtMachine {
             guard UInt64(kernel.count) < ram.size / 2, ram.write(ram.base + VirtMachine.kernelOffset, bytes: kernel) else {
                 throw MachineError("kernel (\(kernel.count) bytes) does not fit in the lower half of RAM")
             }
-            kernelEnd += UInt64(kernel.count)
+            kernelEnd += KernelImageKind(kernel).footprint(fileSize: kernel.count)  // keep the initrd clear of its bss
         }
         // Device tree at the top of RAM (2 MiB aligned, as QEMU does); initrd below it.
         var treeConfig = VirtBoardConfig(hartCount: config.hartCount, ramSize: config.memorySize)
@@ -126,7 +126,7 @@ public final class VirtMachine {
         let fdtAddress = (ramEnd - 0x20_0000) & ~UInt64(0x1f_ffff)
         if let initrd = config.initrd {
             let size = UInt64(initrd.count)
-            guard size + 0x1000 <= fdtAddress - kernelEnd else {
+            guard kernelEnd <= fdtAddress, size + 0x1000 <= fdtAddress - kernelEnd else {
                 throw MachineError("initrd (\(initrd.count) bytes) does not fit in RAM beside the kernel; use a larger --memory")
             }
             var start = (fdtAddress - size - 0x1000) & ~UInt64(0xfff)

@@ -40,7 +40,8 @@ func readFile(_ path: String) throws -> [UInt8] {
     guard fd >= 0 else { throw CLIError("\(path): \(String(cString: strerror(errno)))") }
     defer { close(fd) }
     var st = stat()
-    guard fstat(fd, &st) == 0 else { throw CLIError("\(path): cannot stat") }
+    guard fstat(fd, &st) == 0 else { throw CLIError("\(path): cannot stat: \(String(cString: strerror(errno)))") }
+    if (st.st_mode & S_IFMT) == S_IFDIR { throw CLIError("\(path): is a directory, not a file") }
     let size = Int(st.st_size)
     guard size >= 0, size <= (1 << 32) else { throw CLIError("\(path): file too large") }
     var buffer = [UInt8](repeating: 0, count: size)
@@ -48,7 +49,8 @@ func readFile(_ path: String) throws -> [UInt8] {
     while done < size {
         let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, size - done) }
         if n < 0 && errno == EINTR { continue }
-        guard n > 0 else { throw CLIError("\(path): read error") }
+        if n < 0 { throw CLIError("\(path): read error: \(String(cString: strerror(errno)))") }
+        guard n > 0 else { throw CLIError("\(path): file shrank while being read") }
         done += n
     }
     return buffer

@@ -24,7 +24,7 @@ struct Run: ParsableCommand {
     @Option(help: "Kernel command line.") var append: String?
     @Option(help: "RAM size, e.g. 256M or 2G.") var memory = "256M"
     @Option(help: "Number of harts (1 to 8).") var smp = 1
-    @Option(help: "A disk: FILE[,format=raw|qcow2][,readonly] (repeatable; one virtio-blk each).")
+    @Option(help: "A disk: FILE[,format=raw|qcow2][,readonly][,force-share=on] (repeatable; one virtio-blk each). Images are locked as QEMU locks them; force-share=on (with readonly) reads an image another process writes.")
     var drive: [String] = []
     @Option(help: "Write the generated device tree to FILE and continue.") var dtbOut: String?
     @Flag(help: "Deterministic mode: the clock follows retired instructions.") var icount = false
@@ -35,6 +35,7 @@ struct Run: ParsableCommand {
         let machine: VirtMachine
         var config = VirtMachineConfig()
         do {
+            try validateTimeLimit(timeLimit)
             config.memorySize = try parseMemorySize(memory)
             config.hartCount = smp
             config.icount = icount
@@ -52,6 +53,7 @@ struct Run: ParsableCommand {
             config.kernel = try readFile(kernelPath!)
             if let p = initrdPath { config.initrd = try readFile(p) }
             if let a = append { config.bootargs = a }
+            try validateBootImages(config, biosPath: bios, kernelPath: kernelPath)
             for spec in drive { config.disks.append(try openDrive(spec)) }
         } catch {
             fputs("rivet: \(error)\n", stderr)
@@ -114,15 +116,20 @@ struct Run: ParsableCommand {
         guard let path = parts.first, !path.isEmpty else { throw CLIError("--drive needs a file name") }
         var format: DiskFormat? = nil
         var readOnly = false
+        var forceShare = false
         for option in parts.dropFirst() {
             if option == "readonly" || option == "readonly=on" { readOnly = true }
+            else if option == "readonly=off" { readOnly = false }
+            else if option == "force-share=on" || option == "force-share" { forceShare = true }
+            else if option == "force-share=off" { forceShare = false }
             else if option.hasPrefix("format=") {
                 let name = String(option.dropFirst(7))
                 guard let f = DiskFormat(rawValue: name) else { throw CLIError("--drive \(spec): unknown format '\(name)' (raw or qcow2)") }
                 format = f
             } else { throw CLIError("--drive \(spec): unknown option '\(option)'") }
         }
-        return try openDisk(path: path, format: format, readOnly: readOnly)
+        if forceShare && !readOnly { throw CLIError("--drive \(spec): force-share=on needs readonly") }
+        return try openDisk(path: path, format: format, readOnly: readOnly, forceShare: forceShare)
     }
 }
 
