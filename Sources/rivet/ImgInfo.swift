@@ -185,6 +185,24 @@ struct ImgCheck: ParsableCommand {
         if fmt == .raw { imgFail("This image format does not support checks", code: 63) }
         if let r, r != "leaks" && r != "all" { imgFail("-r must be leaks or all") }
         if r != nil && forceShare { imgFail("-U (force share) cannot be used with -r (repair writes the image)") }
+        // Whatever info, convert or map refuse to open, check refuses too: unsupported features exit 63 (as
+        // for raw), a broken header or table layout is corruption (exit 2). Both say why on stderr.
+        do {
+            _ = try Qcow2Disk(path: file, readOnly: true, openBacking: false, forceShare: true)
+        } catch let e as StorageError {
+            let text = e.description
+            if text.contains("not supported") || text.contains("unsupported") {
+                imgFail("\(text) (check cannot examine this image)", code: 63)
+            }
+            if text.contains("corrupt") || text.contains("invalid qcow2 header") || text.contains("too short") {
+                if output == "human" {
+                    print("ERROR \(text)\n\n1 errors were found on the image.\nData may be corrupted, or further writes to the image may corrupt it.")
+                }
+                imgFail(text, code: 2)
+            }
+        } catch {
+            imgFail("Could not check: \(error)")
+        }
         var result: CheckResult
         do {
             result = try Qcow2Disk.check(path: file, repairLeaks: r != nil, forceShare: forceShare)
