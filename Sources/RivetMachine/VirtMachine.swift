@@ -52,6 +52,8 @@ public final class VirtMachine {
     public let virtio: [VirtioMMIO]
     public let harts: [Hart]
     public let console: HostConsole
+    /// Paused by a disk's `stop` error policy (see DiskErrorStop.swift).
+    public let diskStop = DiskStopState()
     public private(set) var deviceTree: [UInt8] = []
     /// Total instructions retired by all harts (icount clock source).
     public var totalInstructions: UInt64 { harts.reduce(0) { $0 &+ $1.instret } }
@@ -162,6 +164,7 @@ public final class VirtMachine {
         defer { console.flush() }
         let wallDeadline = wallSeconds.map { VirtualClock.hostNanoseconds() &+ UInt64($0 * 1e9) }
         while true {
+            if diskStop.isPaused, let exit = waitWhileDiskStopped(wallDeadline: wallDeadline, wallSeconds: wallSeconds) { return exit }
             if let d = wallDeadline, VirtualClock.hostNanoseconds() >= d {
                 return .stopped("time limit of \(wallSeconds!) s reached")
             }
@@ -181,7 +184,11 @@ public final class VirtMachine {
                 case .reset: try reset(); continue
                 }
             }
-            if console.pump(into: uart) == .quit { return .quitByUser }
+            switch console.pump(into: uart) {
+            case .quit: return .quitByUser
+            case .resume: continueAfterDiskStop()
+            case .none: break
+            }
             console.flush()
             if let limit = maxInstructions, harts.reduce(0, { $0 &+ $1.work }) >= limit {
                 return .stopped("instruction limit \(limit) reached")

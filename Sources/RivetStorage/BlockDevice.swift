@@ -18,10 +18,13 @@ public protocol BlockDevice: AnyObject {
 
 public enum DiskFormat: String, Sendable { case raw, qcow2 }
 
-/// One line that names the file and the problem.
+/// One line that names the file and the problem; `code` is the host errno behind it (0 if none), so
+/// error policies can tell a full disk (ENOSPC) from other failures.
 public struct StorageError: Error, CustomStringConvertible, Sendable {
     public let description: String
-    public init(_ description: String) {
+    public var code: Int32 = 0
+    public init(_ description: String, code: Int32 = 0) {
+        self.code = code
         // Keep the promise of a single line even when a path or message holds a newline.
         self.description = description.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).joined(separator: " ")
     }
@@ -122,3 +125,12 @@ public func resolveBackingPath(_ name: String, relativeTo imagePath: String) -> 
 func errnoText() -> String { String(cString: strerror(errno)) }
 
 func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
+
+/// Where storage problems found during I/O are reported (one line each): stderr unless replaced.
+nonisolated(unsafe) public var storageDiagnosticSink: (String) -> Void = { line in
+    let text = "rivet: " + line.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).joined(separator: " ") + "\n"
+    var bytes = Array(text.utf8)
+    _ = bytes.withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+}
+
+func storageDiagnostic(_ line: String) { storageDiagnosticSink(line) }

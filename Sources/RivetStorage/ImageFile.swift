@@ -67,7 +67,8 @@ final class ImageFile {
             let n = pread(fd, base + done, buffer.count - done, off_t(offset + UInt64(done)))
             if n < 0 {
                 if errno == EINTR { continue }
-                throw StorageError("\(path): read at offset \(hex(offset)) failed: \(errnoText())")
+                let code = errno
+                throw StorageError("\(path): read at offset \(hex(offset)) failed: \(errnoText())", code: code)
             }
             if n == 0 { break }
             done += n
@@ -93,7 +94,8 @@ final class ImageFile {
             let n = pwrite(fd, base + done, buffer.count - done, off_t(offset + UInt64(done)))
             if n < 0 {
                 if errno == EINTR { continue }
-                throw StorageError("\(path): write at offset \(hex(offset)) failed: \(errnoText())")
+                let code = errno
+                throw StorageError("\(path): write at offset \(hex(offset)) failed: \(errnoText())", code: code)
             }
             done += n
         }
@@ -104,7 +106,8 @@ final class ImageFile {
     func sync() throws {
         while fsync(fd) != 0 {
             if errno == EINTR { continue }
-            throw StorageError("\(path): fsync failed: \(errnoText())")
+            let code = errno
+            throw StorageError("\(path): fsync failed: \(errnoText())", code: code)
         }
         if let observe = observer { observe(.sync) }
     }
@@ -112,7 +115,8 @@ final class ImageFile {
     func truncate(to size: UInt64) throws {
         guard size <= UInt64(Int64.max) else { throw StorageError("\(path): file size \(size) out of range") }
         if ftruncate(fd, off_t(size)) != 0 {
-            throw StorageError("\(path): cannot set file size to \(size): \(errnoText())")
+            let code = errno
+            throw StorageError("\(path): cannot set file size to \(size): \(errnoText())", code: code)
         }
         length = size
         if let observe = observer { observe(.truncate(size: size)) }

@@ -24,7 +24,7 @@ struct Run: ParsableCommand {
     @Option(help: "Kernel command line.") var append: String?
     @Option(help: "RAM size, e.g. 256M or 2G.") var memory = "256M"
     @Option(help: "Number of harts (1 to 8).") var smp = 1
-    @Option(help: "A disk: FILE[,format=raw|qcow2][,readonly][,force-share=on] (repeatable; one virtio-blk each). Images are locked as QEMU locks them; force-share=on (with readonly) reads an image another process writes.")
+    @Option(help: "A disk: FILE[,format=raw|qcow2][,readonly][,force-share=on][,werror=ACTION][,rerror=ACTION] (repeatable; one virtio-blk each). Images are locked as QEMU locks them; force-share=on (with readonly) reads an image another process writes. On a host I/O error: report (to the guest), ignore, stop (pause; Ctrl-A C continues) or enospc (stop when the host disk is full, else report); defaults werror=enospc, rerror=report.")
     var drive: [String] = []
     @Option(help: "Write the generated device tree to FILE and continue.") var dtbOut: String?
     @Flag(help: "Deterministic mode: the clock follows retired instructions.") var icount = false
@@ -66,6 +66,9 @@ struct Run: ParsableCommand {
             console.restore()
             fputs("rivet: \(error)\n", stderr)
             throw ExitCode(1)
+        }
+        if let specs = try? drive.map(DriveSpec.init) {
+            machine.configureDiskErrors(names: specs.map(\.path), policies: specs.map(\.errorPolicy))
         }
         if let path = dtbOut {
             do { try writeFile(path, machine.deviceTree) } catch {
@@ -111,26 +114,7 @@ struct Run: ParsableCommand {
         }
     }
 
-    func openDrive(_ spec: String) throws -> BlockDevice {
-        let parts = spec.split(separator: ",").map(String.init)
-        guard let path = parts.first, !path.isEmpty else { throw CLIError("--drive needs a file name") }
-        var format: DiskFormat? = nil
-        var readOnly = false
-        var forceShare = false
-        for option in parts.dropFirst() {
-            if option == "readonly" || option == "readonly=on" { readOnly = true }
-            else if option == "readonly=off" { readOnly = false }
-            else if option == "force-share=on" || option == "force-share" { forceShare = true }
-            else if option == "force-share=off" { forceShare = false }
-            else if option.hasPrefix("format=") {
-                let name = String(option.dropFirst(7))
-                guard let f = DiskFormat(rawValue: name) else { throw CLIError("--drive \(spec): unknown format '\(name)' (raw or qcow2)") }
-                format = f
-            } else { throw CLIError("--drive \(spec): unknown option '\(option)'") }
-        }
-        if forceShare && !readOnly { throw CLIError("--drive \(spec): force-share=on needs readonly") }
-        return try openDisk(path: path, format: format, readOnly: readOnly, forceShare: forceShare)
-    }
+    func openDrive(_ spec: String) throws -> BlockDevice { try DriveSpec(spec).open() }
 }
 
 func defaultGuestDirectory() -> String {
