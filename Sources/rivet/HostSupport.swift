@@ -3,37 +3,6 @@ import Glibc
 #endif
 import RivetMemory
 
-struct CLIError: Error, CustomStringConvertible {
-    let description: String
-    init(_ d: String) { description = d }
-}
-
-/// Parses sizes like 128M, 2G, 4096, 64K.
-func parseMemorySize(_ text: String) throws -> UInt64 {
-    let t = text.trimmingCharacters(in: " ").uppercased()
-    guard let last = t.last else { throw CLIError("empty size") }
-    var digits = t
-    var multiplier: UInt64 = 1
-    switch last {
-    case "K": multiplier = 1 << 10; digits.removeLast()
-    case "M": multiplier = 1 << 20; digits.removeLast()
-    case "G": multiplier = 1 << 30; digits.removeLast()
-    case "T": multiplier = 1 << 40; digits.removeLast()
-    default: break
-    }
-    guard let n = UInt64(digits), n > 0, n <= (UInt64.max / multiplier) else { throw CLIError("invalid size '\(text)'") }
-    return n * multiplier
-}
-
-extension String {
-    func trimmingCharacters(in c: Character) -> String {
-        var s = Substring(self)
-        while s.first == c { s.removeFirst() }
-        while s.last == c { s.removeLast() }
-        return String(s)
-    }
-}
-
 /// Reads a whole file (bounded to 4 GiB).
 func readFile(_ path: String) throws -> [UInt8] {
     let fd = open(path, O_RDONLY)

@@ -34,28 +34,6 @@ func imgParseFormat(_ s: String?, _ what: String) -> DiskFormat? {
     return f
 }
 
-/// Sizes as qemu-img takes them: a number with an optional k/M/G/T/P/E suffix (powers of 1024).
-func imgParseSize(_ s: String) -> UInt64? {
-    var digits = s
-    var shift: UInt64 = 0
-    if let last = s.last, !last.isNumber {
-        switch last.lowercased() {
-        case "b": shift = 0
-        case "k": shift = 10
-        case "m": shift = 20
-        case "g": shift = 30
-        case "t": shift = 40
-        case "p": shift = 50
-        case "e": shift = 60
-        default: return nil
-        }
-        digits = String(s.dropLast())
-    }
-    guard let n = UInt64(digits) else { return nil }
-    let (v, overflow) = n.multipliedReportingOverflow(by: 1 << shift)
-    return overflow || v > maxImageSize ? nil : v
-}
-
 /// Parses `-o key=value,key=value` (cluster_size, refcount_bits; backing_file/backing_fmt too).
 func imgParseCreateOptions(_ list: [String], into o: inout Qcow2CreateOptions) {
     for item in list.flatMap({ $0.split(separator: ",") }) {
