@@ -14,6 +14,8 @@ struct Run: ParsableCommand {
         discussion: """
         With no --kernel, boots the default guest built by guest/build.sh (from the cache at \
         ${RIVET_CACHE:-~/.cache/rivet}/guest-default). On a terminal, Ctrl-A X quits and Ctrl-A H lists the keys. \
+        Before starting, rivet refuses empty, non-RISC-V (ELF machine, arm64/x86 Linux header) or directory \
+        boot files and a --memory too small for firmware, kernel (its header's image size), initrd and device tree. \
         Exit status: the guest's power-off code (0 for a normal poweroff); 1 on a start-up error.
         """)
 
