@@ -189,3 +189,16 @@ def test_backing_file_is_locked_for_reading(tmp_path, spin):
         assert {100, 201} <= lock_bytes(base) and 101 not in lock_bytes(base)
         w = subprocess.run(["qemu-io", "-c", "write 0 4k", str(base)], capture_output=True, text=True, timeout=60)
         assert w.returncode != 0 and "lock" in w.stderr, w.stderr
+
+
+def test_qemu_nbd_server_and_rivet_exclude_each_other(tmp_path, spin):
+    assert shutil.which("qemu-nbd"), "qemu-nbd is required (apt-get install qemu-utils)"
+    image = make(tmp_path, "qcow2")
+    sock = tmp_path / "nbd.sock"
+    with Holder(["qemu-nbd", "--persistent", "--socket", str(sock), "-f", "qcow2", str(image)], image, {100, 101}):
+        assert_in_use_error(rivet_run_drive(spin, f"{image}"), image)
+        assert rivet_run_drive(spin, f"{image},readonly,force-share=on").returncode == 2
+    with rivet_holder(spin, f"{image}", image, {100, 101}):
+        n = subprocess.run(["qemu-nbd", "--socket", str(sock), "-f", "qcow2", str(image)], capture_output=True,
+                           text=True, timeout=60)
+        assert n.returncode != 0 and "lock" in n.stderr, n.stderr
