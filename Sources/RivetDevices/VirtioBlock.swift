@@ -43,7 +43,9 @@ public final class VirtioBlock: VirtioDeviceModel {
     private var held: [DescriptorChain] = []
     /// Set while a `stop` is in force: the queue is left alone until the machine continues.
     public private(set) var isStopped = false
-    public var heldRequestCount: Int { held.count }
+    public var heldRequestCount: Int { held.count + restoredHeads.count }
+    /// Heads of held requests restored from a snapshot, walked again at the next notification.
+    private var restoredHeads: [UInt16] = []
 
     public init(disk: BlockDevice, serial: String = "rivet-disk") {
         self.disk = disk
@@ -63,7 +65,28 @@ public final class VirtioBlock: VirtioDeviceModel {
 
     public func reset() {
         held.removeAll()
+        restoredHeads.removeAll()
         isStopped = false
+    }
+
+    /// A `stop` in force and the requests it holds (by descriptor head) are machine state: a snapshot taken
+    /// while paused by a disk error resumes paused, and the requests are retried on continue.
+    public func saveState(to writer: inout StateWriter) {
+        writer.bool(isStopped)
+        let heads = held.map(\.head) + restoredHeads
+        writer.u64(UInt64(heads.count))
+        for h in heads { writer.u16(h) }
+    }
+
+    public func restoreState(from reader: inout StateReader) throws {
+        held.removeAll()
+        restoredHeads.removeAll()
+        isStopped = false
+        if reader.isAtEnd { return }   // a snapshot from before error policies: nothing held
+        isStopped = try reader.bool()
+        let n = try reader.count(limit: Int(VirtioMMIO.queueSizeMax), what: "held request")
+        for _ in 0..<n { restoredHeads.append(try reader.u16()) }
+        try reader.expectEnd()
     }
 
     public var deviceID: UInt32 { 2 }
@@ -80,6 +103,10 @@ public final class VirtioBlock: VirtioDeviceModel {
 
     public func process(queue index: Int, _ queue: Virtqueue) throws(VirtioError) {
         if isStopped { return }
+        if !restoredHeads.isEmpty {
+            for h in restoredHeads { held.append(try queue.chain(head: h)) }
+            restoredHeads.removeAll()
+        }
         while !held.isEmpty {
             let chain = held[0]
             guard let written = try handle(chain, ram: queue.ram) else { return }

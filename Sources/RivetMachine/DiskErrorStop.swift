@@ -64,6 +64,11 @@ extension VirtMachine {
         diskStop.onDiskError?(event)
     }
 
+    /// After a snapshot restore: paused again if a restored disk holds a `stop` (its requests wait for continue).
+    public func pauseIfDisksStopped() {
+        if blockDevices.contains(where: { $0.isStopped }) { diskStop.isPaused = true }
+    }
+
     /// Continues after a `stop`: held requests are retried first, in order (a failure pauses again).
     public func continueAfterDiskStop() {
         guard diskStop.isPaused else { return }
