@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import RivetMemory
 import RivetSnapshot
 import RivetStorage
@@ -30,9 +33,23 @@ public final class VirtioBlock: VirtioDeviceModel {
     private var config: ConfigSpace
     /// The last I/O error of the disk, for diagnostics.
     public private(set) var lastIOError: String?
+    /// What host errors do (rerror/werror); name used in messages and events.
+    public var errorPolicy = BlockErrorPolicy()
+    public var deviceName: String
+    /// Called once per error the policy does not hide from the host (every action prints a line through it);
+    /// with `.stop` the request is held and the machine must pause until `continueAfterStop()`.
+    public var onIOError: ((BlockIOErrorEvent) -> Void)?
+    /// Requests held by a `stop` action, oldest first; retried, in order, before any new request.
+    private var held: [DescriptorChain] = []
+    /// Set while a `stop` is in force: the queue is left alone until the machine continues.
+    public private(set) var isStopped = false
+    public var heldRequestCount: Int { held.count + restoredHeads.count }
+    /// Heads of held requests restored from a snapshot, walked again at the next notification.
+    private var restoredHeads: [UInt16] = []
 
     public init(disk: BlockDevice, serial: String = "rivet-disk") {
         self.disk = disk
+        deviceName = serial
         self.serial = Array(serial.utf8.prefix(20))
         capacity = disk.size / VirtioBlock.sectorSize
         config = ConfigSpace(size: 60)
@@ -44,6 +61,32 @@ public final class VirtioBlock: VirtioDeviceModel {
         config.put(UInt64(VirtioBlock.maxDiscardSectors), at: 36, size: 4)
         config.put(UInt64(VirtioBlock.maxDiscardSegments), at: 40, size: 4)
         config.put(8, at: 44, size: 4)  // discard_sector_alignment: 4 KiB
+    }
+
+    public func reset() {
+        held.removeAll()
+        restoredHeads.removeAll()
+        isStopped = false
+    }
+
+    /// A `stop` in force and the requests it holds (by descriptor head) are machine state: a snapshot taken
+    /// while paused by a disk error resumes paused, and the requests are retried on continue.
+    public func saveState(to writer: inout StateWriter) {
+        writer.bool(isStopped)
+        let heads = held.map(\.head) + restoredHeads
+        writer.u64(UInt64(heads.count))
+        for h in heads { writer.u16(h) }
+    }
+
+    public func restoreState(from reader: inout StateReader) throws {
+        held.removeAll()
+        restoredHeads.removeAll()
+        isStopped = false
+        if reader.isAtEnd { return }   // a snapshot from before error policies: nothing held
+        isStopped = try reader.bool()
+        let n = try reader.count(limit: Int(VirtioMMIO.queueSizeMax), what: "held request")
+        for _ in 0..<n { restoredHeads.append(try reader.u16()) }
+        try reader.expectEnd()
     }
 
     public var deviceID: UInt32 { 2 }
@@ -59,14 +102,49 @@ public final class VirtioBlock: VirtioDeviceModel {
     public func readConfig(offset: Int, size: Int) -> UInt64 { config.get(offset: offset, size: size) }
 
     public func process(queue index: Int, _ queue: Virtqueue) throws(VirtioError) {
+        if isStopped { return }
+        if !restoredHeads.isEmpty {
+            for h in restoredHeads { held.append(try queue.chain(head: h)) }
+            restoredHeads.removeAll()
+        }
+        while !held.isEmpty {
+            let chain = held[0]
+            guard let written = try handle(chain, ram: queue.ram) else { return }
+            held.removeFirst()
+            try queue.complete(chain, written: written)
+        }
         while let chain = try queue.nextChain() {
-            let written = try handle(chain, ram: queue.ram)
+            guard let written = try handle(chain, ram: queue.ram) else {
+                held.append(chain)
+                return
+            }
             try queue.complete(chain, written: written)
         }
     }
 
-    /// Serves one request; returns the number of bytes written into the chain (data + status byte).
-    private func handle(_ chain: DescriptorChain, ram: GuestRAM) throws(VirtioError) -> UInt32 {
+    /// Lets held requests run again (the machine continues after a `stop`); the transport must then
+    /// process the queue (VirtioMMIO.notify) to retry them.
+    public func continueAfterStop() { isStopped = false }
+
+    /// Decides what a host error does to a request: the status byte for the guest, or nil to hold it.
+    private func failed(_ operation: BlockOperation, _ error: Error) -> UInt8? {
+        let code = (error as? StorageError)?.code ?? 0
+        let action = errorPolicy.action(for: operation, errorCode: code)
+        lastIOError = "\(error)"
+        onIOError?(BlockIOErrorEvent(device: deviceName, operation: operation, action: action,
+                                     noSpace: code == ENOSPC, reason: "\(error)", hostErrorCode: code))
+        switch action {
+        case .ignore: return VirtioBlock.statusOK
+        case .stop, .enospc:
+            isStopped = true
+            return nil
+        case .report: return VirtioBlock.statusIOErr
+        }
+    }
+
+    /// Serves one request; returns the number of bytes written into the chain (data + status byte), or nil
+    /// when a `stop` error policy holds the request.
+    private func handle(_ chain: DescriptorChain, ram: GuestRAM) throws(VirtioError) -> UInt32? {
         guard chain.readableLength >= 16 else { throw VirtioError("virtio-blk request without a 16-byte header") }
         guard chain.writableLength >= 1 else { throw VirtioError("virtio-blk request without a writable status byte") }
         var header = [UInt8](repeating: 0, count: 16)
@@ -88,8 +166,9 @@ public final class VirtioBlock: VirtioDeviceModel {
                     }
                     status = VirtioBlock.statusOK
                 } catch {
-                    lastIOError = "\(error)"
-                    status = VirtioBlock.statusIOErr
+                    guard let s = failed(.read, error) else { return nil }
+                    status = s
+                    if s == VirtioBlock.statusOK { dataWritten = length }   // ignore: the guest gets what is in its buffer
                 }
             } else {
                 status = VirtioBlock.statusIOErr
@@ -107,16 +186,16 @@ public final class VirtioBlock: VirtioDeviceModel {
                     }
                     status = VirtioBlock.statusOK
                 } catch {
-                    lastIOError = "\(error)"
-                    status = VirtioBlock.statusIOErr
+                    guard let s = failed(.write, error) else { return nil }
+                    status = s
                 }
             } else {
                 status = VirtioBlock.statusIOErr
             }
         case VirtioBlock.typeFlush:
             do { try disk.flush(); status = VirtioBlock.statusOK } catch {
-                lastIOError = "\(error)"
-                status = VirtioBlock.statusIOErr
+                guard let s = failed(.write, error) else { return nil }
+                status = s
             }
         case VirtioBlock.typeGetID:
             // 20 bytes, zero-padded; truncated to the room the driver gave.
@@ -126,7 +205,10 @@ public final class VirtioBlock: VirtioDeviceModel {
             dataWritten = UInt64(id.count)
             status = VirtioBlock.statusOK
         case VirtioBlock.typeDiscard:
-            status = disk.isReadOnly ? VirtioBlock.statusIOErr : discard(chain, ram: ram)
+            if disk.isReadOnly { status = VirtioBlock.statusIOErr } else {
+                guard let s = discard(chain, ram: ram) else { return nil }
+                status = s
+            }
         default:
             status = VirtioBlock.statusUnsupported
         }
@@ -141,7 +223,7 @@ public final class VirtioBlock: VirtioDeviceModel {
         return sector * VirtioBlock.sectorSize
     }
 
-    private func discard(_ chain: DescriptorChain, ram: GuestRAM) -> UInt8 {
+    private func discard(_ chain: DescriptorChain, ram: GuestRAM) -> UInt8? {
         let length = chain.readableLength - 16
         guard length % 16 == 0, length / 16 <= UInt64(VirtioBlock.maxDiscardSegments) else { return VirtioBlock.statusIOErr }
         var segments = [UInt8](repeating: 0, count: Int(length))
@@ -158,8 +240,7 @@ public final class VirtioBlock: VirtioDeviceModel {
                 return VirtioBlock.statusIOErr
             }
             do { try disk.discard(at: offset, length: UInt64(count) * VirtioBlock.sectorSize) } catch {
-                lastIOError = "\(error)"
-                return VirtioBlock.statusIOErr
+                return failed(.write, error)
             }
         }
         return VirtioBlock.statusOK

@@ -173,6 +173,9 @@ public final class Virtqueue {
         return chain
     }
 
+    /// The chain at `head` again, for a request a device kept across a snapshot (not counted as newly taken).
+    public func chain(head: UInt16) throws(VirtioError) -> DescriptorChain { try walk(head: head) }
+
     /// Follows a chain from `head`, flattening one level of indirect tables.
     private func walk(head: UInt16) throws(VirtioError) -> DescriptorChain {
         guard UInt64(head) < size else { throw VirtioError("descriptor index \(head) out of range (queue size \(state.size))") }

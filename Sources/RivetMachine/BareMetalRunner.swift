@@ -33,7 +33,13 @@ public final class BareMetalRunner {
         wires = InterruptWires(hartCount: 1)
         clock = VirtualClock(mode: .instructionCount(shift: 0))
         hart = Hart(hartID: 0, bus: bus, cache: cache, wires: wires, clock: clock)
+        guard elf.segments.contains(where: { $0.memorySize > 0 }) else {
+            throw ELFImage.Error(description: "\(name): no loadable segment (nothing to run)")
+        }
         try elf.load(into: ram, name: name)
+        guard ram.contains(elf.entry, length: 2) else {
+            throw ELFImage.Error(description: "\(name): entry point 0x\(String(elf.entry, radix: 16)) is outside RAM (0x\(String(ram.base, radix: 16)) to 0x\(String(ram.base &+ ram.size, radix: 16)), --memory \(ram.size >> 20)M)")
+        }
         guard let t = elf.symbols["tohost"] else {
             throw ELFImage.Error(description: "\(name): no `tohost` symbol; run-elf needs the HTIF tohost convention")
         }

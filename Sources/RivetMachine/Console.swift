@@ -8,11 +8,11 @@ nonisolated(unsafe) var terminalToRestore = termios()
 
 /// The serial console on the host's stdin/stdout.
 ///
-/// When stdin is a terminal it is put in raw mode and Ctrl-A is an escape key (Ctrl-A X quits, Ctrl-A H
-/// lists the keys, Ctrl-A Ctrl-A sends Ctrl-A). Otherwise bytes pass through unchanged, which is what
+/// When stdin is a terminal it is put in raw mode and Ctrl-A is an escape key (Ctrl-A X quits, Ctrl-A C
+/// continues after a disk error stop, Ctrl-A H lists the keys, Ctrl-A Ctrl-A sends Ctrl-A). Otherwise bytes pass through unchanged, which is what
 /// tests and pipes want. Output is buffered and flushed by the run loop.
 public final class HostConsole: SerialBackend {
-    public enum Event { case none, quit }
+    public enum Event { case none, quit, resume }
 
     let inputFD: Int32
     let outputFD: Int32
@@ -101,8 +101,9 @@ public final class HostConsole: SerialBackend {
                     escapePending = false
                     switch b {
                     case UInt8(ascii: "x"), UInt8(ascii: "X"): return .quit
+                    case UInt8(ascii: "c"), UInt8(ascii: "C"): return .resume
                     case UInt8(ascii: "h"), UInt8(ascii: "H"), UInt8(ascii: "?"):
-                        message("\nC-a h    print this help\nC-a x    exit rivet\nC-a C-a  send C-a\n")
+                        message("\nC-a h    print this help\nC-a x    exit rivet\nC-a c    continue after a disk error paused the machine\nC-a C-a  send C-a\n")
                         continue
                     case 1: break
                     default: continue

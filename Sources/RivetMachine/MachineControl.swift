@@ -126,6 +126,8 @@ extension VirtMachine {
         control.runState = .running
         control.pauseReason = nil
         control.emit(.resume)
+        // `cont` after a disk's stop policy paused the machine retries the held requests.
+        if diskStop.isPaused { continueAfterDiskStop() }
     }
 
     /// Ends `run` with `exit` at the next pass (run-loop thread); `event` is emitted after the requests

@@ -60,6 +60,8 @@ public final class VirtMachine {
     public let console: HostConsole
     /// The virtio-net devices and their transports, polled for received frames between slices.
     public let networkDevices: [(transport: VirtioMMIO, card: VirtioNet)]
+    /// Paused by a disk's `stop` error policy (see DiskErrorStop.swift).
+    public let diskStop = DiskStopState()
     public private(set) var deviceTree: [UInt8] = []
     /// Total instructions retired by all harts (icount clock source).
     public var totalInstructions: UInt64 { harts.reduce(0) { $0 &+ $1.instret } }
@@ -149,7 +151,7 @@ public final class VirtMachine {
             guard UInt64(kernel.count) < ram.size / 2, ram.write(ram.base + VirtMachine.kernelOffset, bytes: kernel) else {
                 throw MachineError("kernel (\(kernel.count) bytes) does not fit in the lower half of RAM")
             }
-            kernelEnd += UInt64(kernel.count)
+            kernelEnd += KernelImageKind(kernel).footprint(fileSize: kernel.count)  // keep the initrd clear of its bss
         }
         // Device tree at the top of RAM (2 MiB aligned, as QEMU does); initrd below it.
         var treeConfig = VirtBoardConfig(hartCount: config.hartCount, ramSize: config.memorySize)
@@ -158,7 +160,7 @@ public final class VirtMachine {
         let fdtAddress = (ramEnd - 0x20_0000) & ~UInt64(0x1f_ffff)
         if let initrd = config.initrd {
             let size = UInt64(initrd.count)
-            guard size + 0x1000 <= fdtAddress - kernelEnd else {
+            guard kernelEnd <= fdtAddress, size + 0x1000 <= fdtAddress - kernelEnd else {
                 throw MachineError("initrd (\(initrd.count) bytes) does not fit in RAM beside the kernel; use a larger --memory")
             }
             var start = (fdtAddress - size - 0x1000) & ~UInt64(0xfff)
@@ -200,6 +202,7 @@ public final class VirtMachine {
         defer { console.flush() }
         let wallDeadline = wallSeconds.map { VirtualClock.hostNanoseconds() &+ UInt64($0 * 1e9) }
         while true {
+            if diskStop.isPaused, let exit = waitWhileDiskStopped(wallDeadline: wallDeadline, wallSeconds: wallSeconds) { return exit }
             if let d = wallDeadline, VirtualClock.hostNanoseconds() >= d {
                 return .stopped("time limit of \(wallSeconds!) s reached")
             }
@@ -227,7 +230,11 @@ public final class VirtMachine {
                     continue
                 }
             }
-            if console.pump(into: uart) == .quit { return .quitByUser }
+            switch console.pump(into: uart) {
+            case .quit: return .quitByUser
+            case .resume: continueAfterDiskStop()
+            case .none: break
+            }
             pollNetwork()
             console.flush()
             if let limit = maxInstructions, harts.reduce(0, { $0 &+ $1.work }) >= limit {

@@ -18,10 +18,13 @@ public protocol BlockDevice: AnyObject {
 
 public enum DiskFormat: String, Sendable { case raw, qcow2 }
 
-/// One line that names the file and the problem.
+/// One line that names the file and the problem; `code` is the host errno behind it (0 if none), so
+/// error policies can tell a full disk (ENOSPC) from other failures.
 public struct StorageError: Error, CustomStringConvertible, Sendable {
     public let description: String
-    public init(_ description: String) {
+    public var code: Int32 = 0
+    public init(_ description: String, code: Int32 = 0) {
+        self.code = code
         // Keep the promise of a single line even when a path or message holds a newline.
         self.description = description.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).joined(separator: " ")
     }
@@ -50,14 +53,19 @@ public protocol ImageLayer: BlockDevice {
 
 /// Opens an image; format nil = probe (qcow2 magic, else raw). Backing files of qcow2 images are opened
 /// read-only (their format from the header extension, else probed).
-public func openDisk(path: String, format: DiskFormat?, readOnly: Bool) throws -> BlockDevice {
+/// Every file is locked as QEMU locks it; `forceShare` (read-only only) takes no lock that refuses others.
+public func openDisk(path: String, format: DiskFormat?, readOnly: Bool, forceShare: Bool = false) throws -> BlockDevice {
+    if forceShare && !readOnly { throw StorageError("\(path): force-share is only for read-only access") }
     var chain = OpenChain()
+    chain.forceShare = forceShare
     return try openLayer(path: path, format: format, readOnly: readOnly, openBacking: true, chain: &chain)
 }
 
 /// Like openDisk, returning the layer type; `openBacking: false` skips the backing chain (check, info).
-public func openImage(path: String, format: DiskFormat?, readOnly: Bool, openBacking: Bool = true) throws -> ImageLayer {
+public func openImage(path: String, format: DiskFormat?, readOnly: Bool, openBacking: Bool = true, forceShare: Bool = false) throws -> ImageLayer {
+    if forceShare && !readOnly { throw StorageError("\(path): force-share is only for read-only access") }
     var chain = OpenChain()
+    chain.forceShare = forceShare
     return try openLayer(path: path, format: format, readOnly: readOnly, openBacking: openBacking, chain: &chain)
 }
 
@@ -74,6 +82,8 @@ struct OpenChain {
     static let maxDepth = 256
     var seen: Set<String> = []
     var depth = 0
+    /// Open every file of the chain without refusing others (qemu-img -U, force-share=on).
+    var forceShare = false
 }
 
 func openLayer(path: String, format: DiskFormat?, readOnly: Bool, openBacking: Bool, chain: inout OpenChain) throws -> ImageLayer {
@@ -93,7 +103,7 @@ func openLayer(path: String, format: DiskFormat?, readOnly: Bool, openBacking: B
     defer { chain.depth -= 1 }
     let fmt = try format ?? probeFormat(path: path)
     switch fmt {
-    case .raw: return try RawDisk(path: path, readOnly: readOnly)
+    case .raw: return try RawDisk(path: path, readOnly: readOnly, forceShare: chain.forceShare)
     case .qcow2: return try Qcow2Disk(path: path, readOnly: readOnly, openBacking: openBacking, chain: &chain)
     }
 }
@@ -115,3 +125,12 @@ public func resolveBackingPath(_ name: String, relativeTo imagePath: String) -> 
 func errnoText() -> String { String(cString: strerror(errno)) }
 
 func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
+
+/// Where storage problems found during I/O are reported (one line each): stderr unless replaced.
+nonisolated(unsafe) public var storageDiagnosticSink: (String) -> Void = { line in
+    let text = "rivet: " + line.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).joined(separator: " ") + "\n"
+    var bytes = Array(text.utf8)
+    _ = bytes.withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+}
+
+func storageDiagnostic(_ line: String) { storageDiagnosticSink(line) }

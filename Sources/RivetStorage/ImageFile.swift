@@ -12,16 +12,18 @@ enum ImageIOEvent {
 /// One open image file, accessed with pread/pwrite (no FileHandle on the I/O path).
 final class ImageFile {
     let path: String
-    let fd: Int32
+    private(set) var fd: Int32
     let writable: Bool
     /// File length, kept current as writes extend the file.
     private(set) var length: UInt64
     /// Test hook (nil in normal use): sees every write, fsync and truncate of this file, in order.
     var observer: ((ImageIOEvent) -> Void)? = nil
 
-    init(path: String, writable: Bool, create: Bool = false) throws {
+    /// `lock`: QEMU-compatible locks to hold while open (nil: none, e.g. for probing the format).
+    /// `create` empties the file, but only after the lock is held: an image in use is never truncated.
+    init(path: String, writable: Bool, create: Bool = false, lock: ImageLockRequest? = nil) throws {
         var flags = (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC
-        if create { flags |= O_CREAT | O_TRUNC }
+        if create { flags |= O_CREAT }
         let fd = Glibc.open(path, flags, 0o644)
         if fd < 0 { throw StorageError("\(path): cannot open: \(errnoText())") }
         var st = stat()
@@ -33,6 +35,13 @@ final class ImageFile {
             Glibc.close(fd)
             throw StorageError("\(path): is a directory")
         }
+        if let lock {
+            do { try applyImageLock(fd: fd, path: path, request: lock) } catch { Glibc.close(fd); throw error }
+        }
+        if create && ftruncate(fd, 0) != 0 {
+            let msg = errnoText(); Glibc.close(fd)
+            throw StorageError("\(path): cannot empty the file: \(msg)")
+        }
         let end = lseek(fd, 0, SEEK_END)
         self.path = path
         self.fd = fd
@@ -40,7 +49,12 @@ final class ImageFile {
         self.length = end > 0 ? UInt64(end) : 0
     }
 
-    deinit { Glibc.close(fd) }
+    deinit { if fd >= 0 { Glibc.close(fd) } }
+
+    /// Closes the file now (releasing its locks); later I/O fails with EBADF.
+    func close() {
+        if fd >= 0 { Glibc.close(fd); fd = -1 }
+    }
 
     /// Reads up to buffer.count bytes; returns how many were read (fewer only at end of file).
     func read(at offset: UInt64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
@@ -53,7 +67,8 @@ final class ImageFile {
             let n = pread(fd, base + done, buffer.count - done, off_t(offset + UInt64(done)))
             if n < 0 {
                 if errno == EINTR { continue }
-                throw StorageError("\(path): read at offset \(hex(offset)) failed: \(errnoText())")
+                let code = errno
+                throw StorageError("\(path): read at offset \(hex(offset)) failed: \(errnoText())", code: code)
             }
             if n == 0 { break }
             done += n
@@ -79,7 +94,8 @@ final class ImageFile {
             let n = pwrite(fd, base + done, buffer.count - done, off_t(offset + UInt64(done)))
             if n < 0 {
                 if errno == EINTR { continue }
-                throw StorageError("\(path): write at offset \(hex(offset)) failed: \(errnoText())")
+                let code = errno
+                throw StorageError("\(path): write at offset \(hex(offset)) failed: \(errnoText())", code: code)
             }
             done += n
         }
@@ -90,14 +106,17 @@ final class ImageFile {
     func sync() throws {
         while fsync(fd) != 0 {
             if errno == EINTR { continue }
-            throw StorageError("\(path): fsync failed: \(errnoText())")
+            let code = errno
+            throw StorageError("\(path): fsync failed: \(errnoText())", code: code)
         }
         if let observe = observer { observe(.sync) }
     }
 
     func truncate(to size: UInt64) throws {
+        guard size <= UInt64(Int64.max) else { throw StorageError("\(path): file size \(size) out of range") }
         if ftruncate(fd, off_t(size)) != 0 {
-            throw StorageError("\(path): cannot set file size to \(size): \(errnoText())")
+            let code = errno
+            throw StorageError("\(path): cannot set file size to \(size): \(errnoText())", code: code)
         }
         length = size
         if let observe = observer { observe(.truncate(size: size)) }

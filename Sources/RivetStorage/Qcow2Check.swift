@@ -24,8 +24,9 @@ extension Qcow2Disk {
     /// Recomputes every cluster's reference count from the L1/L2 tables (active and snapshot ones),
     /// the refcount structures and the header, and compares with the stored refcounts.
     /// With `repairLeaks`, stored refcounts that are too high are lowered to the computed value.
-    public static func check(path: String, repairLeaks: Bool = false) throws -> CheckResult {
-        let f = try ImageFile(path: path, writable: repairLeaks)
+    public static func check(path: String, repairLeaks: Bool = false, forceShare: Bool = false) throws -> CheckResult {
+        let f = try ImageFile(path: path, writable: repairLeaks,
+                              lock: .forImage(writable: repairLeaks, metadata: true, forceShare: forceShare && !repairLeaks))
         let fileLength = f.length
         guard fileLength >= 72 else { throw StorageError("\(path): file too short to be a qcow2 image (\(fileLength) bytes)") }
         var fixed = [UInt8](repeating: 0, count: 24)

@@ -76,7 +76,8 @@ extension Qcow2Disk {
                 }
             }
         }
-        let f = try ImageFile(path: path, writable: true, create: true)
+        let f = try ImageFile(path: path, writable: true, create: true,
+                              lock: .forImage(writable: true, metadata: true, forceShare: false))
         try image.withUnsafeBytes { try f.write(at: 0, from: $0) }
         try f.sync()
     }

@@ -73,10 +73,13 @@ public final class Qcow2Disk: ImageLayer {
         return p
     }
     private var closed = false
+    /// Guest clusters whose L2 entry is corrupt: only these fail.
+    var badClusters = Set<UInt64>()
 
     init(path: String, readOnly: Bool, openBacking: Bool, l2CacheBytes: Int? = nil, chain: inout OpenChain) throws {
         self.path = path
-        let file = try ImageFile(path: path, writable: !readOnly)
+        let file = try ImageFile(path: path, writable: !readOnly,
+                                 lock: .forImage(writable: !readOnly, metadata: true, forceShare: chain.forceShare))
         self.file = file
         isReadOnly = readOnly
         let fileLength = file.length
@@ -221,8 +224,9 @@ public final class Qcow2Disk: ImageLayer {
 
     /// Opens one qcow2 image (and, unless told otherwise, its backing chain read-only).
     /// `l2CacheBytes` caps the L2 table cache (default: enough to map the whole disk, at most 32 MiB).
-    public convenience init(path: String, readOnly: Bool, openBacking: Bool = true, l2CacheBytes: Int? = nil) throws {
+    public convenience init(path: String, readOnly: Bool, openBacking: Bool = true, l2CacheBytes: Int? = nil, forceShare: Bool = false) throws {
         var chain = OpenChain()
+        chain.forceShare = forceShare && readOnly
         try self.init(path: path, readOnly: readOnly, openBacking: openBacking, l2CacheBytes: l2CacheBytes, chain: &chain)
     }
 
@@ -242,6 +246,7 @@ public final class Qcow2Disk: ImageLayer {
             if refCache.dirtySlots > 0 { try flush() }
         }
         closed = true
+        file.close()   // releases the image lock: the image may be opened again at once
     }
 
     // MARK: - Entry access
@@ -263,40 +268,67 @@ public final class Qcow2Disk: ImageLayer {
         let slot = try takeL2Slot()
         let buf = l2Cache.buffer(slot)
         try file.readExact(at: off, into: UnsafeMutableRawBufferPointer(start: buf, count: clusterSize), what: "L2 table")
-        try validateL2(buf.assumingMemoryBound(to: UInt64.self), tableOffset: off)
+        validateL2(buf.assumingMemoryBound(to: UInt64.self), tableOffset: off, l1Index: i)
         l2Cache.owner[slot] = i
         l2Cache.touch(slot)
         l2Slot[i] = Int32(slot)
         return buf.assumingMemoryBound(to: UInt64.self)
     }
 
-    /// Every entry of a freshly read L2 table is checked once, so later accesses can trust it.
-    func validateL2(_ t: UnsafeMutablePointer<UInt64>, tableOffset: UInt64) throws {
+    /// Every entry of a freshly read L2 table is checked once, so later accesses can trust it. A bad entry
+    /// fails only the guest cluster it maps (as QEMU, the image is marked corrupt and one line names it).
+    func validateL2(_ t: UnsafeMutablePointer<UInt64>, tableOffset: UInt64, l1Index i: Int) {
         let n = 1 << l2Bits
         let fileLength = file.length
         for j in 0..<n {
             let e = UInt64(bigEndian: t[j])
             if e == 0 { continue }
+            var problem: String? = nil
             if e & compressedFlag != 0 {
-                guard e & copiedFlag == 0 else { throw corruptEntry(tableOffset, j, e, "compressed cluster marked copied") }
                 let (off, len) = compressedRange(e)
-                guard off >= UInt64(clusterSize), off < fileLength, len <= compressedCapacity else {
-                    throw corruptEntry(tableOffset, j, e, "compressed data outside the file")
+                if e & copiedFlag != 0 { problem = "compressed cluster marked copied" }
+                else if !(off >= UInt64(clusterSize) && off < fileLength && len <= compressedCapacity) {
+                    problem = "compressed data outside the file"
                 }
-                continue
+            } else if e & l2ReservedMask != 0 { problem = "reserved bits set" }
+            else if header.version < 3 && e & zeroFlag != 0 { problem = "zero flag in a version 2 image" }
+            else if case let off = e & l2OffsetMask, off != 0 {
+                if off & clusterMask != 0 { problem = "unaligned cluster offset" }
+                else if off >= fileLength { problem = "cluster offset past the end of the file" }
+                else if metadata.contains(off >> UInt64(clusterBits)) { problem = "data cluster overlaps metadata" }
             }
-            guard e & l2ReservedMask == 0 else { throw corruptEntry(tableOffset, j, e, "reserved bits set") }
-            if header.version < 3 && e & zeroFlag != 0 { throw corruptEntry(tableOffset, j, e, "zero flag in a version 2 image") }
-            let off = e & l2OffsetMask
-            if off == 0 { continue }
-            guard off & clusterMask == 0 else { throw corruptEntry(tableOffset, j, e, "unaligned cluster offset") }
-            guard off < fileLength else { throw corruptEntry(tableOffset, j, e, "cluster offset past the end of the file") }
-            guard !metadata.contains(off >> UInt64(clusterBits)) else { throw corruptEntry(tableOffset, j, e, "data cluster overlaps metadata") }
+            guard let problem else { continue }
+            let guestCluster = UInt64(i) << UInt64(l2Bits) | UInt64(j)
+            if badClusters.insert(guestCluster).inserted {
+                signalCorruption(corruptEntry(tableOffset, j, e, problem + "; guest offset \(hex(guestCluster << UInt64(clusterBits))) fails").description)
+            }
         }
     }
 
     func corruptEntry(_ table: UInt64, _ j: Int, _ e: UInt64, _ what: String) -> StorageError {
         StorageError("\(path): corrupt qcow2 image: L2 table at \(hex(table)) entry \(j) (\(hex(e))): \(what)")
+    }
+
+    /// Fails an access to a guest cluster whose L2 entry is corrupt; costs one test while the image is sound.
+    @inline(__always) func refuseBadCluster(_ i: Int, _ j: Int) throws {
+        if badClusters.isEmpty { return }
+        let c = UInt64(i) << UInt64(l2Bits) | UInt64(j)
+        if badClusters.contains(c) {
+            throw StorageError("\(path): corrupt qcow2 image: the L2 entry for guest offset \(hex(c << UInt64(clusterBits))) is invalid")
+        }
+    }
+
+    /// As QEMU's qcow2_signal_corruption: one line naming the image, offset and problem, and (when writable)
+    /// the header's corrupt bit, so the image is not written again until repaired. Reported once per image.
+    func signalCorruption(_ message: String) {
+        var line = message
+        if !isReadOnly && header.incompatibleFeatures & Qcow2Feature.corrupt == 0 {
+            header.incompatibleFeatures |= Qcow2Feature.corrupt
+            var v = header.incompatibleFeatures.bigEndian
+            let marked = (try? withUnsafeBytes(of: &v) { try file.write(at: 72, from: $0) }) != nil && (try? file.sync()) != nil
+            line += marked ? "; image marked corrupt" : "; marking the image corrupt failed"
+        }
+        storageDiagnostic(line)
     }
 
     @inline(__always) func compressedRange(_ e: UInt64) -> (offset: UInt64, length: Int) {
@@ -309,6 +341,7 @@ public final class Qcow2Disk: ImageLayer {
     @inline(__always) func entry(at pos: UInt64) throws -> UInt64 {
         let (i, j) = split(pos)
         guard let t = try loadL2(i) else { return 0 }
+        try refuseBadCluster(i, j)
         return UInt64(bigEndian: t[j])
     }
 
@@ -440,6 +473,7 @@ public final class Qcow2Disk: ImageLayer {
     func writePart(pos: UInt64, from src: UnsafeRawPointer, count: Int) throws {
         let (i, j) = split(pos)
         let t = try l2ForWrite(i)
+        try refuseBadCluster(i, j)
         let e = UInt64(bigEndian: t[j])
         let off = e & l2OffsetMask
         let inCluster = Int(pos & clusterMask)
@@ -536,6 +570,7 @@ public final class Qcow2Disk: ImageLayer {
             // Nothing to do where no table exists and nothing shows through.
             if l1[i] & l2OffsetMask == 0 && (fallThrough || backing == nil) { pos += UInt64(n); continue }
             let t = try l2ForWrite(i)
+            try refuseBadCluster(i, j)
             let e = UInt64(bigEndian: t[j])
             var replacement: UInt64 = 0
             if !fallThrough && backing != nil {
@@ -780,6 +815,7 @@ public final class Qcow2Disk: ImageLayer {
                 pos = UInt64(i + 1) << UInt64(clusterBits + l2Bits)
                 continue
             }
+            if !badClusters.isEmpty, badClusters.contains(pos >> UInt64(clusterBits)) { break }  // its own error later
             let next = classify(try entry(at: pos))
             if next.0 != first.0 || next.2 != first.2 { break }
             if let h = first.1 {

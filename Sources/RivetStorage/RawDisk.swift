@@ -11,8 +11,9 @@ public final class RawDisk: ImageLayer {
     public var format: DiskFormat { .raw }
     public var backingDevice: BlockDevice? { nil }
 
-    public init(path: String, readOnly: Bool) throws {
-        file = try ImageFile(path: path, writable: !readOnly)
+    public init(path: String, readOnly: Bool, forceShare: Bool = false) throws {
+        file = try ImageFile(path: path, writable: !readOnly,
+                             lock: .forImage(writable: !readOnly, metadata: false, forceShare: forceShare))
         size = file.length
         isReadOnly = readOnly
     }
@@ -73,7 +74,9 @@ public final class RawDisk: ImageLayer {
 
     /// Creates (or truncates) a raw image of the given size.
     public static func create(path: String, size: UInt64) throws {
-        let f = try ImageFile(path: path, writable: true, create: true)
+        guard size <= maxImageSize else { throw StorageError("\(path): size \(size) is too large (must be below 8 EiB)") }
+        let f = try ImageFile(path: path, writable: true, create: true,
+                              lock: .forImage(writable: true, metadata: false, forceShare: false))
         try f.truncate(to: size)
         try f.sync()
     }

@@ -3,44 +3,14 @@ import Glibc
 #endif
 import RivetMemory
 
-struct CLIError: Error, CustomStringConvertible {
-    let description: String
-    init(_ d: String) { description = d }
-}
-
-/// Parses sizes like 128M, 2G, 4096, 64K.
-func parseMemorySize(_ text: String) throws -> UInt64 {
-    let t = text.trimmingCharacters(in: " ").uppercased()
-    guard let last = t.last else { throw CLIError("empty size") }
-    var digits = t
-    var multiplier: UInt64 = 1
-    switch last {
-    case "K": multiplier = 1 << 10; digits.removeLast()
-    case "M": multiplier = 1 << 20; digits.removeLast()
-    case "G": multiplier = 1 << 30; digits.removeLast()
-    case "T": multiplier = 1 << 40; digits.removeLast()
-    default: break
-    }
-    guard let n = UInt64(digits), n > 0, n <= (UInt64.max / multiplier) else { throw CLIError("invalid size '\(text)'") }
-    return n * multiplier
-}
-
-extension String {
-    func trimmingCharacters(in c: Character) -> String {
-        var s = Substring(self)
-        while s.first == c { s.removeFirst() }
-        while s.last == c { s.removeLast() }
-        return String(s)
-    }
-}
-
 /// Reads a whole file (bounded to 4 GiB).
 func readFile(_ path: String) throws -> [UInt8] {
     let fd = open(path, O_RDONLY)
     guard fd >= 0 else { throw CLIError("\(path): \(String(cString: strerror(errno)))") }
     defer { close(fd) }
     var st = stat()
-    guard fstat(fd, &st) == 0 else { throw CLIError("\(path): cannot stat") }
+    guard fstat(fd, &st) == 0 else { throw CLIError("\(path): cannot stat: \(String(cString: strerror(errno)))") }
+    if (st.st_mode & S_IFMT) == S_IFDIR { throw CLIError("\(path): is a directory, not a file") }
     let size = Int(st.st_size)
     guard size >= 0, size <= (1 << 32) else { throw CLIError("\(path): file too large") }
     var buffer = [UInt8](repeating: 0, count: size)
@@ -48,7 +18,8 @@ func readFile(_ path: String) throws -> [UInt8] {
     while done < size {
         let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, size - done) }
         if n < 0 && errno == EINTR { continue }
-        guard n > 0 else { throw CLIError("\(path): read error") }
+        if n < 0 { throw CLIError("\(path): read error: \(String(cString: strerror(errno)))") }
+        guard n > 0 else { throw CLIError("\(path): file shrank while being read") }
         done += n
     }
     return buffer

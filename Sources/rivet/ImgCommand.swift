@@ -34,28 +34,6 @@ func imgParseFormat(_ s: String?, _ what: String) -> DiskFormat? {
     return f
 }
 
-/// Sizes as qemu-img takes them: a number with an optional k/M/G/T/P/E suffix (powers of 1024).
-func imgParseSize(_ s: String) -> UInt64? {
-    var digits = s
-    var shift: UInt64 = 0
-    if let last = s.last, !last.isNumber {
-        switch last.lowercased() {
-        case "b": shift = 0
-        case "k": shift = 10
-        case "m": shift = 20
-        case "g": shift = 30
-        case "t": shift = 40
-        case "p": shift = 50
-        case "e": shift = 60
-        default: return nil
-        }
-        digits = String(s.dropLast())
-    }
-    guard let n = UInt64(digits) else { return nil }
-    let (v, overflow) = n.multipliedReportingOverflow(by: 1 << shift)
-    return overflow ? nil : v
-}
-
 /// Parses `-o key=value,key=value` (cluster_size, refcount_bits; backing_file/backing_fmt too).
 func imgParseCreateOptions(_ list: [String], into o: inout Qcow2CreateOptions) {
     for item in list.flatMap({ $0.split(separator: ",") }) {
@@ -95,18 +73,25 @@ struct ImgCreate: ParsableCommand {
             if let backingFormat { opts.backingFormat = imgParseFormat(backingFormat, "backing") }
             var virtualSize: UInt64? = nil
             if let size {
-                guard let v = imgParseSize(size) else { imgFail("invalid size '\(size)'") }
+                guard let v = imgParseSize(size) else {
+                    imgFail("invalid size '\(size)' (a number with an optional k, M, G, T, P or E suffix, below 8 EiB)")
+                }
                 virtualSize = v
             }
             if let backing = opts.backingFile {
                 guard fmt == .qcow2 else { imgFail("\(file): backing files need the qcow2 format") }
                 // Like qemu-img: the backing file must open (relative to the new image), and gives the default size.
                 let resolved = resolveBackingPath(backing, relativeTo: file)
+                if let a = FileIdentity(path: file), a == FileIdentity(path: resolved) {
+                    imgFail("\(file): the backing file \(backing) is this image itself (creating it would destroy its data)")
+                }
                 let base = try openDisk(path: resolved, format: opts.backingFormat, readOnly: true)
+                try refuseBackingLoop(image: file, backingPath: resolved, backing: base)
                 if opts.backingFormat == nil { opts.backingFormat = try probeFormat(path: resolved) }
                 if virtualSize == nil { virtualSize = base.size }
             }
             guard let vs = virtualSize else { imgFail("\(file): image size required") }
+            guard vs <= maxImageSize else { imgFail("\(file): size \(vs) is too large (must be below 8 EiB)") }
             switch fmt {
             case .raw: try RawDisk.create(path: file, size: vs)
             case .qcow2: try Qcow2Disk.create(path: file, size: vs, options: opts)
@@ -147,10 +132,14 @@ struct ImgCommit: ParsableCommand {
 
     func run() throws {
         try imgReportingErrors {
-            guard let top = try openImage(path: file, format: imgParseFormat(f, "image"), readOnly: false) as? Qcow2Disk else {
+            // The overlay is opened without its chain: the backing file is opened once, for writing, below.
+            guard let top = try openImage(path: file, format: imgParseFormat(f, "image"), readOnly: false, openBacking: false) as? Qcow2Disk else {
                 imgFail("\(file): commit needs a qcow2 image")
             }
             guard let backingPath = top.backingPath else { imgFail("\(file): image has no backing file") }
+            if let a = FileIdentity(path: file), a == FileIdentity(path: backingPath) {
+                imgFail("\(file): the backing file \(backingPath) is this image itself")
+            }
             let backingFmt = try DiskFormat(rawValue: top.header.backingFormat ?? "") ?? probeFormat(path: backingPath)
             let base = try openDisk(path: backingPath, format: backingFmt, readOnly: false)
             let chunk = 1 << 20
@@ -198,9 +187,17 @@ struct ImgRebase: ParsableCommand {
             var newBase: BlockDevice? = nil
             if let newName {
                 let resolved = resolveBackingPath(newName, relativeTo: file)
-                if !u || newFormat == nil {
+                if let a = FileIdentity(path: file), a == FileIdentity(path: resolved) {
+                    imgFail("\(file): the new backing file \(newName) is this image itself")
+                }
+                // Opened even with -u (unless -u names a file that does not exist yet, as qemu-img allows),
+                // to refuse a chain that would come back to this image. Force-share: this process holds
+                // the image's write lock, and a loop should be named as a loop.
+                if !u || newFormat == nil || FileIdentity(path: resolved) != nil {
                     if newFormat == nil { newFormat = try probeFormat(path: resolved) }
-                    newBase = try openDisk(path: resolved, format: newFormat, readOnly: true)
+                    let opened = try openDisk(path: resolved, format: newFormat, readOnly: true, forceShare: true)
+                    try refuseBackingLoop(image: file, backingPath: resolved, backing: opened)
+                    newBase = opened
                 }
             }
             if !u {
@@ -241,12 +238,13 @@ struct ImgConvert: ParsableCommand {
     @Option(name: .customShort("O"), help: "Output format (raw or qcow2).") var outputFormat: String = "raw"
     @Option(name: .short, help: "Output options: cluster_size=N.") var o: [String] = []
     @Flag(name: .short, help: "Show progress.") var p = false
+    @Flag(name: .customShort("U"), help: "Force share: read without refusing a writer that has the image open (the image may change underneath).") var forceShare = false
     @Argument var source: String
     @Argument var destination: String
 
     func run() throws {
         try imgReportingErrors {
-            let src = try openDisk(path: source, format: imgParseFormat(f, "source"), readOnly: true)
+            let src = try openDisk(path: source, format: imgParseFormat(f, "source"), readOnly: true, forceShare: forceShare)
             let outFmt = imgParseFormat(outputFormat, "output")!
             // Creating the destination truncates it: it must not be any file the source reads.
             var dstStat = stat()

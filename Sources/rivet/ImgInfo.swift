@@ -73,6 +73,7 @@ struct ImgInfo: ParsableCommand {
     @Option(name: .short, help: "Image format.") var f: String?
     @Flag(name: .customLong("backing-chain"), help: "Show every image of the backing chain.") var backingChain = false
     @Option(name: .customLong("output"), help: "human or json.") var output: String = "human"
+    @Flag(name: .customShort("U"), help: "Force share: read without refusing a writer that has the image open (the image may change underneath).") var forceShare = false
     @Argument var file: String
 
     func run() throws {
@@ -85,7 +86,11 @@ struct ImgInfo: ParsableCommand {
             while true {
                 if seen.contains(path) || seen.count > 256 { imgFail("\(path): backing file loop") }
                 seen.insert(path)
-                let img = try openImage(path: path, format: fmt, readOnly: true, openBacking: false)
+                // As qemu-img: a raw file's info needs no consistent view of its data, so it is read without
+                // refusing a writer; qcow2 metadata must not change underneath unless -U says so.
+                let layerFormat = try fmt ?? probeFormat(path: path)
+                let img = try openImage(path: path, format: layerFormat, readOnly: true, openBacking: false,
+                                        forceShare: forceShare || layerFormat == .raw)
                 infos.append(describe(img))
                 guard backingChain, let q = img as? Qcow2Disk, let next = q.backingPath else { break }
                 fmt = q.header.backingFormat.flatMap { DiskFormat(rawValue: $0) }
@@ -171,6 +176,7 @@ struct ImgCheck: ParsableCommand {
     @Option(name: .short, help: "Image format.") var f: String?
     @Option(name: .short, help: "Repair: leaks or all (repairs leaked clusters).") var r: String?
     @Option(name: .customLong("output"), help: "human or json.") var output: String = "human"
+    @Flag(name: .customShort("U"), help: "Force share: read without refusing a writer that has the image open (the image may change underneath).") var forceShare = false
     @Argument var file: String
 
     func run() throws {
@@ -178,9 +184,28 @@ struct ImgCheck: ParsableCommand {
         do { fmt = try imgParseFormat(f, "image") ?? probeFormat(path: file) } catch let e as StorageError { imgFail(e.description) }
         if fmt == .raw { imgFail("This image format does not support checks", code: 63) }
         if let r, r != "leaks" && r != "all" { imgFail("-r must be leaks or all") }
+        if r != nil && forceShare { imgFail("-U (force share) cannot be used with -r (repair writes the image)") }
+        // Whatever info, convert or map refuse to open, check refuses too: unsupported features exit 63 (as
+        // for raw), a broken header or table layout is corruption (exit 2). Both say why on stderr.
+        do {
+            _ = try Qcow2Disk(path: file, readOnly: true, openBacking: false, forceShare: true)
+        } catch let e as StorageError {
+            let text = e.description
+            if text.contains("not supported") || text.contains("unsupported") {
+                imgFail("\(text) (check cannot examine this image)", code: 63)
+            }
+            if text.contains("corrupt") || text.contains("invalid qcow2 header") || text.contains("too short") {
+                if output == "human" {
+                    print("ERROR \(text)\n\n1 errors were found on the image.\nData may be corrupted, or further writes to the image may corrupt it.")
+                }
+                imgFail(text, code: 2)
+            }
+        } catch {
+            imgFail("Could not check: \(error)")
+        }
         var result: CheckResult
         do {
-            result = try Qcow2Disk.check(path: file, repairLeaks: r != nil)
+            result = try Qcow2Disk.check(path: file, repairLeaks: r != nil, forceShare: forceShare)
             if result.repairedLeaks > 0 {
                 let before = result
                 result = try Qcow2Disk.check(path: file)
@@ -228,6 +253,7 @@ struct ImgMap: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "map", abstract: "Show where each range of the disk's data lives.")
     @Option(name: .short, help: "Image format.") var f: String?
     @Option(name: .customLong("output"), help: "human or json.") var output: String = "human"
+    @Flag(name: .customShort("U"), help: "Force share: read without refusing a writer that has the image open (the image may change underneath).") var forceShare = false
     @Argument var file: String
 
     struct Run { var start: UInt64; var length: UInt64; var depth: Int; var present: Bool; var zero: Bool; var data: Bool; var offset: UInt64?; var file: String }
@@ -235,7 +261,7 @@ struct ImgMap: ParsableCommand {
     func run() throws {
         try imgReportingErrors {
             guard output == "human" || output == "json" else { imgFail("--output must be human or json") }
-            guard let top = try openImage(path: file, format: imgParseFormat(f, "image"), readOnly: true) as ImageLayer? else { return }
+            guard let top = try openImage(path: file, format: imgParseFormat(f, "image"), readOnly: true, forceShare: forceShare) as ImageLayer? else { return }
             var runs: [Run] = []
             var pos: UInt64 = 0
             while pos < top.size {

@@ -32,7 +32,11 @@ struct ImgStress: ParsableCommand {
 
     func run() throws {
         try imgReportingErrors {
+            guard ops >= 0 else { imgFail("--ops must not be negative") }
+            guard maxSectors >= 1 && maxSectors <= 65536 else { imgFail("--max-sectors must be between 1 and 65536") }
+            guard discardPercent <= 100 else { imgFail("--discard-percent must be between 0 and 100") }
             let disk = try openDisk(path: file, format: nil, readOnly: false)
+            guard disk.size >= 512 else { imgFail("\(file): disk smaller than one 512-byte sector") }
             let logFD = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
             if logFD < 0 { imgFail("\(log): cannot open log") }
             func logLine(_ s: String) {
@@ -90,6 +94,9 @@ struct ImgBench: ParsableCommand {
 
     func run() throws {
         try imgReportingErrors {
+            guard c >= 0 else { imgFail("-c must not be negative") }
+            guard flushInterval >= 0 else { imgFail("--flush-interval must not be negative") }
+            guard ["seq", "stride", "rand"].contains(pattern) else { imgFail("--pattern must be seq, stride or rand") }
             let disk = try openDisk(path: file, format: imgParseFormat(f, "image"), readOnly: !w)
             guard s > 0, UInt64(s) <= disk.size else { imgFail("request size must be between 1 and the disk size") }
             let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: s, alignment: 4096)
@@ -105,8 +112,9 @@ struct ImgBench: ParsableCommand {
                 case "rand": offset = rng.below(slots) * UInt64(s)
                 default:
                     if i > 0 {
-                        offset += stepBytes
-                        offset = disk.size <= UInt64(s) ? 0 : offset % (disk.size - UInt64(s) + 1)
+                        // Both terms are below the range (< 2^63), so the sum cannot overflow.
+                        let range = disk.size - UInt64(s) + 1
+                        offset = (offset % range + stepBytes % range) % range
                     }
                 }
                 if w {

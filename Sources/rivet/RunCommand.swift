@@ -14,6 +14,8 @@ struct Run: ParsableCommand {
         discussion: """
         With no --kernel, boots the default guest built by guest/build.sh (from the cache at \
         ${RIVET_CACHE:-~/.cache/rivet}/guest-default). On a terminal, Ctrl-A X quits and Ctrl-A H lists the keys. \
+        Before starting, rivet refuses empty, non-RISC-V (ELF machine, arm64/x86 Linux header) or directory \
+        boot files and a --memory too small for firmware, kernel (its header's image size), initrd and device tree. \
         Exit status: the guest's power-off code (0 for a normal poweroff); 1 on a start-up error. \
         --qmp serves QEMU's management protocol (stop, cont, migrate to file:/exec:, quit ...); \
         --incoming restores a machine saved by migrate (see docs/snapshots.md).
@@ -27,7 +29,7 @@ struct Run: ParsableCommand {
     @Option(help: "RAM size, e.g. 256M or 2G.") var memory = "256M"
     @Option(help: "Number of harts (1 to 8).") var smp = 1
     @Option(help: "CPU: rv64[,mmu=sv39|sv48|sv57] (the widest paging mode; default sv57).") var cpu: String?
-    @Option(help: "A disk: FILE[,format=raw|qcow2][,readonly] (repeatable; one virtio-blk each).")
+    @Option(help: "A disk: FILE[,format=raw|qcow2][,readonly][,force-share=on][,werror=ACTION][,rerror=ACTION] (repeatable; one virtio-blk each). Images are locked as QEMU locks them; force-share=on (with readonly) reads an image another process writes. On a host I/O error: report (to the guest), ignore, stop (pause; Ctrl-A C continues) or enospc (stop when the host disk is full, else report); defaults werror=enospc, rerror=report.")
     var drive: [String] = []
     @Option(help: "A network backend: user,id=ID[,net=10.0.2.0/24][,hostfwd=tcp:[HOSTADDR]:PORT-[GUESTADDR]:PORT]... | socket,id=ID,listen=[HOST]:PORT|connect=HOST:PORT | tap,id=ID,ifname=NAME (repeatable; see docs/network.md).")
     var netdev: [String] = []
@@ -52,6 +54,7 @@ struct Run: ParsableCommand {
         let machine: VirtMachine
         var config = VirtMachineConfig()
         do {
+            try validateTimeLimit(timeLimit)
             config.memorySize = try parseMemorySize(memory)
             config.hartCount = smp
             config.icount = icount
@@ -71,6 +74,7 @@ struct Run: ParsableCommand {
             config.kernel = try readFile(kernelPath!)
             if let p = initrdPath { config.initrd = try readFile(p) }
             if let a = append { config.bootargs = a }
+            try validateBootImages(config, biosPath: bios, kernelPath: kernelPath)
             for spec in drive { config.disks.append(try openDrive(spec)) }
             config.networkCards = try NetworkOptions(netdevs: netdev, devices: device, nics: nic).makeCards()
         } catch {
@@ -94,6 +98,9 @@ struct Run: ParsableCommand {
             throw ExitCode(1)
         }
         defer { management.stop() }
+        if let specs = try? drive.map(DriveSpec.init) {
+            machine.configureDiskErrors(names: specs.map(\.path), policies: specs.map(\.errorPolicy))
+        }
         if let path = dtbOut {
             do { try writeFile(path, machine.deviceTree) } catch {
                 console.restore(); fputs("rivet: \(error)\n", stderr); throw ExitCode(1)
@@ -140,21 +147,7 @@ struct Run: ParsableCommand {
         }
     }
 
-    func openDrive(_ spec: String) throws -> BlockDevice {
-        let parts = spec.split(separator: ",").map(String.init)
-        guard let path = parts.first, !path.isEmpty else { throw CLIError("--drive needs a file name") }
-        var format: DiskFormat? = nil
-        var readOnly = false
-        for option in parts.dropFirst() {
-            if option == "readonly" || option == "readonly=on" { readOnly = true }
-            else if option.hasPrefix("format=") {
-                let name = String(option.dropFirst(7))
-                guard let f = DiskFormat(rawValue: name) else { throw CLIError("--drive \(spec): unknown format '\(name)' (raw or qcow2)") }
-                format = f
-            } else { throw CLIError("--drive \(spec): unknown option '\(option)'") }
-        }
-        return try openDisk(path: path, format: format, readOnly: readOnly)
-    }
+    func openDrive(_ spec: String) throws -> BlockDevice { try DriveSpec(spec).open() }
 }
 
 func defaultGuestDirectory() -> String {

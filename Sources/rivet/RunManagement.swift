@@ -22,6 +22,7 @@ final class MachineManagement {
         }
         if let uri = options.incoming {
             do { try machine.restoreSnapshot(from: uri) } catch { throw CLIError("--incoming \(uri): \(error)") }
+            machine.pauseIfDisksStopped()   // a disk saved in its stop state waits for cont again
         }
         machine.control.pauseAtWork = options.xPauseAt
         if options.noStart { machine.requestPause(reason: "-S", state: options.incoming == nil ? .prelaunch : .paused) }

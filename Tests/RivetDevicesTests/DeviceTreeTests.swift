@@ -86,7 +86,8 @@ func nodePaths(_ dts: String) -> Set<String> {
     /// Every node of QEMU 7.2's own virt tree that rivet implements is present at the same path.
     @Test func matchesQEMUNodeLayout() throws {
         let qemu = "/usr/bin/qemu-system-riscv64"
-        guard FileManager.default.fileExists(atPath: qemu) else { return }
+        // A missing tool is a failure, not a silent pass (scripts/setup.sh installs qemu-system-misc).
+        try #require(FileManager.default.fileExists(atPath: qemu), "\(qemu) is required (apt-get install qemu-system-misc)")
         let q = tempPath("qemu.dtb")
         defer { try? FileManager.default.removeItem(atPath: q) }
         _ = try runTool(qemu, ["-machine", "virt,dumpdtb=\(q)", "-smp", "2", "-m", "256M", "-nographic"])

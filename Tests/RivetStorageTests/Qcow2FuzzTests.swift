@@ -157,12 +157,9 @@ import Glibc
         for n in 0..<cases {
             let base = bases[n % bases.count]
             writeAllBytes(path, mutate(base, &rng))
-            var t0 = timespec(); clock_gettime(CLOCK_MONOTONIC, &t0)
+            // No timing here (a hang is caught by the suite's own time limit): outcomes only.
             let (e, s) = exercise(path)
-            var t1 = timespec(); clock_gettime(CLOCK_MONOTONIC, &t1)
             errors += e; successes += s
-            let ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1_000_000
-            #expect(ms < 5000, "case \(n) took \(ms) ms")
         }
         // The fuzzer must actually reach both outcomes.
         #expect(errors > cases / 2)

@@ -1,0 +1,1 @@
+../../../Sources/rivet/SizeParsing.swift
