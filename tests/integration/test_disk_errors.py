@@ -164,3 +164,29 @@ def test_enospc_stop_pauses_and_continues_with_nothing_lost(rivet_bin, guest_dir
         image = flat
     with open(image, "rb") as f:
         assert f.read(8 << 20) == PATTERN, "data written before or after the pause was lost"
+
+
+def test_enospc_stop_over_qmp_is_an_io_error_pause_and_cont_retries(rivet_bin, guest_dir, tiny_fs, tmp_path):
+    """The management view of the same pause: BLOCK_IO_ERROR (action stop, nospace), query-status io-error,
+    a STOP event; QMP cont retries the held write and the data arrives whole."""
+    from qmp_helpers import Machine, quit_and_close, wait_event
+    image = sparse_raw(tiny_fs)
+    m = Machine(rivet_bin, tmp_path / "q.sock", "--drive", f"{image},format=raw", "--append", append(WRITE_8M),
+                time_limit=150)
+    mon = m.monitor()
+    event = wait_event(mon, "BLOCK_IO_ERROR")
+    data = event["data"]
+    assert data["action"] == "stop" and data["operation"] == "write" and data["nospace"] is True, event
+    assert str(image) in data["device"], event
+    wait_event(mon, "STOP")
+    status = mon.cmd("query-status")
+    assert status["status"] == "io-error" and status["running"] is False, status
+    assert b"dd-status=" not in m.output, "the guest went on while paused"
+    subprocess.run(["mount", "-o", "remount,size=128m", str(tiny_fs)], check=True)
+    mon.cmd("cont")
+    wait_event(mon, "RESUME")
+    m.wait_for(b"dd-status=0")
+    mon.close()
+    assert m.finish() == 0, m.stderr[-3000:]
+    with open(image, "rb") as f:
+        assert f.read(8 << 20) == PATTERN, "data written before or after the pause was lost"
