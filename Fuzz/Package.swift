@@ -8,7 +8,7 @@ let package = Package(
     name: "RivetFuzz",
     targets: [
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
-        .target(name: "RivetSnapshot"),
+        .target(name: "RivetSnapshot", dependencies: ["CZlib"]),
         .target(name: "RivetMemory", dependencies: ["RivetSnapshot"]),
         .target(name: "RivetStorage", dependencies: ["CZlib"]),
         .target(name: "RivetDevices", dependencies: ["RivetMemory", "RivetStorage", "RivetSnapshot"]),
