@@ -26,7 +26,8 @@ public final class DiskStopState {
 
 extension VirtMachine {
     /// The virtio-blk devices, in drive order.
-    public var blockDevices: [VirtioBlock] { virtio.compactMap { $0.model as? VirtioBlock } }
+    /// (Drive i sits in slot count-1-i; see VirtMachine.init.)
+    public var blockDevices: [VirtioBlock] { virtio.prefix(config.disks.count).reversed().compactMap { $0.model as? VirtioBlock } }
 
     /// Sets each disk's name and rerror/werror policy (drive order) and connects its errors to the machine.
     public func configureDiskErrors(names: [String], policies: [BlockErrorPolicy]) {

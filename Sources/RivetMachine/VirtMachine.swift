@@ -108,7 +108,12 @@ public final class VirtMachine {
         for slot in 0..<VirtioMMIO.slotCount {
             let model: VirtioDeviceModel?
             let netIndex = config.networkCards.count - 1 - (slot - config.disks.count - 1)
-            if slot < config.disks.count { model = VirtioBlock(disk: config.disks[slot], serial: "rivet-disk\(slot)") }
+            if slot < config.disks.count {
+                // Like the cards (and QEMU), the first drive takes the highest of the drives' slots, so Linux,
+                // probing from the top, names the drives vda, vdb ... in command-line order.
+                let drive = config.disks.count - 1 - slot
+                model = VirtioBlock(disk: config.disks[drive], serial: "rivet-disk\(drive)")
+            }
             else if slot == config.disks.count { model = VirtioRNG(seed: config.icount ? 0x5249_5645_54 : nil) }
             else if (0..<config.networkCards.count).contains(netIndex) {
                 let nic = config.networkCards[netIndex]

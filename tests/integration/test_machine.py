@@ -128,6 +128,19 @@ def test_guest_file_on_a_raw_ext4_disk_is_readable_on_the_host(rivet_run, guest_
     fsck_clean(img)
 
 
+def test_drives_are_named_in_command_line_order(rivet_run, guest_dir, tmp_path):
+    # As on QEMU: the first --drive is /dev/vda, the second /dev/vdb, the third /dev/vdc.
+    drives = []
+    for name in ("first", "second", "third"):
+        img = tmp_path / f"{name}.raw"
+        img.write_bytes(f"drive-{name}\n".encode().ljust(1 << 20, b"\0"))
+        drives += ["--drive", f"{img},format=raw"]
+    r = boot(rivet_run, "for,d,in,a,b,c;do,echo,vd$d=$(head,-n,1,/dev/vd$d);done", *drives)
+    out = r.stdout.replace("\r", "")
+    for dev, name in (("vda", "first"), ("vdb", "second"), ("vdc", "third")):
+        assert f"{dev}=drive-{name}" in out, r.describe()
+
+
 def test_readonly_drive_refuses_writes_and_leaves_the_file_alone(rivet_run, guest_dir, tmp_path):
     img = tmp_path / "ro.raw"
     make_ext4(img, files={"hello": "read-only-content-19\n"})
