@@ -3,6 +3,7 @@ import Glibc
 #endif
 import RivetMemory
 import RivetSnapshot
+import RivetStorage
 
 /// Tunables of live migration (QMP migrate-set-parameters), QEMU's names and defaults.
 public struct MigrationParameters {
@@ -471,6 +472,15 @@ extension VirtMachine {
     public func startLiveMigration(to spec: String) throws {
         if let m = control.liveMigration, m.isActive {
             throw SnapshotError("a migration is already in progress")
+        }
+        // Shared storage: both processes open the same images. A raw image holds no metadata, so the
+        // destination reads what the source flushed at switch-over; a writable qcow2 image's tables would
+        // be cached stale by the destination, so it is refused rather than risked.
+        for (i, d) in config.disks.enumerated() where !d.isReadOnly {
+            let format = (d as? ImageLayer)?.format ?? .raw
+            if format != .raw {
+                throw SnapshotError("drive \(i): live migration with shared storage needs raw images or read-only drives (this one is a writable \(format.rawValue) image)")
+            }
         }
         let endpoint = try TCPEndpoint(spec)
         let m = LiveMigration(machine: self, endpoint: endpoint)

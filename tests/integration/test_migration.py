@@ -54,6 +54,17 @@ def wait_status(mon, wanted, timeout=90):
         time.sleep(0.05)
 
 
+def migration_events(mon, until):
+    """MIGRATION statuses received, waiting (up to the monitor's timeout) until `until` arrives."""
+    statuses = []
+    while until not in statuses:
+        ev = mon.pull_event(wait=30)
+        assert ev is not None, f"no MIGRATION {until} event; got {statuses}"
+        if ev["event"] == "MIGRATION":
+            statuses.append(ev["data"]["status"])
+    return statuses
+
+
 def walk_keeps_passing(m, passes=2):
     """The A-B program goes on without a FAIL and the shell answers."""
     start = len(m.output)
@@ -70,7 +81,7 @@ def migrate(src, dest, uri, **params):
     assert mon.cmd("migrate", uri=uri) == {}
     info = wait_status(mon, ("completed", "failed"))
     assert info["status"] == "completed", info
-    statuses = [e["data"]["status"] for e in mon.get_events(wait=False) if e["event"] == "MIGRATION"]
+    statuses = migration_events(mon, until="completed")
     assert mon.cmd("query-status")["status"] == "postmigrate"
     quit_and_close(mon)
     assert src.finish() == 0
@@ -241,7 +252,7 @@ def test_cancel_returns_the_source_to_running_and_the_destination_exits(rivet_bi
     wait_status(mon, ("active",))
     assert mon.cmd("migrate_cancel") == {}
     info = wait_status(mon, ("cancelled",), timeout=30)
-    statuses = [e["data"]["status"] for e in mon.get_events(wait=False) if e["event"] == "MIGRATION"]
+    statuses = migration_events(mon, until="cancelled")
     assert statuses[-2:] == ["cancelling", "cancelled"], statuses
     assert mon.cmd("query-status")["status"] == "running"
     walk_keeps_passing(src)
@@ -277,3 +288,19 @@ def test_malformed_streams_end_the_destination_with_one_line(rivet_bin, tmp_path
         lines = [l for l in err.splitlines() if not l.startswith("rivet: waiting for")]
         assert len(lines) == 1 and word in lines[0] and lines[0].startswith("rivet: --incoming tcp:"), err
         assert out == b"", "the guest never ran"
+
+
+def test_writable_qcow2_drive_is_refused_for_shared_storage(rivet_bin, tmp_path):
+    """The destination would cache a qcow2 image's tables before the source's last writes: refused, clearly,
+    and the source goes on running."""
+    img = tmp_path / "d.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(img), "16M"], check=True, timeout=30)
+    m = Machine(rivet_bin, tmp_path / "a.sock", "--drive", f"{img},format=qcow2", time_limit=30)
+    mon = m.monitor()
+    r = mon.cmd_raw("migrate", {"uri": f"tcp:127.0.0.1:{free_port()}"})
+    desc = r["error"]["desc"]
+    assert "raw images" in desc and "qcow2" in desc and "\n" not in desc, r
+    assert mon.cmd("query-migrate") == {}
+    assert mon.cmd("query-status")["status"] == "running"
+    quit_and_close(mon)
+    assert m.finish() == 0
