@@ -154,8 +154,12 @@ struct RAMBatchWriter {
         var slot = 0
         for p in pages {
             let dst = scratch + slot * page
-            dst.copyMemory(from: ram.host + p * page, byteCount: page)
-            let zero = RAMBatchWriter.isZero(dst)
+            // A page that reads as zero is sent as a zero record without copying it; if the guest writes it
+            // meanwhile, the write is in the dirty log and the page goes again.
+            let zero = RAMBatchWriter.isZero(ram.host + p * page)
+            if !zero {
+                dst.copyMemory(from: ram.host + p * page, byteCount: page)
+            }
             if let last = kinds.last, last.zero == zero, last.first + last.count == p {
                 kinds[kinds.count - 1].count += 1
             } else {
@@ -268,14 +272,22 @@ public final class LiveMigration {
             try writer.writeSection(name: MachineDescription.sectionName, version: MachineDescription.version, payload: description)
             info.setupTimeMs = (now() - start) / 1_000_000
             setStatus("active")
-            var pages = ArraySlice(Array(0..<machine.ram.pageCount))
+            // First pass: all of RAM, in pieces (no list of every page for a large machine).
+            let firstStart = now(), firstOffset = writer.offset
+            let piece = 1 << 16
+            for first in stride(from: 0, to: machine.ram.pageCount, by: piece) {
+                let pieceEnd = min(first + piece, machine.ram.pageCount)
+                try sendPaced(ArraySlice(Array(first..<pieceEnd)), batch: &batch, writer: writer,
+                              roundStart: firstStart, roundOffset: firstOffset)
+            }
+            var pages = ArraySlice<Int>()
             var round = 0
             var lastDirty = Int.max
             var stalled = 0
             while true {
-                let roundStart = now()
-                let before = writer.offset
-                try sendPaced(pages, batch: &batch, writer: writer, roundStart: roundStart)
+                let roundStart = round == 0 ? firstStart : now()
+                let before = round == 0 ? firstOffset : writer.offset
+                if round > 0 { try sendPaced(pages, batch: &batch, writer: writer, roundStart: roundStart, roundOffset: before) }
                 round += 1
                 let dirty = RunLoopCall.run(machine) { m in m.ram.syncDirtyLog() }
                 let seconds = max(Double(now() - roundStart) / 1e9, 1e-6)
@@ -341,8 +353,8 @@ public final class LiveMigration {
     }
 
     /// Sends pages at no more than max-bandwidth.
-    func sendPaced(_ pages: ArraySlice<Int>, batch: inout RAMBatchWriter, writer: StreamWriter, roundStart: UInt64) throws {
-        let before = writer.offset
+    func sendPaced(_ pages: ArraySlice<Int>, batch: inout RAMBatchWriter, writer: StreamWriter,
+                   roundStart: UInt64, roundOffset before: UInt64) throws {
         var i = pages.startIndex
         while i < pages.endIndex {
             if cancelled { throw CancelledMigration() }
@@ -366,6 +378,10 @@ public final class LiveMigration {
     /// Holds the harts back `throttle` percent of host time: a request that re-posts itself each pass
     /// and sleeps in proportion to the time the harts ran since its last turn.
     func startThrottle() {
+        machine.control.post { _ in self.startThrottleOnRunLoop() }
+    }
+
+    func startThrottleOnRunLoop() {
         guard !throttling else { return }
         throttling = true
         var lastEnd = now()

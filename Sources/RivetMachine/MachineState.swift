@@ -287,7 +287,10 @@ extension VirtMachine {
                 let firstPage = Int(first), pages = Int(count)
                 let host = ram.host + firstPage * page
                 if kind == RAMRecord.zero.rawValue {
-                    memset(host, 0, pages * page)
+                    // Long runs: give the pages back (anonymous memory reads as zero again) instead of
+                    // touching them; not over file mappings, where MADV_DONTNEED would bring the file back.
+                    if pages >= 16 && !ram.hasFileMappings { madvise(host, pages * page, MADV_DONTNEED) }
+                    else { memset(host, 0, pages * page) }
                     continue
                 }
                 var pr = StateReader(try take(4), context: "ram")
