@@ -96,7 +96,7 @@ def main():
                 row = {"completed": f"{len(done)}/{len(runs)}"}
                 for key in ("total-time ms", "downtime ms", "transferred bytes", "wall s", "throttle %"):
                     if done:
-                        row[key] = statistics.median(r[key] for r in done)
+                        row[key] = round(statistics.median(r[key] for r in done), 3)
                 if len(done) < len(runs):
                     row["failures"] = [r for r in runs if r["status"] != "completed"]
                 results[f"{workload} {kind}"] = row
