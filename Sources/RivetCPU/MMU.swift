@@ -190,7 +190,9 @@ extension Hart {
             let page = Int((ppage - ramBase) >> 12)
             // Writable pages are readable too (PMP cannot grant W without R).
             dataTLB[index] = TLBEntry(tag: vpage | readGeneration, addend: host &- vpage)
-            if writable && ram.codePages[page] == 0 {
+            // While dirty logging is on, only a page already marked dirty (by this store's noteWrite) may be
+            // written through the fast path; a sync clears the marks and bumps codeEpoch.
+            if writable && ram.codePages[page] == 0 && (!ram.dirtyLogging || ram.dirtyPages[page] != 0) {
                 dataTLB[TLB.entries + index] = TLBEntry(tag: vpage | writeGeneration, addend: host &- vpage)
             }
         }

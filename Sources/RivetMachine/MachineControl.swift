@@ -18,6 +18,7 @@ public enum MachineEvent {
 /// QEMU's run states, as query-status names them.
 public enum RunState: String {
     case running, paused, prelaunch, postmigrate, inmigrate, shutdown
+    case finishMigrate = "finish-migrate"
     case ioError = "io-error"
     case internalError = "internal-error"
 }
@@ -31,6 +32,16 @@ public struct MigrationInfo {
     public var normalPages: UInt64 = 0
     public var zeroPages: UInt64 = 0
     public var error: String? = nil
+    // Live migration (tcp:) only.
+    public var live = false
+    public var remaining: UInt64 = 0
+    public var setupTimeMs: UInt64 = 0
+    public var downtimeMs: UInt64 = 0
+    public var expectedDowntimeMs: UInt64 = 0
+    public var dirtySyncCount: UInt64 = 0
+    public var dirtyPagesRate: UInt64 = 0
+    public var mbps: Double = 0
+    public var throttlePercent: UInt64 = 0
     public init() {}
 }
 
@@ -47,6 +58,13 @@ public final class MachineControl {
     var queue: [(VirtMachine) -> Void] = []
     var queuedCount = 0
     var migration = MigrationInfo()
+    var parameters = MigrationParameters()
+    /// The current or last live migration (run-loop thread).
+    var liveMigration: LiveMigration? = nil
+    /// `--incoming defer`: waiting for QMP migrate-incoming (run-loop thread).
+    public var awaitingIncoming = false
+    /// Resume once the deferred incoming stream is restored (no -S).
+    public var startAfterIncoming = true
     let wakeup: Wakeup
 
     /// Run-loop thread only.
@@ -95,6 +113,12 @@ public final class MachineControl {
     public var migrationInfo: MigrationInfo {
         get { pthread_mutex_lock(mutex); defer { pthread_mutex_unlock(mutex) }; return migration }
         set { pthread_mutex_lock(mutex); migration = newValue; pthread_mutex_unlock(mutex) }
+    }
+
+    /// Live-migration tunables (any thread).
+    public var migrationParameters: MigrationParameters {
+        get { pthread_mutex_lock(mutex); defer { pthread_mutex_unlock(mutex) }; return parameters }
+        set { pthread_mutex_lock(mutex); parameters = newValue; pthread_mutex_unlock(mutex) }
     }
 
     public var isRunning: Bool { runState == .running }

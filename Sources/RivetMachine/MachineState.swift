@@ -227,12 +227,18 @@ extension VirtMachine {
         for s in stateSections { byName[s.snapshotName] = s }
         var seen: Set<String> = [MachineDescription.sectionName]
         while let s = try reader.nextSection() {
-            guard seen.insert(s.name).inserted else { throw SnapshotError("section \(s.name) appears twice") }
+            // RAM may come in several sections (live migration sends rounds); later records win.
+            guard seen.insert(s.name).inserted || s.name == VirtMachine.ramSectionName else {
+                throw SnapshotError("section \(s.name) appears twice")
+            }
             if s.name == VirtMachine.ramSectionName {
                 guard s.version == VirtMachine.ramSectionVersion else {
                     throw SnapshotError("section ram version \(s.version) is not supported (this rivet reads \(VirtMachine.ramSectionVersion))")
                 }
-                try readRAM(s, from: reader, mapFile: mapFile, stats: &stats)
+                var sectionStats = SnapshotStats()
+                try readRAM(s, from: reader, mapFile: mapFile, stats: &sectionStats)
+                stats.dataPages += sectionStats.dataPages
+                stats.mappedPages += sectionStats.mappedPages
                 continue
             }
             guard let target = byName[s.name] else { throw SnapshotError("unknown section \(s.name) (is the stream from another machine or a newer rivet?)") }
@@ -251,6 +257,7 @@ extension VirtMachine {
         clint.updateTimers()
         cache.flushAll()
         stats.bytes = reader.offset
+        stats.zeroPages = UInt64(ram.pageCount) - min(stats.dataPages, UInt64(ram.pageCount))
         return stats
     }
 
@@ -280,7 +287,10 @@ extension VirtMachine {
                 let firstPage = Int(first), pages = Int(count)
                 let host = ram.host + firstPage * page
                 if kind == RAMRecord.zero.rawValue {
-                    memset(host, 0, pages * page)
+                    // Long runs: give the pages back (anonymous memory reads as zero again) instead of
+                    // touching them; not over file mappings, where MADV_DONTNEED would bring the file back.
+                    if pages >= 16 && !ram.hasFileMappings { madvise(host, pages * page, MADV_DONTNEED) }
+                    else { memset(host, 0, pages * page) }
                     continue
                 }
                 var pr = StateReader(try take(4), context: "ram")
@@ -308,6 +318,6 @@ extension VirtMachine {
         }
         guard UInt64(consumed) == s.length else { throw SnapshotError("section ram: \(s.length - UInt64(consumed)) bytes after the end record") }
         try reader.checkTrailer(of: s)
-        stats.zeroPages = UInt64(ram.pageCount) - stats.dataPages
+        stats.zeroPages = UInt64(ram.pageCount) - min(stats.dataPages, UInt64(ram.pageCount))
     }
 }

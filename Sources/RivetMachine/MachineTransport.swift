@@ -22,7 +22,7 @@ public enum MigrationURI: Equatable {
             return .exec(cmd)
         }
         if text.hasPrefix("tcp:") { return .tcp(String(text.dropFirst(4))) }
-        throw SnapshotError("\(text): unsupported migration URI (use file:PATH or exec:COMMAND)")
+        throw SnapshotError("\(text): unsupported migration URI (use file:PATH, exec:COMMAND or tcp:HOST:PORT)")
     }
 }
 
@@ -117,7 +117,7 @@ extension VirtMachine {
     public func saveSnapshot(to uriText: String) throws -> SnapshotStats {
         let uri = try MigrationURI.parse(uriText)
         if case .tcp = uri {
-            throw SnapshotError("tcp: migration is not supported yet (live migration is a later feature); use file: or exec:")
+            throw SnapshotError("tcp: migration runs in the background; use startLiveMigration")
         }
         let start = VirtualClock.hostNanoseconds()
         var info = MigrationInfo()
@@ -170,8 +170,8 @@ extension VirtMachine {
     public func restoreSnapshot(from uriText: String) throws -> SnapshotStats {
         let uri = try MigrationURI.parse(uriText)
         switch uri {
-        case .tcp:
-            throw SnapshotError("tcp: incoming migration is not supported yet (live migration is a later feature); use file: or exec:")
+        case .tcp(let spec):
+            return try receiveMigration(listenOn: spec)
         case .file(let path):
             let fd = open(path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { throw SnapshotError("\(path): cannot open: \(String(cString: strerror(errno)))") }

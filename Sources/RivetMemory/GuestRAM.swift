@@ -32,6 +32,9 @@ public final class GuestRAM {
     /// Bumped whenever a page newly holds decoded code: every hart then drops its writable TLB entries, so
     /// stores to code pages take the slow path (which invalidates).
     public var codeEpoch: UInt64 = 0
+    /// True while dirty pages are logged exactly (live migration): a hart gets a writable TLB entry only
+    /// for a page already marked in `dirtyPages`, so the first write after each sync takes the slow path.
+    public private(set) var dirtyLogging = false
 
     final class WeakListener {
         weak var listener: CodeInvalidationListener?
@@ -119,6 +122,36 @@ public final class GuestRAM {
         }
     }
 
+    // MARK: Dirty-page log (live migration). Run-loop thread only, between passes.
+
+    /// Starts exact logging: clears the log and makes every hart drop its writable TLB entries (the same
+    /// epoch code pages use), so each page's next write is seen by the store slow path.
+    public func startDirtyLog() {
+        dirtyPages.update(repeating: 0, count: pageCount)
+        dirtyLogging = true
+        codeEpoch &+= 1
+    }
+
+    public func stopDirtyLog() { dirtyLogging = false }
+
+    /// Page indices written since the last sync (or start), ascending; clears them and drops writable TLB
+    /// entries so later writes are logged again.
+    public func syncDirtyLog() -> [Int] {
+        var pages: [Int] = []
+        let words = UnsafeRawPointer(dirtyPages)
+        var i = 0
+        // Eight pages at a time: the log is mostly zero.
+        while i + 8 <= pageCount {
+            if words.loadUnaligned(fromByteOffset: i, as: UInt64.self) != 0 {
+                for p in i..<i + 8 where dirtyPages[p] != 0 { pages.append(p); dirtyPages[p] = 0 }
+            }
+            i += 8
+        }
+        while i < pageCount { if dirtyPages[i] != 0 { pages.append(i); dirtyPages[i] = 0 }; i += 1 }
+        codeEpoch &+= 1
+        return pages
+    }
+
     // MARK: Checked access for devices (DMA) and loaders.
 
     /// Copies guest memory into `buffer`; false if the range is not entirely RAM.
@@ -181,6 +214,8 @@ public final class GuestRAM {
             hasFileMappings = false
         }
         madvise(host, Int(size), MADV_DONTNEED)
+        // A reset during live migration zeroes every page behind the log's back: all must go again.
+        if dirtyLogging { dirtyPages.update(repeating: 1, count: pageCount) }
         for page in 0..<pageCount where codePages[page] != 0 {
             codePages[page] = 0
             notifyCodeWritten(base + UInt64(page) << GuestRAM.pageShift)

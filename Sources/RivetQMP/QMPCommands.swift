@@ -18,7 +18,8 @@ struct QMPSession {
 
     static let commands = ["qmp_capabilities", "query-version", "query-commands", "query-status", "query-name",
                            "query-cpus-fast", "query-block", "stop", "cont", "system_reset", "system_powerdown",
-                           "quit", "migrate", "query-migrate", "migrate_cancel", "x-rivet-ram-hash"]
+                           "quit", "migrate", "query-migrate", "migrate_cancel", "migrate-set-parameters",
+                           "query-migrate-parameters", "migrate-incoming", "x-rivet-ram-hash"]
 
     static func error(_ cls: String, _ desc: String, id: JSON?) -> JSON {
         var m: [(String, JSON)] = [("error", .object([("class", .string(cls)), ("desc", .string(desc))]))]
@@ -97,8 +98,57 @@ struct QMPSession {
         case "query-migrate":
             send(QMPSession.reply(QMPSession.migrationJSON(server.machine.control.migrationInfo), id: id))
         case "migrate_cancel":
-            // Saves run to completion inside one command, so there is never one to cancel.
+            // file:/exec: saves run to completion inside one command; a tcp: migration stops at its next batch.
+            return onMachine(id: id) { m in
+                m.cancelLiveMigration()
+                return ok
+            }
+        case "migrate-set-parameters":
+            var p = server.machine.control.migrationParameters
+            for (key, value) in args.objectMembers {
+                switch key {
+                case "max-bandwidth", "downtime-limit", "x-rivet-throttle-after-rounds", "cpu-throttle-initial", "cpu-throttle-increment":
+                    guard let v = value.intValue, v >= 0, v <= Int64(1) << 50 else {
+                        send(QMPSession.error("GenericError", "Parameter '\(key)' expects a non-negative integer", id: id)); return false
+                    }
+                    switch key {
+                    case "max-bandwidth": p.maxBandwidth = UInt64(v)
+                    case "downtime-limit":
+                        guard v <= 2_000_000 else {
+                            send(QMPSession.error("GenericError", "Parameter 'downtime-limit' expects an integer in the range of 0 to 2000 seconds", id: id)); return false
+                        }
+                        p.downtimeLimitMs = UInt64(v)
+                    case "cpu-throttle-initial": p.throttleInitial = Int(min(max(v, 1), 99))
+                    case "cpu-throttle-increment": p.throttleIncrement = Int(min(max(v, 1), 99))
+                    default: p.throttleAfterRounds = Int(min(max(v, 1), 1000))
+                    }
+                default:
+                    send(QMPSession.error("GenericError", "Parameter '\(key)' is unexpected", id: id)); return false
+                }
+            }
+            server.machine.control.migrationParameters = p
             send(ok)
+        case "query-migrate-parameters":
+            let p = server.machine.control.migrationParameters
+            send(QMPSession.reply(.object([
+                ("max-bandwidth", .int(Int64(p.maxBandwidth))), ("downtime-limit", .int(Int64(p.downtimeLimitMs))),
+                ("cpu-throttle-initial", .int(Int64(p.throttleInitial))), ("cpu-throttle-increment", .int(Int64(p.throttleIncrement))),
+                ("max-cpu-throttle", .int(Int64(p.throttleMax))), ("x-rivet-throttle-after-rounds", .int(Int64(p.throttleAfterRounds))),
+            ]), id: id))
+        case "migrate-incoming":
+            guard let uri = args["uri"]?.stringValue else {
+                send(QMPSession.error("GenericError", "Parameter 'uri' is missing", id: id)); return false
+            }
+            return onMachine(id: id) { m in
+                guard m.control.awaitingIncoming else {
+                    return QMPSession.error("GenericError", "'-incoming' was not specified on the command line", id: id)
+                }
+                do { try m.acceptIncoming(uri) } catch {
+                    return QMPSession.error("GenericError", "\(error)", id: id)
+                }
+                m.control.awaitingIncoming = false
+                return ok
+            }
         case "query-status":
             return onMachine(id: id) { m in
                 let state = m.control.runState
@@ -172,6 +222,10 @@ struct QMPSession {
             }
             return onMachine(id: id) { m in
                 do {
+                    if uri.hasPrefix("tcp:") {
+                        try m.startLiveMigration(to: String(uri.dropFirst(4)))
+                        return ok
+                    }
                     _ = try m.saveSnapshot(to: uri)
                     return ok
                 } catch {
@@ -188,6 +242,27 @@ struct QMPSession {
         return false
     }
 
+    /// query-migrate during and after a tcp: migration, QEMU's members.
+    static func liveMigrationJSON(_ info: MigrationInfo) -> JSON {
+        var m: [(String, JSON)] = [("status", .string(info.status))]
+        let done = info.status == "completed"
+        m.append(("total-time", .int(Int64(info.totalTimeMs))))
+        if done { m.append(("downtime", .int(Int64(info.downtimeMs)))) } else {
+            m.append(("expected-downtime", .int(Int64(info.expectedDowntimeMs))))
+        }
+        m.append(("setup-time", .int(Int64(info.setupTimeMs))))
+        m.append(("ram", .object([
+            ("transferred", .int(Int64(info.transferred))), ("remaining", .int(Int64(info.remaining))),
+            ("total", .int(Int64(info.total))), ("duplicate", .int(Int64(info.zeroPages))),
+            ("normal", .int(Int64(info.normalPages))), ("normal-bytes", .int(Int64(info.normalPages) * 4096)),
+            ("dirty-pages-rate", .int(Int64(info.dirtyPagesRate))), ("dirty-sync-count", .int(Int64(info.dirtySyncCount))),
+            ("mbps", .double(info.mbps)), ("page-size", .int(4096)),
+        ])))
+        if info.throttlePercent > 0 { m.append(("cpu-throttle-percentage", .int(Int64(info.throttlePercent)))) }
+        if let e = info.error { m.append(("error-desc", .string(e))) }
+        return .object(m)
+    }
+
     static func threadID() -> Int64 {
         typealias GetTID = @convention(c) () -> Int32
         guard let sym = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "gettid") else { return Int64(getpid()) }
@@ -196,6 +271,7 @@ struct QMPSession {
 
     static func migrationJSON(_ info: MigrationInfo) -> JSON {
         guard info.status != "none" else { return .object([]) }
+        if info.live { return liveMigrationJSON(info) }
         var m: [(String, JSON)] = [("status", .string(info.status))]
         if info.status == "completed" || info.status == "failed" {
             m.append(("total-time", .int(Int64(info.totalTimeMs))))
@@ -212,4 +288,9 @@ struct QMPSession {
         if let e = info.error { m.append(("error-desc", .string(e))) }
         return .object(m)
     }
+}
+
+extension JSON {
+    /// The members of an object (empty for anything else).
+    var objectMembers: [(String, JSON)] { if case .object(let m) = self { return m }; return [] }
 }

@@ -17,8 +17,9 @@ struct Run: ParsableCommand {
         Before starting, rivet refuses empty, non-RISC-V (ELF machine, arm64/x86 Linux header) or directory \
         boot files and a --memory too small for firmware, kernel (its header's image size), initrd and device tree. \
         Exit status: the guest's power-off code (0 for a normal poweroff); 1 on a start-up error. \
-        --qmp serves QEMU's management protocol (stop, cont, migrate to file:/exec:, quit ...); \
-        --incoming restores a machine saved by migrate (see docs/snapshots.md).
+        --qmp serves QEMU's management protocol (stop, cont, migrate to file:/exec:/tcp:, quit ...); \
+        --incoming restores a machine saved by migrate (see docs/snapshots.md), or receives a live migration \
+        (tcp:HOST:PORT, or defer for QMP migrate-incoming; see docs/migration.md).
         """)
 
     @Option(help: "Firmware image loaded at 0x80000000.")
@@ -43,7 +44,7 @@ struct Run: ParsableCommand {
     @Option(help: "Stop after this many seconds of host time (exit status 2).") var timeLimit: Double?
     @Option(help: "QMP management socket: unix:PATH,server=on,wait=off or tcp:HOST:PORT,server=on,wait=off (repeatable).")
     var qmp: [String] = []
-    @Option(help: "Restore the machine from a snapshot stream: file:PATH or exec:COMMAND (same options as when it was saved).")
+    @Option(help: "Restore the machine from a snapshot stream: file:PATH or exec:COMMAND (same options as when it was saved); receive a live migration: tcp:HOST:PORT, or defer (then QMP migrate-incoming).")
     var incoming: String?
     @Flag(name: [.customShort("S"), .customLong("no-start")], help: "Start paused (continue with QMP cont).")
     var noStart = false

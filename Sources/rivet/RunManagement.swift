@@ -20,12 +20,20 @@ final class MachineManagement {
         if options.incoming != nil && options.dtbOut != nil {
             throw CLIError("--dtb-out cannot be combined with --incoming (a restored machine's device tree is in its RAM)")
         }
-        if let uri = options.incoming {
+        let live = options.incoming == "defer" || options.incoming?.hasPrefix("tcp:") == true
+        if live, let uri = options.incoming {
+            // A live migration arrives while QMP is up (status inmigrate); defer waits for migrate-incoming.
+            machine.requestPause(reason: "incoming", state: .inmigrate)
+            machine.control.startAfterIncoming = !options.noStart
+            if uri == "defer" { machine.control.awaitingIncoming = true } else {
+                do { try machine.acceptIncoming(uri, origin: "--incoming") } catch { throw CLIError("--incoming \(uri): \(error)") }
+            }
+        } else if let uri = options.incoming {
             do { try machine.restoreSnapshot(from: uri) } catch { throw CLIError("--incoming \(uri): \(error)") }
             machine.pauseIfDisksStopped()   // a disk saved in its stop state waits for cont again
         }
         machine.control.pauseAtWork = options.xPauseAt
-        if options.noStart { machine.requestPause(reason: "-S", state: options.incoming == nil ? .prelaunch : .paused) }
+        if options.noStart && !live { machine.requestPause(reason: "-S", state: options.incoming == nil ? .prelaunch : .paused) }
         let paths = options.drive.map { String($0.split(separator: ",").first ?? "") }
         for spec in options.qmp {
             let server = try QMPServer(address: try QMPAddress.parse(spec), machine: machine, drivePaths: paths)

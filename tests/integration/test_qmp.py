@@ -223,7 +223,8 @@ def test_qmp_over_tcp(rivet_bin, guest_dir, tmp_path):
     (["--qmp", "foo:bar"], "unix:PATH or tcp:HOST:PORT"),
     (["--qmp", "unix:/tmp/x.sock,server=off"], "server=on"),
     (["--qmp", "tcp:127.0.0.1:notaport,server=on,wait=off"], "tcp:HOST:PORT"),
-    (["--incoming", "tcp:127.0.0.1:4444"], "not supported yet"),
+    (["--incoming", "tcp:127.0.0.1"], "expected tcp:HOST:PORT"),
+    (["--incoming", "tcp:example.org:4444"], "IPv4 address"),
     (["--incoming", "file:/nonexistent/vm.snap"], "cannot open"),
     (["--incoming", "ftp://x"], "unsupported migration URI"),
 ])
