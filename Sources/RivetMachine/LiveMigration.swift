@@ -418,6 +418,8 @@ public final class LiveMigration {
                 for (i, d) in m.config.disks.enumerated() {
                     do { try d.flush() } catch { throw SnapshotError("drive \(i): flush failed: \(error)") }
                 }
+                // The destination takes the image locks once it has the whole stream (QEMU inactivates).
+                m.releaseDiskLocks()
                 for s in m.stateSections { try writer.writeSection(s) }
                 try writer.writeEnd()
                 try self.awaitAck()
@@ -436,6 +438,9 @@ public final class LiveMigration {
             } catch {
                 // Nothing was handed over: the guest continues here.
                 m.ram.stopDirtyLog()
+                do { try m.activateDiskLocks() } catch {
+                    fputs("rivet: warning: migration failed and the drives' locks could not be taken back: \(error)\n", stderr)
+                }
                 if wasRunning { m.resume() } else if m.control.runState == .finishMigrate { m.control.runState = .paused }
                 return "\(error)"
             }
@@ -523,6 +528,9 @@ extension VirtMachine {
         let fd = try endpoint.acceptOne(listenFD)
         defer { close(fd) }
         let stats = try restoreState(from: StreamReader(fd: fd), mapFile: false)
+        // The source gave up its image locks before the end of the stream; take them before confirming, so
+        // a failure here leaves the source running.
+        try activateDiskLocks()
         var ack = migrationAck
         guard write(fd, &ack, 1) == 1 else {
             throw SnapshotError("the source went away before the switch-over was confirmed")
@@ -548,6 +556,7 @@ extension VirtMachine {
                     try m.receiveMigration(endpoint: endpoint, listenFD: fd)
                 } else {
                     try m.restoreSnapshot(from: uri)
+                    try m.activateDiskLocks()
                 }
             } catch {
                 m.console.restore()
@@ -557,6 +566,18 @@ extension VirtMachine {
             m.control.runState = .paused
             if m.control.startAfterIncoming { m.resume() }
         }
+    }
+}
+
+extension VirtMachine {
+    /// Takes the drives' image locks if this process does not hold them (migration destination).
+    public func activateDiskLocks() throws {
+        for d in config.disks { try (d as? ImageLockHandover)?.activateLocks() }
+    }
+
+    /// Gives up the drives' image locks, keeping the files open (migration source at switch-over).
+    public func releaseDiskLocks() {
+        for d in config.disks { (d as? ImageLockHandover)?.releaseLocks() }
     }
 }
 

@@ -54,10 +54,12 @@ public protocol ImageLayer: BlockDevice {
 /// Opens an image; format nil = probe (qcow2 magic, else raw). Backing files of qcow2 images are opened
 /// read-only (their format from the header extension, else probed).
 /// Every file is locked as QEMU locks it; `forceShare` (read-only only) takes no lock that refuses others.
-public func openDisk(path: String, format: DiskFormat?, readOnly: Bool, forceShare: Bool = false) throws -> BlockDevice {
+/// `deferLocks`: open without taking the locks yet (a live-migration destination; see ImageLockHandover).
+public func openDisk(path: String, format: DiskFormat?, readOnly: Bool, forceShare: Bool = false, deferLocks: Bool = false) throws -> BlockDevice {
     if forceShare && !readOnly { throw StorageError("\(path): force-share is only for read-only access") }
     var chain = OpenChain()
     chain.forceShare = forceShare
+    chain.deferLocks = deferLocks
     return try openLayer(path: path, format: format, readOnly: readOnly, openBacking: true, chain: &chain)
 }
 
@@ -84,6 +86,8 @@ struct OpenChain {
     var depth = 0
     /// Open every file of the chain without refusing others (qemu-img -U, force-share=on).
     var forceShare = false
+    /// Open every file without taking its locks yet (ImageLockHandover.activateLocks takes them).
+    var deferLocks = false
 }
 
 func openLayer(path: String, format: DiskFormat?, readOnly: Bool, openBacking: Bool, chain: inout OpenChain) throws -> ImageLayer {
@@ -103,7 +107,7 @@ func openLayer(path: String, format: DiskFormat?, readOnly: Bool, openBacking: B
     defer { chain.depth -= 1 }
     let fmt = try format ?? probeFormat(path: path)
     switch fmt {
-    case .raw: return try RawDisk(path: path, readOnly: readOnly, forceShare: chain.forceShare)
+    case .raw: return try RawDisk(path: path, readOnly: readOnly, forceShare: chain.forceShare, deferLocks: chain.deferLocks)
     case .qcow2: return try Qcow2Disk(path: path, readOnly: readOnly, openBacking: openBacking, chain: &chain)
     }
 }

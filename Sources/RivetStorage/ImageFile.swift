@@ -18,10 +18,15 @@ final class ImageFile {
     private(set) var length: UInt64
     /// Test hook (nil in normal use): sees every write, fsync and truncate of this file, in order.
     var observer: ((ImageIOEvent) -> Void)? = nil
+    /// The locks this open takes (nil: none) and whether it holds them now. A migration destination opens
+    /// its images without them and takes them when the stream is complete; the source gives them up at
+    /// switch-over (QEMU inactivates images the same way).
+    let lockRequest: ImageLockRequest?
+    private(set) var lockHeld = false
 
     /// `lock`: QEMU-compatible locks to hold while open (nil: none, e.g. for probing the format).
     /// `create` empties the file, but only after the lock is held: an image in use is never truncated.
-    init(path: String, writable: Bool, create: Bool = false, lock: ImageLockRequest? = nil) throws {
+    init(path: String, writable: Bool, create: Bool = false, lock: ImageLockRequest? = nil, deferLock: Bool = false) throws {
         var flags = (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC
         if create { flags |= O_CREAT }
         let fd = Glibc.open(path, flags, 0o644)
@@ -35,7 +40,7 @@ final class ImageFile {
             Glibc.close(fd)
             throw StorageError("\(path): is a directory")
         }
-        if let lock {
+        if let lock, !deferLock {
             do { try applyImageLock(fd: fd, path: path, request: lock) } catch { Glibc.close(fd); throw error }
         }
         if create && ftruncate(fd, 0) != 0 {
@@ -47,6 +52,25 @@ final class ImageFile {
         self.fd = fd
         self.writable = writable
         self.length = end > 0 ? UInt64(end) : 0
+        self.lockRequest = lock
+        self.lockHeld = lock != nil && !deferLock
+    }
+
+    /// Takes this open's locks if it does not hold them (a migration destination, once the stream is whole).
+    func activateLock() throws {
+        guard let request = lockRequest, !lockHeld, fd >= 0 else { return }
+        do { try applyImageLock(fd: fd, path: path, request: request) } catch {
+            releaseImageLock(fd: fd)
+            throw error
+        }
+        lockHeld = true
+    }
+
+    /// Gives up this open's locks while keeping the file open (a migration source at switch-over).
+    func releaseLock() {
+        guard lockHeld, fd >= 0 else { return }
+        releaseImageLock(fd: fd)
+        lockHeld = false
     }
 
     deinit { if fd >= 0 { Glibc.close(fd) } }

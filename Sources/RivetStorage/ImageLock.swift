@@ -68,6 +68,43 @@ func applyImageLock(fd: Int32, path: String, request: ImageLockRequest) throws {
     }
 }
 
+/// Drops every lock byte this open file description holds.
+func releaseImageLock(fd: Int32) {
+    for base in [lockPermissionBase, lockSharedBase] {
+        var fl = flock()
+        fl.l_type = Int16(F_UNLCK)
+        fl.l_whence = Int16(SEEK_SET)
+        fl.l_start = off_t(base)
+        fl.l_len = 4
+        fl.l_pid = 0
+        while fcntl(fd, fcntlOFDSetLock, &fl) != 0 && errno == EINTR {}
+    }
+}
+
+/// Image locks handed over between two processes that open the same images (live migration): the
+/// destination opens without locks and activates them when it takes over; the source releases them at
+/// switch-over and takes them back if the migration fails.
+public protocol ImageLockHandover {
+    func activateLocks() throws
+    func releaseLocks()
+}
+
+extension RawDisk: ImageLockHandover {
+    public func activateLocks() throws { try file.activateLock() }
+    public func releaseLocks() { file.releaseLock() }
+}
+
+extension Qcow2Disk: ImageLockHandover {
+    public func activateLocks() throws {
+        try file.activateLock()
+        try (backingDevice as? ImageLockHandover)?.activateLocks()
+    }
+    public func releaseLocks() {
+        file.releaseLock()
+        (backingDevice as? ImageLockHandover)?.releaseLocks()
+    }
+}
+
 func imageInUse(_ path: String, _ detail: String) -> StorageError {
     StorageError("\(path): image is in use by another process (\(detail)); for read-only access despite this use readonly,force-share=on (rivet run) or -U (rivet img)")
 }

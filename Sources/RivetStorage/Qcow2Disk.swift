@@ -79,7 +79,8 @@ public final class Qcow2Disk: ImageLayer {
     init(path: String, readOnly: Bool, openBacking: Bool, l2CacheBytes: Int? = nil, chain: inout OpenChain) throws {
         self.path = path
         let file = try ImageFile(path: path, writable: !readOnly,
-                                 lock: .forImage(writable: !readOnly, metadata: true, forceShare: chain.forceShare))
+                                 lock: .forImage(writable: !readOnly, metadata: true, forceShare: chain.forceShare),
+                                 deferLock: chain.deferLocks)
         self.file = file
         isReadOnly = readOnly
         let fileLength = file.length

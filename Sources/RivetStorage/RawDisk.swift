@@ -11,9 +11,10 @@ public final class RawDisk: ImageLayer {
     public var format: DiskFormat { .raw }
     public var backingDevice: BlockDevice? { nil }
 
-    public init(path: String, readOnly: Bool, forceShare: Bool = false) throws {
+    public init(path: String, readOnly: Bool, forceShare: Bool = false, deferLocks: Bool = false) throws {
         file = try ImageFile(path: path, writable: !readOnly,
-                             lock: .forImage(writable: !readOnly, metadata: false, forceShare: forceShare))
+                             lock: .forImage(writable: !readOnly, metadata: false, forceShare: forceShare),
+                             deferLock: deferLocks)
         size = file.length
         isReadOnly = readOnly
     }

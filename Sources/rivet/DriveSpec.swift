@@ -43,7 +43,8 @@ struct DriveSpec {
         if forceShare && !readOnly { throw CLIError("--drive \(spec): force-share=on needs readonly") }
     }
 
-    func open() throws -> BlockDevice {
-        try openDisk(path: path, format: format, readOnly: readOnly, forceShare: forceShare)
+    /// `deferLocks`: a live-migration destination takes the image locks only when the stream is complete.
+    func open(deferLocks: Bool = false) throws -> BlockDevice {
+        try openDisk(path: path, format: format, readOnly: readOnly, forceShare: forceShare, deferLocks: deferLocks)
     }
 }

@@ -148,7 +148,12 @@ struct Run: ParsableCommand {
         }
     }
 
-    func openDrive(_ spec: String) throws -> BlockDevice { try DriveSpec(spec).open() }
+    func openDrive(_ spec: String) throws -> BlockDevice {
+        // A live-migration destination shares the images with a source that still runs and holds their
+        // locks; it takes them over when the stream is complete (VirtMachine.activateDiskLocks).
+        let liveIncoming = incoming.map { $0.hasPrefix("tcp:") || $0 == "defer" } ?? false
+        return try DriveSpec(spec).open(deferLocks: liveIncoming)
+    }
 }
 
 func defaultGuestDirectory() -> String {

@@ -118,6 +118,14 @@ def make_disk(path, size="32M"):
     subprocess.run(["mkfs.ext4", "-q", "-F", str(path)], check=True, timeout=60)
 
 
+def assert_image_in_use(disk):
+    """A writer from outside (qemu-io) is refused: some rivet process holds the image's write lock. (Were it
+    not, the write would only touch the unused first sector of the ext4 image.)"""
+    p = subprocess.run(["qemu-io", "-f", "raw", "-c", "write 0 512", str(disk)], capture_output=True, text=True,
+                       timeout=30)
+    assert p.returncode != 0 and "lock" in (p.stdout + p.stderr), p.stdout + p.stderr
+
+
 def test_bandwidth_limit_auto_converge_and_a_disk_being_written(rivet_bin, guest_dir, tmp_path):
     """2 harts, 64 MiB/s: the walk dirties 64 MiB per round faster than that, so the rounds do not converge;
     auto-converge throttles the harts (query-migrate says so), then a larger downtime limit lets it finish.
@@ -131,7 +139,9 @@ def test_bandwidth_limit_auto_converge_and_a_disk_being_written(rivet_bin, guest
     src.send(b"(i=0; while [ ! -e /tmp/stop ]; do i=$((i+1)); echo $i >> /mnt/log; done; echo WRITER-DONE-$i) &\n")
     time.sleep(0.5)
     port = free_port()
+    # The waiting destination opens the image without its locks (the source holds them) ...
     dest = Machine(rivet_bin, tmp_path / "b.sock", "--smp", 2, "--drive", drive, "--incoming", f"tcp:127.0.0.1:{port}")
+    assert_image_in_use(disk)
     mon = src.monitor()
     assert mon.cmd("migrate-set-parameters", **{"max-bandwidth": 64 << 20, "x-rivet-throttle-after-rounds": 2}) == {}
     assert mon.cmd("migrate", uri=f"tcp:127.0.0.1:{port}") == {}
@@ -151,6 +161,8 @@ def test_bandwidth_limit_auto_converge_and_a_disk_being_written(rivet_bin, guest
     assert info["status"] == "completed", info
     quit_and_close(mon)
     assert src.finish() == 0
+    # ... and holds them once it took over.
+    assert_image_in_use(disk)
     walk_keeps_passing(dest)
     ask(dest, b"touch /tmp/stop", b"WRITER-DONE-")
     end = dest.wait_for(b"\n", start=dest.output.index(b"WRITER-DONE-"))
