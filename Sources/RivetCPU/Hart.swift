@@ -83,6 +83,9 @@ public final class Hart {
     var retiredInBlock: UInt64 = 0
     /// The block pc of the block being executed.
     var blockPC: UInt64 = 0
+    /// Set when a block raised an exception at its first instruction: that costs one unit of work whether
+    /// or not the block was reached by chaining, so budgets do not depend on what the block cache holds.
+    var trapAtBlockStart = false
 
     /// An instruction straddling a page boundary is decoded here and executed alone.
     let scratchOp: UnsafeMutablePointer<MicroOp>

@@ -80,7 +80,12 @@ extension Hart {
             blockPC = pc
             let n = executeBlock(cache.pool + Int(entry.start), count: Int(entry.count), byteLength: UInt64(entry.byteLength),
                                  chainBudget: budget - executed)
-            executed &+= max(n, 1)
+            // Work is retired instructions plus one per exception that retired nothing in its block. It must
+            // not depend on chaining (which depends on the block cache and TLB, not saved in snapshots):
+            // a chained run that traps at a block's first instruction costs what the unchained run costs.
+            var cost = n
+            if trapAtBlockStart { trapAtBlockStart = false; cost &+= 1 }
+            executed &+= max(cost, 1)
             instret &+= UInt64(n)
         }
         return .budgetExhausted
@@ -123,6 +128,7 @@ extension Hart {
         guard let word = decodeSingle(paddr) else { return 0 }
         blockPC = pc
         let n = executeBlock(scratchOp, count: 1, byteLength: word & 3 == 3 ? 4 : 2)
+        trapAtBlockStart = false  // the caller counts a trap here as one unit of work itself
         instret &+= UInt64(n)
         return n
     }
@@ -136,6 +142,7 @@ extension Hart {
         guard let word = decodeSingle(paddr) else { return 0 }
         blockPC = pc
         let n = executeBlock(scratchOp, count: 1, byteLength: word & 3 == 3 ? 4 : 2)
+        trapAtBlockStart = false  // the caller counts a trap here as one unit of work itself
         instret &+= UInt64(n)
         if n == 1 { traceHook?(at, word & 3 == 3 ? word : word & 0xffff) }
         return n
@@ -147,6 +154,7 @@ extension Hart {
         let epc = blockPC &+ UInt64(ops[i].pcOffset)
         if pendingCause == 2 && pendingTval == 0 { pendingTval = instructionBits(at: epc) }
         takeTrap(cause: pendingCause, tval: pendingTval, epc: epc, interrupt: false)
+        if i == 0 { trapAtBlockStart = true }
         return i
     }
 

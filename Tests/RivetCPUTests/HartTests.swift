@@ -214,3 +214,31 @@ final class TestMachine {
     #expect(Decoder.decode32(itype(8, 1, 7, 5, 0x03)).op == .illegal)   // no load with funct3 7
     #expect(Decoder.decode32(btype(8, 2, 1, 2)).op == .illegal)         // no branch with funct3 2
 }
+
+func jal(_ rd: UInt32, _ imm: Int32) -> UInt32 {
+    let i = UInt32(bitPattern: imm)
+    return (i >> 20 & 1) << 31 | (i >> 1 & 0x3ff) << 21 | (i >> 11 & 1) << 20 | (i >> 12 & 0xff) << 12 | rd << 7 | 0x6f
+}
+
+/// Work (what budgets, instruction limits and --x-pause-at count) must not depend on whether blocks were
+/// chained, which depends on the block cache and TLB that snapshots do not carry. A block reached by a
+/// chained jump that traps at its first instruction costs one unit, as when `run` enters it directly.
+@Test func trapAtChainedBlockStartCostsTheSameWork() throws {
+    func machine() throws -> TestMachine {
+        let m = try TestMachine()
+        // 0: x5 = 0; A (4): x5 += 1; j B; B (16): ecall; j A. The handler skips the ecall.
+        m.load([addi(5, 0, 0), addi(5, 5, 1), jal(0, 8), addi(0, 0, 0), ecall, jal(0, -16)])
+        m.load([csrrs(6, 0x341, 0), addi(6, 6, 4), csrrw(0, 0x341, 6), mret], at: TestMachine.base + 0x100)
+        m.hart.csr.mtvec = TestMachine.base + 0x100
+        return m
+    }
+    let chained = try machine()   // long slices: blocks chain once decoded
+    while chained.hart.work < 30_000 { _ = chained.hart.run(budget: 30_000 - Int(chained.hart.work)) }
+    let stepped = try machine()   // budget 1: every block is entered from `run`
+    while stepped.hart.work < 30_000 { _ = stepped.hart.run(budget: 1) }
+    #expect(chained.hart.work == 30_000 && stepped.hart.work == 30_000)
+    #expect(chained.hart.x[5] > 1000)
+    #expect(chained.hart.instret == stepped.hart.instret)
+    #expect(chained.hart.pc == stepped.hart.pc)
+    #expect(chained.hart.x[5] == stepped.hart.x[5])
+}
