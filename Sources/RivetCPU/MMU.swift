@@ -161,6 +161,7 @@ extension Hart {
     @inline(__always)
     func fillTLB(_ va: UInt64, paddr: UInt64, access: AccessType, writable: Bool, user: Bool, pageMask: UInt64) {
         guard paddr >= ramBase, paddr - ramBase < ramSize else { return }
+        if debugArmed && access != .fetch && debug.unsafelyUnwrapped.watchesPage(va) { return }
         if pageMask != 0xfff { tlbHoldsSuperpages = true }
         let vpage = va & ~0xfff
         let ppage = paddr & ~0xfff
@@ -196,6 +197,7 @@ extension Hart {
         }
         let p = dataPrivilege
         guard let t = translate(va, .read, privilege: p) else { return nil }
+        if debugArmed { debug.unsafelyUnwrapped.check(va, size: size, write: false) }
         if t.paddr >= ramBase && t.paddr - ramBase < ramSize {
             fillTLB(va, paddr: t.paddr, access: .read, writable: t.writable, user: t.user, pageMask: t.pageMask)
             let host = ramHost + Int(t.paddr - ramBase)
@@ -225,6 +227,7 @@ extension Hart {
             return true
         }
         guard let t = translate(va, .write, privilege: dataPrivilege) else { return false }
+        if debugArmed { debug.unsafelyUnwrapped.check(va, size: size, write: true) }
         if t.paddr >= ramBase && t.paddr - ramBase < ramSize {
             let host = ramHost + Int(t.paddr - ramBase)
             switch size {
@@ -262,6 +265,7 @@ extension Hart {
             pendingCause = isLoadReserved ? 4 : 6; pendingTval = va; return nil
         }
         guard let t = translate(va, isLoadReserved ? .read : .write, privilege: dataPrivilege) else { return nil }
+        if debugArmed { debug.unsafelyUnwrapped.check(va, size: size, write: !isLoadReserved) }
         guard t.paddr >= ramBase, t.paddr - ramBase <= ramSize - UInt64(size) else {
             pendingCause = isLoadReserved ? 5 : 7; pendingTval = va; return nil
         }
@@ -273,7 +277,9 @@ extension Hart {
     /// Reads guest virtual memory as the hart would at its current privilege, without side effects on faults.
     public func debugRead(_ va: UInt64, size: Int) -> UInt64? {
         let savedCause = pendingCause, savedTval = pendingTval
-        defer { pendingCause = savedCause; pendingTval = savedTval }
+        let savedArmed = debugArmed
+        debugArmed = false
+        defer { pendingCause = savedCause; pendingTval = savedTval; debugArmed = savedArmed }
         return loadSlow(va, size: size)
     }
 }

@@ -16,7 +16,8 @@ struct Run: ParsableCommand {
         ${RIVET_CACHE:-~/.cache/rivet}/guest-default). On a terminal, Ctrl-A X quits and Ctrl-A H lists the keys. \
         Exit status: the guest's power-off code (0 for a normal poweroff); 1 on a start-up error. \
         --qmp serves QEMU's management protocol (stop, cont, migrate to file:/exec:, quit ...); \
-        --incoming restores a machine saved by migrate (see docs/snapshots.md).
+        --incoming restores a machine saved by migrate (see docs/snapshots.md). \
+        --gdb (or -s) serves gdb-multiarch's remote protocol (docs/debugging.md).
         """)
 
     @Option(help: "Firmware image loaded at 0x80000000.")
@@ -36,8 +37,10 @@ struct Run: ParsableCommand {
     var qmp: [String] = []
     @Option(help: "Restore the machine from a snapshot stream: file:PATH or exec:COMMAND (same options as when it was saved).")
     var incoming: String?
-    @Flag(name: [.customShort("S"), .customLong("no-start")], help: "Start paused (continue with QMP cont).")
+    @Flag(name: [.customShort("S"), .customLong("no-start")], help: "Start paused (continue with QMP cont or gdb's continue).")
     var noStart = false
+    @Option(help: "GDB remote stub: tcp:HOST:PORT or tcp::PORT (see docs/debugging.md).") var gdb: String?
+    @Flag(name: .customShort("s"), help: "Short for --gdb tcp::1234.") var gdbDefault = false
     @Option(help: .hidden) var xPauseAt: UInt64?
     @Flag(help: .hidden) var xRamHash = false
 
