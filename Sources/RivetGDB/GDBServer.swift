@@ -109,6 +109,7 @@ public final class GDBServer {
         let session = GDBSession(target: target, initialStop: target.attach())
         var parser = GDBPacketParser()
         var running = false
+        var everResumed = false
         var lastSent: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         func send(_ reply: String) -> Bool {
@@ -147,10 +148,11 @@ public final class GDBServer {
                     case .reply(let r): if !send(r) { return }
                     case .resume(let step):
                         running = true
+                        everResumed = true
                         target.resume(step: step)
                     case .detach:
                         _ = send("OK")
-                        target.detach()
+                        target.detach(resume: true)
                         return
                     case .kill:
                         target.kill()
@@ -159,8 +161,9 @@ public final class GDBServer {
                 }
             }
         }
-        // gdb went away (or rivet is ending): the target runs on without a debugger.
-        if !isClosing { target.detach() }
+        // gdb went away (or rivet is ending): the target runs on without a debugger, unless it was
+        // paused and gdb never continued it (a port probe must not start a -S machine).
+        if !isClosing { target.detach(resume: everResumed || target.wasRunningAtAttach) }
     }
 
     static func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {

@@ -47,6 +47,8 @@ public protocol GDBTarget: AnyObject {
     func setPoint(_ point: GDBPoint, inserted: Bool) -> Bool
     /// Stops everything (called when gdb attaches); returns the stop to report for `?`.
     func attach() -> GDBStop
+    /// Whether the target was running when gdb last attached (it runs on when gdb goes away).
+    var wasRunningAtAttach: Bool { get }
     /// Continues; `step` names a thread that executes one instruction and stops. Returns at once;
     /// `stopHandler` is called (any thread) when the target stops again.
     func resume(step: Int?)
@@ -55,8 +57,9 @@ public protocol GDBTarget: AnyObject {
     func takeStop() -> GDBStop?
     /// Asks a running target to stop (Ctrl-C); a stop with SIGINT follows.
     func interrupt()
-    /// Removes all points and lets the target run on without a debugger.
-    func detach()
+    /// Removes all points and lets the target run on without a debugger. `resume` false (gdb went away
+    /// without detaching and never continued the target) leaves a paused target paused.
+    func detach(resume: Bool)
     /// Ends the target (gdb's kill).
     func kill()
     /// `monitor` commands (qRcmd): the text to print, or nil for an unknown command.

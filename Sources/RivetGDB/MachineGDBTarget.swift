@@ -95,10 +95,15 @@ public final class MachineGDBTarget: GDBTarget {
 
     // MARK: GDBTarget
 
+    /// True when the machine was running when gdb last attached.
+    public private(set) var wasRunningAtAttach = false
+
     public func attach() -> GDBStop {
-        _ = sync { m in
-            if m.control.runState == .running { m.requestPause(reason: "gdb") }
-        }
+        wasRunningAtAttach = sync { m -> Bool in
+            guard m.control.runState == .running else { return false }
+            m.requestPause(reason: "gdb")
+            return true
+        } ?? false
         return GDBStop(thread: 1, reason: .signal(5))
     }
 
@@ -205,14 +210,14 @@ public final class MachineGDBTarget: GDBTarget {
         }
     }
 
-    public func detach() {
+    public func detach(resume: Bool) {
         _ = sync { [self] m in
             points = []
             for (i, h) in m.harts.enumerated() {
                 hooks[i].breakpoints = []; hooks[i].watchpoints = []; hooks[i].singleStep = false; hooks[i].stop = nil
                 h.setDebugHooks(nil)
             }
-            m.resume()
+            if resume { m.resume() }
         }
         pthread_mutex_lock(mutex); waitingForStop = false; pthread_mutex_unlock(mutex)
     }

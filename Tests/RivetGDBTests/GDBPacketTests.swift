@@ -36,7 +36,8 @@ final class MemoryTarget: GDBTarget {
     func resume(step: Int?) { resumed.append(step) }
     func takeStop() -> GDBStop? { nil }
     func interrupt() {}
-    func detach() {}
+    func detach(resume: Bool) {}
+    var wasRunningAtAttach: Bool { false }
     func kill() {}
     func monitor(_ command: String, thread: Int) -> String? { command == "hello" ? "hi\n" : nil }
 }
