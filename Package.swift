@@ -37,7 +37,7 @@ let package = Package(
         // The QMP management socket (QEMU's machine protocol) in front of a running machine.
         .target(name: "RivetQMP", dependencies: ["RivetMachine", "RivetSnapshot"], swiftSettings: optimize),
         // The GDB remote stub (gdb-multiarch's protocol) in front of a machine or a process.
-        .target(name: "RivetGDB", dependencies: ["RivetMachine", "RivetCPU"], swiftSettings: optimize),
+        .target(name: "RivetGDB", dependencies: ["RivetMachine", "RivetUser", "RivetCPU"], swiftSettings: optimize),
         // The process virtual machine: one RISC-V Linux program on the host (rivet user).
         .target(name: "RivetUser", dependencies: ["RivetCPU", "RivetMemory", "RivetSnapshot"], swiftSettings: optimize),
         .executableTarget(name: "rivet", dependencies: [

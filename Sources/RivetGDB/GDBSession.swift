@@ -185,7 +185,7 @@ public final class GDBSession {
         return ""
     }
 
-    func threadName(_ t: Int) -> String { "hart \(t - 1)" }
+    func threadName(_ t: Int) -> String { target.threadName(t) }
 
     func vPacket(_ text: String) -> Action {
         if text == "vCont?" { return .reply("vCont;c;C;s;S") }

@@ -35,6 +35,8 @@ public struct GDBStop: Equatable {
 public protocol GDBTarget: AnyObject {
     /// Thread ids (1-based, ascending).
     func threadIDs() -> [Int]
+    /// What `info threads` shows beside a thread ("hart 0", "tid 1234").
+    func threadName(_ thread: Int) -> String
     /// The target description (target.xml).
     var targetXML: String { get }
     /// A register's value, or nil if the thread or register does not exist.

@@ -47,6 +47,7 @@ public final class MachineGDBTarget: GDBTarget {
     public var targetXML: String { GDBTargetDescription.xml(system: true) }
 
     public func threadIDs() -> [Int] { Array(1...machine.harts.count) }
+    public func threadName(_ thread: Int) -> String { "hart \(thread - 1)" }
 
     /// Runs `body` on the run-loop thread and waits for its result (nil if the machine has ended).
     func sync<T>(_ body: @escaping (VirtMachine) -> T) -> T? {

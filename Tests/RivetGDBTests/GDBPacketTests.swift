@@ -9,6 +9,7 @@ final class MemoryTarget: GDBTarget {
     var stopHandler: (() -> Void)? = nil
     var resumed: [Int?] = []
     func threadIDs() -> [Int] { [1, 2] }
+    func threadName(_ thread: Int) -> String { "hart \(thread - 1)" }
     var targetXML: String { GDBTargetDescription.xml(system: true) }
     func readRegister(thread: Int, number: Int) -> UInt64? {
         guard (1...2).contains(thread), number <= 32 else { return nil }

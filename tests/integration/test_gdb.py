@@ -25,14 +25,16 @@ def free_port():
 
 
 def wait_for_port(port, proc, seconds=20):
+    """Waits until something listens on 127.0.0.1:port (read from /proc/net/tcp: connecting would
+    count as a gdb that came and went)."""
+    want = f"0100007F:{port:04X}"
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         assert proc.poll() is None, "rivet exited before its gdb stub listened"
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
+        with open("/proc/net/tcp") as f:
+            if any(line.split()[1] == want and line.split()[3] == "0A" for line in f.readlines()[1:]):
+                return
+        time.sleep(0.05)
     pytest.fail(f"nothing listens on 127.0.0.1:{port}")
 
 
@@ -164,3 +166,46 @@ def test_hostile_packet_stream_gets_errors_not_a_crash(rivet_session):
     out = finish(gdb, argv)
     assert "= 0x80000000" in out, out
     assert vm.finish()[0] == 0
+
+
+def test_user_program_break_in_main_and_print_local(tmp_path, rivet_bin):
+    assert shutil.which("riscv64-linux-gnu-gcc"), "riscv64-linux-gnu-gcc is required"
+    src = tmp_path / "demo.c"
+    src.write_text("""#include <stdio.h>
+int square(int v) { return v * v; }
+int main(void) {
+    int answer = 6 * 7;
+    int sq = square(answer);
+    printf("answer %d square %d\\n", answer, sq);
+    return 0;
+}
+""")
+    exe = tmp_path / "demo"
+    subprocess.run(["riscv64-linux-gnu-gcc", "-g", "-O0", "-static", "-o", str(exe), str(src)], check=True, timeout=60)
+    port = free_port()
+    prog = subprocess.Popen([str(rivet_bin), "user", "-g", str(port), str(exe)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for_port(port, prog)
+        gdb, argv = gdb_batch([
+            f"file {exe}", f"target remote 127.0.0.1:{port}",
+            "break main", "continue", "next",
+            "echo @@local\\n", "p answer",
+            "info threads",
+            "break square", "continue",
+            "echo @@arg\\n", "p v", "bt",
+            "delete", "continue",
+        ])
+        out = finish(gdb, argv)
+        stdout, _ = prog.communicate(timeout=30)
+    finally:
+        if prog.poll() is None:
+            prog.kill()
+    assert "Breakpoint 1, main () at" in out, out
+    sections = dict(re.findall(r"@@(\w+)\n(.*?)(?=@@|\Z)", out, re.S))
+    assert "$1 = 42" in sections["local"], out
+    assert "(tid " in sections["local"], out
+    assert "square (v=42)" in sections["arg"] and "$2 = 42" in sections["arg"], out
+    assert "in main () at" in sections["arg"], out
+    assert "exited normally" in out, out
+    assert b"answer 42 square 1764" in stdout
+    assert prog.returncode == 0
