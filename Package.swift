@@ -40,10 +40,12 @@ let package = Package(
         .target(name: "RivetMachine", dependencies: ["RivetDevices", "RivetCPU", "RivetMemory", "RivetStorage", "RivetSnapshot"], swiftSettings: optimize),
         // The QMP management socket (QEMU's machine protocol) in front of a running machine.
         .target(name: "RivetQMP", dependencies: ["RivetMachine", "RivetSnapshot"], swiftSettings: optimize),
+        // The GDB remote stub (gdb-multiarch's protocol) in front of a machine or a process.
+        .target(name: "RivetGDB", dependencies: ["RivetMachine", "RivetUser", "RivetCPU"], swiftSettings: optimize),
         // The process virtual machine: one RISC-V Linux program on the host (rivet user).
         .target(name: "RivetUser", dependencies: ["RivetCPU", "RivetMemory", "RivetSnapshot"], swiftSettings: optimize),
         .executableTarget(name: "rivet", dependencies: [
-            "RivetMachine", "RivetQMP", "RivetCPU", "RivetISA", "RivetStorage", "RivetUser", "RivetNet",
+            "RivetMachine", "RivetQMP", "RivetGDB", "RivetCPU", "RivetISA", "RivetStorage", "RivetUser", "RivetNet",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimize),
         .testTarget(name: "RivetISATests", dependencies: ["RivetISA"]),
@@ -52,6 +54,7 @@ let package = Package(
         .testTarget(name: "RivetCPUTests", dependencies: ["RivetCPU", "RivetMemory"]),
         .testTarget(name: "RivetUserTests", dependencies: ["RivetUser", "RivetCPU", "RivetMemory"]),
         .testTarget(name: "RivetMachineTests", dependencies: ["RivetMachine", "RivetQMP", "RivetSnapshot", "RivetMemory"]),
+        .testTarget(name: "RivetGDBTests", dependencies: ["RivetGDB"]),
         .testTarget(name: "RivetDevicesTests", dependencies: ["RivetDevices", "RivetMemory", "RivetStorage"]),
     ],
     swiftLanguageModes: [.v5]

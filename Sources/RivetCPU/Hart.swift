@@ -9,6 +9,8 @@ public enum Privilege: UInt8 { case user = 0, supervisor = 1, machine = 3 }
 public enum HartStop: Equatable {
     case budgetExhausted
     case waitingForInterrupt
+    /// A debugger hook fired (breakpoint, step, watchpoint): see `debug.stop`.
+    case debugStop
 }
 
 /// One RV64GC hart: architectural state plus its software TLB. Executes decoded blocks from a shared
@@ -99,6 +101,10 @@ public final class Hart {
 
     /// Print each retired instruction (run-elf --trace).
     public var traceHook: ((UInt64, UInt32) -> Void)? = nil
+
+    /// Debugger hooks (Debugging.swift); `debugArmed` mirrors `debug != nil` for a cheap check per block.
+    public internal(set) var debug: DebugHooks? = nil
+    var debugArmed = false
 
     public init(hartID: Int, bus: PhysicalBus, cache: BlockCache, wires: InterruptWires, clock: VirtualClock) {
         self.hartID = hartID

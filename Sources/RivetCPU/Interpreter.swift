@@ -33,12 +33,18 @@ extension Hart {
         var executed = 0
         defer { work &+= UInt64(executed) }
         while executed < budget {
-            if let code = pendingInterrupt() {
+            if let code = pendingInterrupt(), !(debugArmed && debug.unsafelyUnwrapped.singleStep) {
                 waitingForInterrupt = false
                 takeTrap(cause: code, tval: 0, epc: pc, interrupt: true)
             }
             if waitingForInterrupt {
                 if hasWakeupInterrupt { waitingForInterrupt = false } else { return .waitingForInterrupt }
+            }
+            if debugArmed {
+                let (n, stop) = debugStep(debug.unsafelyUnwrapped)
+                executed += n
+                if stop { return .debugStop }
+                continue
             }
             if traceHook != nil {
                 executed += max(stepTraced(), 1)

@@ -167,6 +167,7 @@ extension Hart {
     @inline(__always) @discardableResult
     func fillTLB(_ va: UInt64, paddr: UInt64, access: AccessType, writable: Bool, user: Bool, pageMask: UInt64) -> Bool {
         guard paddr >= ramBase, paddr - ramBase < ramSize else { return true }
+        if debugArmed && access != .fetch && debug.unsafelyUnwrapped.watchesPage(va) { return true }
         let vpage = va & ~0xfff
         let ppage = paddr & ~0xfff
         let pmp: UInt8
@@ -217,6 +218,7 @@ extension Hart {
         if (pmpRuleCount != 0 || p != .machine) && !pmpCheck(t.paddr, size: UInt64(size), .read, p) {
             pendingCause = 5; pendingTval = va; return nil
         }
+        if debugArmed { debug.unsafelyUnwrapped.check(va, size: size, write: false) }
         if t.paddr >= ramBase && t.paddr - ramBase < ramSize {
             fillTLB(va, paddr: t.paddr, access: .read, writable: t.writable, user: t.user, pageMask: t.pageMask)
             let host = ramHost + Int(t.paddr - ramBase)
@@ -256,6 +258,7 @@ extension Hart {
         if (pmpRuleCount != 0 || p != .machine) && !pmpCheck(t.paddr, size: UInt64(size), .write, p) {
             pendingCause = 7; pendingTval = va; return false
         }
+        if debugArmed { debug.unsafelyUnwrapped.check(va, size: size, write: true) }
         if t.paddr >= ramBase && t.paddr - ramBase < ramSize {
             let host = ramHost + Int(t.paddr - ramBase)
             switch size {
@@ -302,6 +305,7 @@ extension Hart {
         }
         let p = dataPrivilege
         guard let t = translate(va, isLoadReserved ? .read : .write, privilege: p) else { return nil }
+        if debugArmed { debug.unsafelyUnwrapped.check(va, size: size, write: !isLoadReserved) }
         // PMP cannot grant W without R, so the write check covers an AMO's read as well.
         guard t.paddr >= ramBase, t.paddr - ramBase <= ramSize - UInt64(size),
               (pmpRuleCount == 0 && p == .machine) || pmpCheck(t.paddr, size: UInt64(size), isLoadReserved ? .read : .write, p) else {
@@ -315,7 +319,9 @@ extension Hart {
     /// Reads guest virtual memory as the hart would at its current privilege, without side effects on faults.
     public func debugRead(_ va: UInt64, size: Int) -> UInt64? {
         let savedCause = pendingCause, savedTval = pendingTval
-        defer { pendingCause = savedCause; pendingTval = savedTval }
+        let savedArmed = debugArmed
+        debugArmed = false
+        defer { pendingCause = savedCause; pendingTval = savedTval; debugArmed = savedArmed }
         return loadSlow(va, size: size)
     }
 }

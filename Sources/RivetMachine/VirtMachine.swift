@@ -221,6 +221,7 @@ public final class VirtMachine {
                 h.reservation = nil
                 if stop != .waitingForInterrupt { allWaiting = false }
                 if case .instructionCount = clock.mode { clock.retiredInstructions = totalInstructions; clint.updateTimers() }
+                if stop == .debugStop { requestPause(reason: "debug"); break }  // a gdb breakpoint, step or watchpoint
             }
             if let request = syscon.request {
                 syscon.request = nil

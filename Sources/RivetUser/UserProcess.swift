@@ -76,6 +76,8 @@ public final class UserProcess {
     var pendingWakes = [Int](repeating: 0, count: 65)
     /// Host CLOCK_MONOTONIC (ns) at time-CSR zero, when the vDSO is mapped.
     var monotonicBase: Int64?
+    /// The gdb stub's side (rivet user -g), or nil.
+    var debugger: UserDebugger? = nil
 
     public init(options: UserOptions) throws {
         self.options = options
@@ -185,10 +187,17 @@ public final class UserProcess {
         t.owner = pthread_self()
         let hart = t.hart
         let vector = mm.trapVectorPA
+        debugger?.park(t)  // waits for gdb's first continue (main thread); installs breakpoints
         while true {
             let e = mm.epoch.pointee
             if e != t.seenEpoch { t.seenEpoch = e; hart.flushTLB() }
-            _ = hart.run(budget: UserProcess.slice)
+            if let d = debugger, d.mustPark { d.reportStop(t, nil) }
+            let stop = hart.run(budget: UserProcess.slice)
+            if stop == .debugStop, let d = debugger, let hooks = hart.debug {
+                // A step that entered the kernel (ecall) stops once the call is done and user code resumes.
+                if hooks.stop == .step && hart.privilege == .machine { hooks.stop = nil }
+                else { let s = hooks.stop; hooks.stop = nil; d.reportStop(t, s); continue }
+            }
             if hart.waitingForInterrupt && hart.privilege == .machine && hart.pc == vector + 4 {
                 hart.waitingForInterrupt = false
                 let mappingsBefore = mm.epoch.pointee
@@ -235,6 +244,7 @@ public final class UserProcess {
 
     /// Ends the whole process with `code` (exit_group).
     func exitProcess(_ code: Int32) -> Never {
+        debugger?.reportExit(code)
         exit(code & 0xff)
     }
 }

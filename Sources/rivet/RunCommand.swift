@@ -19,7 +19,8 @@ struct Run: ParsableCommand {
         Exit status: the guest's power-off code (0 for a normal poweroff); 1 on a start-up error. \
         --qmp serves QEMU's management protocol (stop, cont, migrate to file:/exec:/tcp:, quit ...); \
         --incoming restores a machine saved by migrate (see docs/snapshots.md), or receives a live migration \
-        (tcp:HOST:PORT, or defer for QMP migrate-incoming; see docs/migration.md).
+        (tcp:HOST:PORT, or defer for QMP migrate-incoming; see docs/migration.md). \
+        --gdb (or -s) serves gdb-multiarch's remote protocol (docs/debugging.md).
         """)
 
     @Option(help: "Firmware image loaded at 0x80000000.")
@@ -46,8 +47,10 @@ struct Run: ParsableCommand {
     var qmp: [String] = []
     @Option(help: "Restore the machine from a snapshot stream: file:PATH or exec:COMMAND (same options as when it was saved); receive a live migration: tcp:HOST:PORT, or defer (then QMP migrate-incoming).")
     var incoming: String?
-    @Flag(name: [.customShort("S"), .customLong("no-start")], help: "Start paused (continue with QMP cont).")
+    @Flag(name: [.customShort("S"), .customLong("no-start")], help: "Start paused (continue with QMP cont or gdb's continue).")
     var noStart = false
+    @Option(help: "GDB remote stub: tcp:HOST:PORT or tcp::PORT (see docs/debugging.md).") var gdb: String?
+    @Flag(name: .customShort("s"), help: "Short for --gdb tcp::1234.") var gdbDefault = false
     @Option(help: .hidden) var xPauseAt: UInt64?
     @Flag(help: .hidden) var xRamHash = false
 

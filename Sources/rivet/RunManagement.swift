@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import RivetMachine
+import RivetGDB
 import RivetQMP
 
 /// What `rivet run` adds around the machine for management: restoring from `--incoming`, starting
@@ -9,6 +10,7 @@ import RivetQMP
 final class MachineManagement {
     let machine: VirtMachine
     var servers: [QMPServer] = []
+    var gdbServer: GDBServer? = nil
     let printRAMHash: Bool
 
     init(machine: VirtMachine, options: Run) throws {
@@ -39,7 +41,12 @@ final class MachineManagement {
             let server = try QMPServer(address: try QMPAddress.parse(spec), machine: machine, drivePaths: paths)
             servers.append(server)
         }
+        if let spec = options.gdb ?? (options.gdbDefault ? "tcp::1234" : nil) {
+            let (host, port) = try GDBServer.parseAddress(spec)
+            gdbServer = try GDBServer(host: host, port: port, target: MachineGDBTarget(machine: machine))
+        }
         for s in servers { s.start() }
+        gdbServer?.start()
     }
 
     /// After the run loop ended: the hidden RAM hash for exactness tests.
@@ -51,5 +58,7 @@ final class MachineManagement {
     func stop() {
         for s in servers { s.stop() }
         servers = []
+        gdbServer?.stop()
+        gdbServer = nil
     }
 }

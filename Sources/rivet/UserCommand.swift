@@ -1,4 +1,5 @@
 import ArgumentParser
+import RivetGDB
 import RivetUser
 #if canImport(Glibc)
 import Glibc
@@ -24,6 +25,8 @@ struct User: ParsableCommand {
     @Flag(help: "Print each system call and its result on stderr.") var strace = false
     @Option(name: .customLong("env"), help: "Set an environment variable for the program (K=V); repeatable.")
     var env: [String] = []
+    @Option(name: .customShort("g"), help: "Wait for gdb on 127.0.0.1:PORT before the first instruction (docs/debugging.md).")
+    var gdbPort: UInt16?
     @Option(help: .hidden) var argv0: String?
     @Flag(help: "Register rivet with binfmt_misc for riscv64 ELF executables (root), then exit.") var installBinfmt = false
     @Flag(help: "Remove the binfmt_misc registration made by --install-binfmt, then exit.") var uninstallBinfmt = false
@@ -62,7 +65,19 @@ struct User: ParsableCommand {
                                   strace: strace, environment: environment)
         do {
             let process = try UserProcess(options: options)
-            try process.run()
+            var server: GDBServer? = nil
+            if let port = gdbPort {
+                let debugger = UserDebugger()
+                process.attachDebugger(debugger)
+                do {
+                    server = try GDBServer(host: "127.0.0.1", port: port, target: UserGDBTarget(debugger: debugger))
+                    server?.start()
+                } catch {
+                    fputs("rivet user: \(error)\n", stderr)
+                    throw ExitCode(1)
+                }
+            }
+            try withExtendedLifetime(server) { try process.run() }
         } catch let error as UserError {
             fputs("rivet user: \(error.description)\n", stderr)
             throw ExitCode(127)
