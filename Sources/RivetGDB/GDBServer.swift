@@ -42,20 +42,12 @@ public final class GDBServer {
 
     public init(host: String, port: UInt16, target: GDBTarget) throws {
         self.target = target
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw GDBError("gdb stub: socket failed") }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(4))
-        var sa = sockaddr_in()
-        sa.sin_family = sa_family_t(AF_INET)
-        sa.sin_port = port.bigEndian
-        guard inet_pton(AF_INET, host, &sa.sin_addr) == 1 else { close(fd); throw GDBError("gdb stub: host must be an IPv4 address, not '\(host)'") }
-        let ok = withUnsafePointer(to: &sa) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        guard let address = ipv4SocketAddress(host: host, port: port) else {
+            throw GDBError("gdb stub: host must be an IPv4 address, not '\(host)'")
         }
-        guard ok == 0, listen(fd, 4) == 0 else {
-            let e = String(cString: strerror(errno)); close(fd)
-            throw GDBError("gdb stub: cannot listen on \(host):\(port): \(e)")
+        let fd: Int32
+        do { fd = try listenTCP(address, backlog: 4) } catch {
+            throw GDBError("gdb stub: cannot listen on \(host):\(port): \(error)")
         }
         listenFD = fd
         self.port = port

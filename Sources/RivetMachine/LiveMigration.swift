@@ -56,18 +56,8 @@ struct TCPEndpoint {
 
     /// A listening socket (the destination takes exactly one stream).
     func listenSocket() throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw SnapshotError("tcp:\(text): socket failed") }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(4))
-        var a = address
-        let rc = withUnsafePointer(to: &a) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard rc == 0, listen(fd, 1) == 0 else {
-            let e = String(cString: strerror(errno)); close(fd)
-            throw SnapshotError("tcp:\(text): cannot listen: \(e)")
-        }
+        let fd: Int32
+        do { fd = try listenTCP(address, backlog: 1) } catch { throw SnapshotError("tcp:\(text): cannot listen: \(error)") }
         fputs("rivet: waiting for an incoming migration on tcp:\(text)\n", stderr)
         return fd
     }

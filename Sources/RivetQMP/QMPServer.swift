@@ -100,23 +100,12 @@ public final class QMPServer {
             }
             return fd
         case .tcp(let host, let port):
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            guard fd >= 0 else { throw QMPError("--qmp: socket failed") }
-            var one: Int32 = 1
-            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(4))
-            var sa = sockaddr_in()
-            sa.sin_family = sa_family_t(AF_INET)
-            sa.sin_port = port.bigEndian
-            let name = host == "localhost" ? "127.0.0.1" : host
-            guard inet_pton(AF_INET, name, &sa.sin_addr) == 1 else { close(fd); throw QMPError("--qmp tcp:\(host):\(port): host must be an IPv4 address") }
-            let ok = withUnsafePointer(to: &sa) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            guard let address = ipv4SocketAddress(host: host, port: port) else {
+                throw QMPError("--qmp tcp:\(host):\(port): host must be an IPv4 address")
             }
-            guard ok == 0, Glibc.listen(fd, 8) == 0 else {
-                let e = String(cString: strerror(errno)); close(fd)
-                throw QMPError("--qmp tcp:\(host):\(port): cannot listen: \(e)")
+            do { return try listenTCP(address, backlog: 8) } catch {
+                throw QMPError("--qmp tcp:\(host):\(port): cannot listen: \(error)")
             }
-            return fd
         }
     }
 

@@ -71,12 +71,7 @@ func applyImageLock(fd: Int32, path: String, request: ImageLockRequest) throws {
 /// Drops every lock byte this open file description holds.
 func releaseImageLock(fd: Int32) {
     for base in [lockPermissionBase, lockSharedBase] {
-        var fl = flock()
-        fl.l_type = Int16(F_UNLCK)
-        fl.l_whence = Int16(SEEK_SET)
-        fl.l_start = off_t(base)
-        fl.l_len = 4
-        fl.l_pid = 0
+        var fl = lockRange(F_UNLCK, base, length: 4)
         while fcntl(fd, fcntlOFDSetLock, &fl) != 0 && errno == EINTR {}
     }
 }
@@ -109,13 +104,19 @@ func imageInUse(_ path: String, _ detail: String) -> StorageError {
     StorageError("\(path): image is in use by another process (\(detail)); for read-only access despite this use readonly,force-share=on (rivet run) or -U (rivet img)")
 }
 
-private func lockByte(_ fd: Int32, _ path: String, _ offset: Int64) throws {
+/// An OFD lock request of `type` on `length` bytes from `offset` (l_pid must be 0 for OFD locks).
+private func lockRange(_ type: Int32, _ offset: Int64, length: Int64 = 1) -> flock {
     var fl = flock()
-    fl.l_type = Int16(F_RDLCK)
+    fl.l_type = Int16(type)
     fl.l_whence = Int16(SEEK_SET)
     fl.l_start = off_t(offset)
-    fl.l_len = 1
+    fl.l_len = off_t(length)
     fl.l_pid = 0
+    return fl
+}
+
+private func lockByte(_ fd: Int32, _ path: String, _ offset: Int64) throws {
+    var fl = lockRange(F_RDLCK, offset)
     while fcntl(fd, fcntlOFDSetLock, &fl) != 0 {
         if errno == EINTR { continue }
         if errno == EAGAIN || errno == EACCES {
@@ -129,12 +130,7 @@ private func lockByte(_ fd: Int32, _ path: String, _ offset: Int64) throws {
 
 /// Whether an open file description other than `fd`'s holds any lock on the byte at `offset`.
 private func byteHeldByOther(_ fd: Int32, _ path: String, _ offset: Int64) throws -> Bool {
-    var fl = flock()
-    fl.l_type = Int16(F_WRLCK)
-    fl.l_whence = Int16(SEEK_SET)
-    fl.l_start = off_t(offset)
-    fl.l_len = 1
-    fl.l_pid = 0
+    var fl = lockRange(F_WRLCK, offset)
     while fcntl(fd, fcntlOFDGetLock, &fl) != 0 {
         if errno == EINTR { continue }
         if errno == EINVAL || errno == ENOLCK || errno == EOPNOTSUPP { return false }
