@@ -16,6 +16,8 @@ public struct MigrationParameters {
     public var throttleInitial = 20
     public var throttleIncrement = 10
     public var throttleMax = 99
+    /// The `block` capability (migrate-set-capabilities): copy the writable drives, as `migrate` with `blk`.
+    public var blockCapability = false
     public init() {}
 }
 
@@ -198,10 +200,13 @@ public final class LiveMigration {
     var throttling = false
     var info = MigrationInfo()
     let start = VirtualClock.hostNanoseconds()
+    /// Copies the writable drives too (blk; nil for shared storage). See BlockMigration.swift.
+    let block: BlockMigration?
 
-    init(machine: VirtMachine, endpoint: TCPEndpoint) {
+    init(machine: VirtMachine, endpoint: TCPEndpoint, block: BlockMigration?) {
         self.machine = machine
         self.endpoint = endpoint
+        self.block = block
     }
 
     deinit { pthread_mutex_destroy(lock); lock.deallocate() }
@@ -220,6 +225,7 @@ public final class LiveMigration {
 
     func publish() {
         info.totalTimeMs = (VirtualClock.hostNanoseconds() - start) / 1_000_000
+        if let b = block { info.disk = b.progress }
         machine.control.migrationInfo = info
     }
 
@@ -235,6 +241,7 @@ public final class LiveMigration {
         info.live = true
         info.total = machine.ram.size
         info.remaining = machine.ram.size
+        if let b = block { info.disk = b.progress }
         machine.control.migrationInfo = info
         machine.emit(.migration(status: "setup"))
         pthread_create(&thread, nil, { raw in
@@ -254,16 +261,20 @@ public final class LiveMigration {
         do {
             fd = try endpoint.connectSocket()
             let writer = StreamWriter(fd: fd)
-            let description = RunLoopCall.run(machine) { m -> [UInt8] in
+            let setup = RunLoopCall.run(machine) { m -> Result<[UInt8], Error> in
                 m.ram.startDirtyLog()
-                return m.describe.encode()
+                do { try self.block?.start() } catch { return .failure(error) }
+                return .success(m.describe.encode())
             }
+            let description = try setup.get()
             try writer.writeHeader()
             try writer.writeSection(name: MachineDescription.sectionName, version: MachineDescription.version, payload: description)
             info.setupTimeMs = (now() - start) / 1_000_000
             setStatus("active")
-            // First pass: all of RAM, in pieces (no list of every page for a large machine).
             let firstStart = now(), firstOffset = writer.offset
+            // Disks first (blk): their data ranges; writes made meanwhile go in the rounds.
+            try block?.sendBulk(blockSender(writer, roundStart: firstStart, roundOffset: firstOffset))
+            // First pass: all of RAM, in pieces (no list of every page for a large machine).
             let piece = 1 << 16
             for first in stride(from: 0, to: machine.ram.pageCount, by: piece) {
                 let pieceEnd = min(first + piece, machine.ram.pageCount)
@@ -277,17 +288,20 @@ public final class LiveMigration {
             while true {
                 let roundStart = round == 0 ? firstStart : now()
                 let before = round == 0 ? firstOffset : writer.offset
-                if round > 0 { try sendPaced(pages, batch: &batch, writer: writer, roundStart: roundStart, roundOffset: before) }
+                if round > 0 {
+                    try sendPaced(pages, batch: &batch, writer: writer, roundStart: roundStart, roundOffset: before)
+                    try block?.sendPending(blockSender(writer, roundStart: roundStart, roundOffset: before))
+                }
                 round += 1
-                let dirty = RunLoopCall.run(machine) { m in m.ram.syncDirtyLog() }
+                let (dirty, diskDirty) = RunLoopCall.run(machine) { m in (m.ram.syncDirtyLog(), self.block?.sync() ?? 0) }
                 let seconds = max(Double(now() - roundStart) / 1e9, 1e-6)
                 let bytes = Double(writer.offset - before)
                 var bandwidth = max(bytes / seconds, 1e6)
                 if parameters.maxBandwidth > 0 { bandwidth = min(bandwidth, Double(parameters.maxBandwidth)) }
-                let remaining = UInt64(dirty.count) * GuestRAM.pageSize
+                let remaining = UInt64(dirty.count) * GuestRAM.pageSize + diskDirty
                 info.dirtySyncCount += 1
                 info.dirtyPagesRate = UInt64(Double(dirty.count) / seconds)
-                info.remaining = remaining
+                info.remaining = remaining - diskDirty
                 info.expectedDowntimeMs = UInt64(Double(remaining) / bandwidth * 1000)
                 info.mbps = bandwidth * 8 / 1e6
                 info.transferred = writer.offset
@@ -314,6 +328,7 @@ public final class LiveMigration {
             setStatus("cancelling")
             RunLoopCall.run(machine) { m -> Bool in
                 m.ram.stopDirtyLog()
+                self.block?.stop()
                 return true
             }
             throttle = 0
@@ -335,6 +350,7 @@ public final class LiveMigration {
         closeSocket()
         RunLoopCall.run(machine) { m -> Bool in
             m.ram.stopDirtyLog()
+            self.block?.stop()
             return true
         }
         info.error = reason
@@ -351,18 +367,32 @@ public final class LiveMigration {
             let end = min(i + RAMBatchWriter.batchPages, pages.endIndex)
             try batch.send(pages[i..<end], to: writer)
             i = end
-            info.transferred = writer.offset
             info.normalPages = batch.dataPages
             info.zeroPages = batch.zeroPages
-            publish()
-            if parameters.maxBandwidth > 0 {
-                try writer.flush()
-                let due = Double(writer.offset - before) / Double(parameters.maxBandwidth) * 1e9
-                let spent = Double(now() - roundStart)
-                if due > spent { usleep(UInt32(min((due - spent) / 1000, 1e6))) }
-            }
+            try pace(writer, roundStart: roundStart, roundOffset: before)
         }
         try writer.flush()
+    }
+
+    /// After each section sent while the guest runs: progress for query-migrate, then a sleep that keeps
+    /// the round at max-bandwidth.
+    func pace(_ writer: StreamWriter, roundStart: UInt64, roundOffset before: UInt64) throws {
+        info.transferred = writer.offset
+        publish()
+        if parameters.maxBandwidth > 0 {
+            try writer.flush()
+            let due = Double(writer.offset - before) / Double(parameters.maxBandwidth) * 1e9
+            let spent = Double(now() - roundStart)
+            if due > spent { usleep(UInt32(min((due - spent) / 1000, 1e6))) }
+        }
+    }
+
+    /// Block migration from the migration thread: reads posted to the run loop, sections paced.
+    func blockSender(_ writer: StreamWriter, roundStart: UInt64, roundOffset: UInt64) -> BlockSender {
+        BlockSender(machine: machine, writer: writer, onRunLoop: false) {
+            if self.cancelled { throw CancelledMigration() }
+            try self.pace(writer, roundStart: roundStart, roundOffset: roundOffset)
+        }
     }
 
     /// Holds the harts back `throttle` percent of host time: a request that re-posts itself each pass
@@ -403,14 +433,21 @@ public final class LiveMigration {
                 m.ram.stopDirtyLog()
                 self.info.dirtySyncCount += 1
                 try b.send(ArraySlice(dirty), to: writer)
+                if let block = self.block {
+                    // The disks' last writes, straight from the run loop (the guest is paused).
+                    block.sync()
+                    try block.sendPending(BlockSender(machine: m, writer: writer, onRunLoop: true) {})
+                    block.stop()
+                }
                 if case .instructionCount = m.clock.mode { m.clock.retiredInstructions = m.totalInstructions }
                 m.console.flush()
-                for (i, d) in m.config.disks.enumerated() {
-                    do { try d.flush() } catch { throw SnapshotError("drive \(i): flush failed: \(error)") }
-                }
-                // The destination takes the image locks once it has the whole stream (QEMU inactivates).
-                m.releaseDiskLocks()
+                try m.flushDrivesForHandover()
+                // Shared storage: the destination takes the image locks once it has the whole stream (QEMU
+                // inactivates). Copied drives (blk) stay this process's own.
+                if self.block == nil { m.releaseDiskLocks() }
                 for s in m.stateSections { try writer.writeSection(s) }
+                try writer.writeSection(name: MigrationRunState.sectionName, version: MigrationRunState.version,
+                                        payload: MigrationRunState.encode(wasRunning ? .running : .paused))
                 try writer.writeEnd()
                 try self.awaitAck()
                 self.info.downtimeMs = (self.now() - downStart) / 1_000_000
@@ -419,6 +456,7 @@ public final class LiveMigration {
                 self.info.zeroPages = b.zeroPages
                 self.info.remaining = 0
                 self.info.expectedDowntimeMs = 0
+                if let block = self.block { block.bulkRemaining = 0; self.info.disk = block.progress }
                 self.info.status = "completed"
                 self.publish()
                 self.closeSocket()
@@ -428,6 +466,7 @@ public final class LiveMigration {
             } catch {
                 // Nothing was handed over: the guest continues here.
                 m.ram.stopDirtyLog()
+                self.block?.stop()
                 do { try m.activateDiskLocks() } catch {
                     fputs("rivet: warning: migration failed and the drives' locks could not be taken back: \(error)\n", stderr)
                 }
@@ -479,22 +518,25 @@ func mergeSorted(_ a: [Int], _ b: [Int]) -> [Int] {
 }
 
 extension VirtMachine {
-    /// QMP migrate with tcp:HOST:PORT: starts the background migration (run-loop thread).
-    public func startLiveMigration(to spec: String) throws {
+    /// QMP migrate with tcp:HOST:PORT: starts the background migration (run-loop thread). `copyDisks`
+    /// (blk): the destination has its own images and the writable drives' contents go in the stream.
+    public func startLiveMigration(to spec: String, copyDisks: Bool = false) throws {
         if let m = control.liveMigration, m.isActive {
             throw SnapshotError("a migration is already in progress")
         }
-        // Shared storage: both processes open the same images. A raw image holds no metadata, so the
-        // destination reads what the source flushed at switch-over; a writable qcow2 image's tables would
-        // be cached stale by the destination, so it is refused rather than risked.
-        for (i, d) in config.disks.enumerated() where !d.isReadOnly {
-            let format = (d as? ImageLayer)?.format ?? .raw
-            if format != .raw {
-                throw SnapshotError("drive \(i): live migration with shared storage needs raw images or read-only drives (this one is a writable \(format.rawValue) image)")
+        if control.runState == .inmigrate { throw SnapshotError("the guest is waiting for an incoming migration") }
+        if !copyDisks {
+            // Shared storage: both processes open the same images. The destination re-reads a qcow2 image's
+            // tables when it takes the image over, which needs the drive to be replaceable (tracked).
+            for (i, d) in config.disks.enumerated() where !d.isReadOnly {
+                if (d as? ImageLayer)?.format == .qcow2 && decoratorChain(d, find: DirtyTrackingDisk.self) == nil {
+                    throw SnapshotError("drive \(i): this writable qcow2 drive cannot be handed over (shared storage)")
+                }
             }
         }
+        let block = copyDisks ? try BlockMigration(machine: self) : nil
         let endpoint = try TCPEndpoint(spec)
-        let m = LiveMigration(machine: self, endpoint: endpoint)
+        let m = LiveMigration(machine: self, endpoint: endpoint, block: block)
         control.liveMigration = m
         m.begin()
     }
@@ -517,10 +559,13 @@ extension VirtMachine {
     func receiveMigration(endpoint: TCPEndpoint, listenFD: Int32) throws -> SnapshotStats {
         let fd = try endpoint.acceptOne(listenFD)
         defer { close(fd) }
-        let stats = try restoreState(from: StreamReader(fd: fd), mapFile: false)
+        let state = try readState(from: StreamReader(fd: fd), mapFile: false, live: true,
+                                  beforeRAM: { m in m.ram.clear(); m.cache.flushAll() })
+        try applyState(state)
         // The source gave up its image locks before the end of the stream; take them before confirming, so
         // a failure here leaves the source running.
-        try activateDiskLocks()
+        try takeOverDrives(copied: state.copiedDrives)
+        let stats = state.stats
         var ack = migrationAck
         guard write(fd, &ack, 1) == 1 else {
             throw SnapshotError("the source went away before the switch-over was confirmed")
@@ -531,23 +576,19 @@ extension VirtMachine {
 
 extension VirtMachine {
     /// `--incoming tcp:` and QMP migrate-incoming: listens now (an error is returned at once), then
-    /// receives on the run loop while the guest has not started; a failed stream ends rivet with status 1,
-    /// as a bad `--incoming file:` does.
+    /// receives on its own thread (file: and exec: on the run loop) while the guest has not started; a
+    /// failed stream ends rivet with status 1, as a bad `--incoming file:` does.
     public func acceptIncoming(_ uri: String, origin: String = "migrate-incoming") throws {
-        let parsed = try MigrationURI.parse(uri)
-        var listening: (TCPEndpoint, Int32)? = nil
-        if case .tcp(let spec) = parsed {
+        if case .tcp(let spec) = try MigrationURI.parse(uri) {
+            // Received on a thread of its own, so QMP answers meanwhile (IncomingMigration.swift).
             let endpoint = try TCPEndpoint(spec)
-            listening = (endpoint, try endpoint.listenSocket())
+            IncomingMigration(machine: self, endpoint: endpoint, listenFD: try endpoint.listenSocket(), what: "\(origin) \(uri)").begin()
+            return
         }
         control.post { m in
             do {
-                if let (endpoint, fd) = listening {
-                    try m.receiveMigration(endpoint: endpoint, listenFD: fd)
-                } else {
-                    try m.restoreSnapshot(from: uri)
-                    try m.activateDiskLocks()
-                }
+                try m.restoreSnapshot(from: uri)
+                try m.activateDrivesAfterHandover()
             } catch {
                 m.console.restore()
                 fputs("rivet: \(origin) \(uri): \(error)\n", stderr)

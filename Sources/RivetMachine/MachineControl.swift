@@ -42,6 +42,8 @@ public struct MigrationInfo {
     public var dirtyPagesRate: UInt64 = 0
     public var mbps: Double = 0
     public var throttlePercent: UInt64 = 0
+    /// Block migration (blk): bytes of the drives covered so far, still to send, and in all.
+    public var disk: (transferred: UInt64, remaining: UInt64, total: UInt64)? = nil
     public init() {}
 }
 

@@ -96,6 +96,16 @@ extension HostConsole: Snapshottable {
     }
 }
 
+/// What `readState` read: RAM and disk contents are in place; the device sections wait for `applyState`.
+struct IncomingState {
+    var stats = SnapshotStats()
+    var sections: [(target: Snapshottable, payload: [UInt8])] = []
+    /// The source's run state at the switch-over (live migration), if the stream says.
+    var sourceRunState: String? = nil
+    /// Drives whose contents came in the stream (they hold their locks already).
+    var copiedDrives: Set<Int> = []
+}
+
 /// Counts of what a save wrote.
 public struct SnapshotStats {
     public var bytes: UInt64 = 0
@@ -208,8 +218,19 @@ extension VirtMachine {
     /// Replaces the machine's state with the stream's. Everything is checked (framing, checksums, the
     /// configuration, every section present once, every value); on an error the machine must not run.
     /// `mapFile`: map RAM pages copy-on-write from the file when the stream is a regular file.
+    /// `live`: the stream comes from a live migration, which may also carry disk contents ("block").
     @discardableResult
-    public func restoreState(from reader: StreamReader, mapFile: Bool = true) throws -> SnapshotStats {
+    public func restoreState(from reader: StreamReader, mapFile: Bool = true, live: Bool = false) throws -> SnapshotStats {
+        let state = try readState(from: reader, mapFile: mapFile, live: live, beforeRAM: { m in m.ram.clear(); m.cache.flushAll() })
+        try applyState(state)
+        return state.stats
+    }
+
+    /// Reads a whole stream: RAM pages and disk contents go straight into place, device sections are kept
+    /// (small) for `applyState`. A live-migration destination calls this on its receiving thread, so
+    /// `beforeRAM` (clearing RAM) and `progress` (bytes read so far) let it reach the run loop.
+    func readState(from reader: StreamReader, mapFile: Bool, live: Bool,
+                   beforeRAM: (VirtMachine) -> Void, progress: (UInt64) -> Void = { _ in }) throws -> IncomingState {
         try reader.readHeader()
         guard let first = try reader.nextSection(), first.name == MachineDescription.sectionName else {
             throw SnapshotError("stream does not start with the machine section")
@@ -220,15 +241,16 @@ extension VirtMachine {
         let recorded = try MachineDescription.decode(try reader.payload(of: first))
         if let why = recorded.mismatch(with: describe) { throw SnapshotError(why) }
 
-        ram.clear()
-        cache.flushAll()
-        var stats = SnapshotStats()
+        beforeRAM(self)
+        var state = IncomingState()
         var byName: [String: Snapshottable] = [:]
         for s in stateSections { byName[s.snapshotName] = s }
         var seen: Set<String> = [MachineDescription.sectionName]
         while let s = try reader.nextSection() {
-            // RAM may come in several sections (live migration sends rounds); later records win.
-            guard seen.insert(s.name).inserted || s.name == VirtMachine.ramSectionName else {
+            defer { progress(reader.offset) }
+            // RAM and disk contents may come in several sections (live migration sends rounds); later records win.
+            let repeatable = s.name == VirtMachine.ramSectionName || s.name == BlockMigration.sectionName
+            guard seen.insert(s.name).inserted || repeatable else {
                 throw SnapshotError("section \(s.name) appears twice")
             }
             if s.name == VirtMachine.ramSectionName {
@@ -237,28 +259,44 @@ extension VirtMachine {
                 }
                 var sectionStats = SnapshotStats()
                 try readRAM(s, from: reader, mapFile: mapFile, stats: &sectionStats)
-                stats.dataPages += sectionStats.dataPages
-                stats.mappedPages += sectionStats.mappedPages
+                state.stats.dataPages += sectionStats.dataPages
+                state.stats.mappedPages += sectionStats.mappedPages
+                continue
+            }
+            if s.name == BlockMigration.sectionName {
+                guard live else { throw SnapshotError("section block (disk contents) is only accepted from a live migration") }
+                try readBlockSection(s, from: reader, lockedDrives: &state.copiedDrives)
+                continue
+            }
+            if s.name == MigrationRunState.sectionName {
+                state.sourceRunState = try MigrationRunState.decode(s, from: reader)
                 continue
             }
             guard let target = byName[s.name] else { throw SnapshotError("unknown section \(s.name) (is the stream from another machine or a newer rivet?)") }
             guard s.version == target.snapshotVersion else {
                 throw SnapshotError("section \(s.name) version \(s.version) is not supported (this rivet reads \(target.snapshotVersion))")
             }
-            var r = StateReader(try reader.payload(of: s), context: s.name)
-            try target.restoreState(from: &r)
-            try r.expectEnd()
+            state.sections.append((target, try reader.payload(of: s)))
         }
         let missing = ([VirtMachine.ramSectionName] + stateSections.map { $0.snapshotName }).filter { !seen.contains($0) }
         if let m = missing.first { throw SnapshotError("stream lacks section \(m)") }
+        state.stats.bytes = reader.offset
+        state.stats.zeroPages = UInt64(ram.pageCount) - min(state.stats.dataPages, UInt64(ram.pageCount))
+        return state
+    }
+
+    /// Restores the device sections `readState` kept (run-loop thread, or before the run loop starts).
+    func applyState(_ state: IncomingState) throws {
+        for (target, payload) in state.sections {
+            var r = StateReader(payload, context: target.snapshotName)
+            try target.restoreState(from: &r)
+            try r.expectEnd()
+        }
         // mtime under --icount derives from the harts' counts, which are back only now.
         if case .instructionCount = clock.mode { clock.retiredInstructions = totalInstructions }
         if let m = clock.restoredMTime { clock.set(mtime: m) }
         clint.updateTimers()
         cache.flushAll()
-        stats.bytes = reader.offset
-        stats.zeroPages = UInt64(ram.pageCount) - min(stats.dataPages, UInt64(ram.pageCount))
-        return stats
     }
 
     func readRAM(_ s: SectionHeader, from reader: StreamReader, mapFile: Bool, stats: inout SnapshotStats) throws {

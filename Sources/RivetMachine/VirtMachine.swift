@@ -205,14 +205,18 @@ public final class VirtMachine {
     /// Runs until power-off, a user quit, or (if given) `maxInstructions` retired.
     public func run(maxInstructions: UInt64? = nil, wallSeconds: Double? = nil) throws -> MachineExit {
         defer { console.flush() }
-        let wallDeadline = wallSeconds.map { VirtualClock.hostNanoseconds() &+ UInt64($0 * 1e9) }
+        var wallDeadline = wallSeconds.map { VirtualClock.hostNanoseconds() &+ UInt64($0 * 1e9) }
         while true {
             if diskStop.isPaused, let exit = waitWhileDiskStopped(wallDeadline: wallDeadline, wallSeconds: wallSeconds) { return exit }
             if let d = wallDeadline, VirtualClock.hostNanoseconds() >= d {
                 return .stopped("time limit of \(wallSeconds!) s reached")
             }
             if control.hasRequests, let exit = serviceRequests() { return exit }
-            if !control.isRunning { waitWhilePaused(deadline: wallDeadline); continue }
+            if !control.isRunning {
+                // A destination waits for its incoming migration as long as it takes (as QEMU's -incoming).
+                if control.runState == .inmigrate, let s = wallSeconds { wallDeadline = VirtualClock.hostNanoseconds() &+ UInt64(s * 1e9) }
+                waitWhilePaused(deadline: wallDeadline); continue
+            }
             if case .instructionCount = clock.mode { clock.retiredInstructions = totalInstructions }
             clint.updateTimers()
             var allWaiting = true

@@ -19,7 +19,8 @@ struct QMPSession {
     static let commands = ["qmp_capabilities", "query-version", "query-commands", "query-status", "query-name",
                            "query-cpus-fast", "query-block", "stop", "cont", "system_reset", "system_powerdown",
                            "quit", "migrate", "query-migrate", "migrate_cancel", "migrate-set-parameters",
-                           "query-migrate-parameters", "migrate-incoming", "x-rivet-ram-hash"]
+                           "query-migrate-parameters", "migrate-incoming", "migrate-set-capabilities",
+                           "query-migrate-capabilities", "x-rivet-ram-hash"]
 
     static func error(_ cls: String, _ desc: String, id: JSON?) -> JSON {
         var m: [(String, JSON)] = [("error", .object([("class", .string(cls)), ("desc", .string(desc))]))]
@@ -128,6 +129,38 @@ struct QMPSession {
             }
             server.machine.control.migrationParameters = p
             send(ok)
+        case "migrate-set-capabilities":
+            guard case .array(let list)? = args["capabilities"] else {
+                send(QMPSession.error("GenericError", "Parameter 'capabilities' is missing", id: id)); return false
+            }
+            var p = server.machine.control.migrationParameters
+            for item in list {
+                guard let name = item["capability"]?.stringValue, let state = item["state"]?.boolValue else {
+                    send(QMPSession.error("GenericError", "Each capability needs 'capability' and 'state'", id: id)); return false
+                }
+                switch name {
+                case "block": p.blockCapability = state
+                case "events", "auto-converge":
+                    guard state else {
+                        send(QMPSession.error("GenericError", "Capability '\(name)' is always on in rivet", id: id)); return false
+                    }
+                default:
+                    send(QMPSession.error("GenericError", "Capability '\(name)' is not supported", id: id)); return false
+                }
+            }
+            let status = server.machine.control.migrationInfo.status
+            if ["setup", "active", "cancelling"].contains(status) && server.machine.control.migrationInfo.live {
+                send(QMPSession.error("GenericError", "There's a migration process in progress", id: id)); return false
+            }
+            server.machine.control.migrationParameters = p
+            send(ok)
+        case "query-migrate-capabilities":
+            let p = server.machine.control.migrationParameters
+            send(QMPSession.reply(.array([
+                .object([("capability", .string("block")), ("state", .bool(p.blockCapability))]),
+                .object([("capability", .string("events")), ("state", .bool(true))]),
+                .object([("capability", .string("auto-converge")), ("state", .bool(true))]),
+            ]), id: id))
         case "query-migrate-parameters":
             let p = server.machine.control.migrationParameters
             send(QMPSession.reply(.object([
@@ -187,6 +220,8 @@ struct QMPSession {
         case "stop":
             return onMachine(id: id) { m in
                 if m.control.runState == .running { m.requestPause(reason: "qmp") }
+                // Waiting for an incoming migration: stay paused when it completes (QEMU's autostart=0).
+                if m.control.runState == .inmigrate { m.control.startAfterIncoming = false }
                 return ok
             }
         case "cont":
@@ -194,11 +229,22 @@ struct QMPSession {
                 if m.control.runState == .shutdown {
                     return QMPSession.error("GenericError", "the guest has shut down; it cannot continue", id: id)
                 }
+                // Waiting for an incoming migration: start the guest once it has arrived (QEMU's autostart).
+                if m.control.runState == .inmigrate { m.control.startAfterIncoming = true; return ok }
+                if m.control.runState == .postmigrate {
+                    // The guest moved away: its images belong to the destination unless it let them go.
+                    do { try m.activateDrivesAfterHandover() } catch {
+                        return QMPSession.error("GenericError", "cannot continue after the migration: \(error)", id: id)
+                    }
+                }
                 m.resume()
                 return ok
             }
         case "system_reset":
             return onMachine(id: id) { m in
+                if m.control.runState == .inmigrate {
+                    return QMPSession.error("GenericError", "the guest is waiting for an incoming migration", id: id)
+                }
                 do { try m.reset() } catch {
                     return QMPSession.error("GenericError", "reset failed: \(error)", id: id)
                 }
@@ -220,11 +266,24 @@ struct QMPSession {
             guard let uri = args["uri"]?.stringValue else {
                 send(QMPSession.error("GenericError", "Parameter 'uri' is missing", id: id)); return false
             }
+            if args["inc"]?.boolValue == true {
+                send(QMPSession.error("GenericError", "Incremental block migration (inc) is not supported; use blk", id: id)); return false
+            }
+            if let v = args["blk"], v.boolValue == nil {
+                send(QMPSession.error("GenericError", "Parameter 'blk' expects a boolean", id: id)); return false
+            }
+            let copyDisks = args["blk"]?.boolValue ?? server.machine.control.migrationParameters.blockCapability
             return onMachine(id: id) { m in
                 do {
+                    if m.control.runState == .inmigrate {
+                        return QMPSession.error("GenericError", "the guest is waiting for an incoming migration", id: id)
+                    }
                     if uri.hasPrefix("tcp:") {
-                        try m.startLiveMigration(to: String(uri.dropFirst(4)))
+                        try m.startLiveMigration(to: String(uri.dropFirst(4)), copyDisks: copyDisks)
                         return ok
+                    }
+                    if copyDisks {
+                        return QMPSession.error("GenericError", "copying the disks (blk) needs a tcp: migration", id: id)
                     }
                     _ = try m.saveSnapshot(to: uri)
                     return ok
@@ -258,6 +317,10 @@ struct QMPSession {
             ("dirty-pages-rate", .int(Int64(info.dirtyPagesRate))), ("dirty-sync-count", .int(Int64(info.dirtySyncCount))),
             ("mbps", .double(info.mbps)), ("page-size", .int(4096)),
         ])))
+        if let d = info.disk {
+            m.append(("disk", .object([("transferred", .int(Int64(d.transferred))), ("remaining", .int(Int64(d.remaining))),
+                                       ("total", .int(Int64(d.total)))])))
+        }
         if info.throttlePercent > 0 { m.append(("cpu-throttle-percentage", .int(Int64(info.throttlePercent)))) }
         if let e = info.error { m.append(("error-desc", .string(e))) }
         return .object(m)

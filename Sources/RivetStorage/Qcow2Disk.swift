@@ -72,7 +72,7 @@ public final class Qcow2Disk: ImageLayer {
         storage = p
         return p
     }
-    private var closed = false
+    var closed = false
     /// Guest clusters whose L2 entry is corrupt: only these fail.
     var badClusters = Set<UInt64>()
 

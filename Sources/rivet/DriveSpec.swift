@@ -44,7 +44,9 @@ struct DriveSpec {
     }
 
     /// `deferLocks`: a live-migration destination takes the image locks only when the stream is complete.
+    /// The drive records its writes while a migration copies it (blk), and a destination can re-open its
+    /// image when it takes it over (DirtyTrackingDisk).
     func open(deferLocks: Bool = false) throws -> BlockDevice {
-        try openDisk(path: path, format: format, readOnly: readOnly, forceShare: forceShare, deferLocks: deferLocks)
+        DirtyTrackingDisk(try openDisk(path: path, format: format, readOnly: readOnly, forceShare: forceShare, deferLocks: deferLocks))
     }
 }
