@@ -241,10 +241,12 @@ private func isAllZero(_ raw: UnsafeRawBufferPointer, _ start: Int, _ count: Int
 
 extension VirtMachine {
     /// Destination: applies one "block" section to this machine's own drive. The payload is read whole and
-    /// its CRC checked before anything is written; every index, offset and length is checked. The first
-    /// section for a drive takes its image's locks: a destination that was given the source's own image
-    /// (shared storage) is refused here rather than having two processes write one file.
-    func readBlockSection(_ s: SectionHeader, from reader: StreamReader, lockedDrives: inout Set<Int>) throws {
+    /// its CRC and every index, offset and length checked before anything is written; the writes then run
+    /// through `onRunLoop` (the receiving thread posts them to the run loop, which owns the drives). The
+    /// first section for a drive takes its image's locks: a destination that was given the source's own
+    /// image (shared storage) is refused there rather than having two processes write one file.
+    func readBlockSection(_ s: SectionHeader, from reader: StreamReader, lockedDrives: inout Set<Int>,
+                          onRunLoop: (@escaping (VirtMachine) -> Void) -> Void) throws {
         guard s.version == BlockMigration.sectionVersion else {
             throw SnapshotError("section block version \(s.version) is not supported (this rivet reads \(BlockMigration.sectionVersion))")
         }
@@ -258,39 +260,51 @@ extension VirtMachine {
         guard size == disk.size else {
             throw SnapshotError("section block: drive \(index) is \(size) bytes on the source and \(disk.size) here")
         }
-        if !lockedDrives.contains(index) {
-            do { try (disk as? ImageLockHandover)?.activateLocks() } catch {
-                throw SnapshotError("drive \(index): \(error) (copying the disk (blk) needs the destination's own image)")
-            }
-            lockedDrives.insert(index)
-        }
-        while true {
+        enum Operation { case data(UInt64, [UInt8]), zero(UInt64, UInt64) }
+        var operations: [Operation] = []
+        decoding: while true {
             let kind = try r.u8()
             switch BlockMigration.Record(rawValue: kind) {
             case .end?:
                 try r.expectEnd()
-                return
+                break decoding
             case .data?:
                 let offset = try r.u64()
                 let bytes = try r.data(limit: Int(BlockMigration.chunkBytes) * 2)
                 guard !bytes.isEmpty, offset <= size, UInt64(bytes.count) <= size - offset else {
                     throw SnapshotError("section block: data at \(offset)+\(bytes.count) is outside drive \(index) (\(size) bytes)")
                 }
-                do { try bytes.withUnsafeBytes { try disk.write(at: offset, from: $0) } } catch {
-                    throw SnapshotError("drive \(index): writing the copied data failed: \(error)")
-                }
+                operations.append(.data(offset, bytes))
             case .zero?:
                 let offset = try r.u64(), length = try r.u64()
                 guard length > 0, offset <= size, length <= size - offset else {
                     throw SnapshotError("section block: zeros at \(offset)+\(length) are outside drive \(index) (\(size) bytes)")
                 }
-                do { try zeroDriveRange(disk, offset, length) } catch {
-                    throw SnapshotError("drive \(index): zeroing a range failed: \(error)")
-                }
+                operations.append(.zero(offset, length))
             case nil:
                 throw SnapshotError("section block: unknown record kind \(kind)")
             }
         }
+        let takeLocks = !lockedDrives.contains(index)
+        lockedDrives.insert(index)
+        var failure: String? = nil
+        onRunLoop { m in
+            if takeLocks {
+                do { try (disk as? ImageLockHandover)?.activateLocks() } catch {
+                    failure = "drive \(index): \(error) (copying the disk (blk) needs the destination's own image)"
+                    return
+                }
+            }
+            do {
+                for op in operations {
+                    switch op {
+                    case .data(let offset, let bytes): try bytes.withUnsafeBytes { try disk.write(at: offset, from: $0) }
+                    case .zero(let offset, let length): try m.zeroDriveRange(disk, offset, length)
+                    }
+                }
+            } catch { failure = "drive \(index): writing the copied contents failed: \(error)" }
+        }
+        if let f = failure { throw SnapshotError(f) }
     }
 
     /// Makes a range of a drive read as zeros, touching only parts that do not already (a fresh image's

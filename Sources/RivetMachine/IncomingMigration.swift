@@ -7,8 +7,9 @@ import RivetStorage
 
 /// The destination of a live migration (`--incoming tcp:`, or `defer` + QMP migrate-incoming).
 ///
-/// A thread accepts the source's connection and reads the stream: RAM pages and disk contents go straight
-/// into place, while the run loop stays free, so QMP answers throughout (query-status: inmigrate;
+/// A thread accepts the source's connection and reads the stream: RAM pages go straight into place, disk
+/// contents are checked there and written on the run loop (which owns the drives), and the run loop is
+/// otherwise free, so QMP answers throughout (query-status: inmigrate;
 /// query-migrate: setup while listening, active with the bytes received so far). Once the whole stream was
 /// read and checked, the device state is applied and the drives are taken over on the run loop, the source
 /// is told, and the guest continues - unless the source was paused at the switch-over or -S was given
@@ -71,10 +72,10 @@ final class IncomingMigration {
             info.setupTimeMs = (now() - start) / 1_000_000
             setStatus("active")
             let reader = StreamReader(fd: fd)
-            let state = try machine.readState(from: reader, mapFile: false, live: true, beforeRAM: { m in
-                _ = RunLoopCall.run(m) { m -> Bool in
-                    m.ram.clear()
-                    m.cache.flushAll()
+            let machine = self.machine
+            let state = try machine.readState(from: reader, mapFile: false, live: true, onRunLoop: { body in
+                _ = RunLoopCall.run(machine) { m -> Bool in
+                    body(m)
                     return true
                 }
             }, progress: { self.progressed($0) })

@@ -559,8 +559,7 @@ extension VirtMachine {
     func receiveMigration(endpoint: TCPEndpoint, listenFD: Int32) throws -> SnapshotStats {
         let fd = try endpoint.acceptOne(listenFD)
         defer { close(fd) }
-        let state = try readState(from: StreamReader(fd: fd), mapFile: false, live: true,
-                                  beforeRAM: { m in m.ram.clear(); m.cache.flushAll() })
+        let state = try readState(from: StreamReader(fd: fd), mapFile: false, live: true)
         try applyState(state)
         // The source gave up its image locks before the end of the stream; take them before confirming, so
         // a failure here leaves the source running.

@@ -56,7 +56,9 @@ struct MachineDescription: Equatable {
     }
 
     /// Nil when `self` (the stream's) fits `actual` (this machine's); else the difference, in the user's terms.
-    func mismatch(with actual: MachineDescription) -> String? {
+    /// `anyDriveFormat`: a live migration's destination may keep its disks in another format (blk copies
+    /// the contents; QEMU does not compare formats either).
+    func mismatch(with actual: MachineDescription, anyDriveFormat: Bool = false) -> String? {
         if memorySize != actual.memorySize {
             return "the snapshot is of a machine with --memory \(sizeText(memorySize)); this one has \(sizeText(actual.memorySize))"
         }
@@ -70,7 +72,7 @@ struct MachineDescription: Equatable {
         if drives.count != actual.drives.count {
             return "the snapshot has \(drives.count) drive(s); this machine has \(actual.drives.count) --drive"
         }
-        for (i, (a, b)) in zip(drives, actual.drives).enumerated() where a != b {
+        for (i, (a, b)) in zip(drives, actual.drives).enumerated() where a.size != b.size || a.readOnly != b.readOnly || (a.format != b.format && !anyDriveFormat) {
             return "drive \(i): the snapshot recorded a \(a.size)-byte \(a.format)\(a.readOnly ? " read-only" : "") image; --drive gives a \(b.size)-byte \(b.format)\(b.readOnly ? " read-only" : "") image"
         }
         if virtioDevices != actual.virtioDevices { return "the snapshot's virtio devices \(virtioDevices) differ from this machine's \(actual.virtioDevices)" }
@@ -221,16 +223,19 @@ extension VirtMachine {
     /// `live`: the stream comes from a live migration, which may also carry disk contents ("block").
     @discardableResult
     public func restoreState(from reader: StreamReader, mapFile: Bool = true, live: Bool = false) throws -> SnapshotStats {
-        let state = try readState(from: reader, mapFile: mapFile, live: live, beforeRAM: { m in m.ram.clear(); m.cache.flushAll() })
+        let state = try readState(from: reader, mapFile: mapFile, live: live)
         try applyState(state)
         return state.stats
     }
 
-    /// Reads a whole stream: RAM pages and disk contents go straight into place, device sections are kept
-    /// (small) for `applyState`. A live-migration destination calls this on its receiving thread, so
-    /// `beforeRAM` (clearing RAM) and `progress` (bytes read so far) let it reach the run loop.
+    /// Reads a whole stream: RAM pages go straight into place, disk contents to the drives, device sections
+    /// are kept (small) for `applyState`. A live-migration destination calls this on its receiving thread:
+    /// `onRunLoop` then runs what touches more than RAM (clearing it, the drives) on the run loop (the
+    /// default runs it at once, for callers on the run-loop thread); `progress` sees the bytes read so far.
     func readState(from reader: StreamReader, mapFile: Bool, live: Bool,
-                   beforeRAM: (VirtMachine) -> Void, progress: (UInt64) -> Void = { _ in }) throws -> IncomingState {
+                   onRunLoop runLoopHook: ((@escaping (VirtMachine) -> Void) -> Void)? = nil,
+                   progress: (UInt64) -> Void = { _ in }) throws -> IncomingState {
+        let onRunLoop = runLoopHook ?? { body in body(self) }
         try reader.readHeader()
         guard let first = try reader.nextSection(), first.name == MachineDescription.sectionName else {
             throw SnapshotError("stream does not start with the machine section")
@@ -239,9 +244,12 @@ extension VirtMachine {
             throw SnapshotError("machine section version \(first.version) is not supported (this rivet reads \(MachineDescription.version))")
         }
         let recorded = try MachineDescription.decode(try reader.payload(of: first))
-        if let why = recorded.mismatch(with: describe) { throw SnapshotError(why) }
+        if let why = recorded.mismatch(with: describe, anyDriveFormat: live) { throw SnapshotError(why) }
 
-        beforeRAM(self)
+        onRunLoop { m in
+            m.ram.clear()
+            m.cache.flushAll()
+        }
         var state = IncomingState()
         var byName: [String: Snapshottable] = [:]
         for s in stateSections { byName[s.snapshotName] = s }
@@ -265,7 +273,7 @@ extension VirtMachine {
             }
             if s.name == BlockMigration.sectionName {
                 guard live else { throw SnapshotError("section block (disk contents) is only accepted from a live migration") }
-                try readBlockSection(s, from: reader, lockedDrives: &state.copiedDrives)
+                try readBlockSection(s, from: reader, lockedDrives: &state.copiedDrives, onRunLoop: onRunLoop)
                 continue
             }
             if s.name == MigrationRunState.sectionName {

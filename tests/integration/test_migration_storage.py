@@ -53,14 +53,14 @@ WRITER = (b"(i=0; while [ ! -e /tmp/stop ]; do i=$((i+1)); echo $i >> /mnt/log; 
 def test_block_migration_copies_the_drives_to_the_destinations_own_images(rivet_bin, guest_dir, tmp_path):
     """Source: a qcow2 ext4 disk (a log appended to) and a raw disk (16 KiB random blocks written at
     moving offsets), both written all through the migration, and the A-B walk with 2 harts. Destination:
-    fresh empty images from `rivet img create`, started with -S so it stays paused at the switch-over:
-    then its images match the source's (qemu-img compare), the qcow2 one checks clean, and after cont
-    the guest keeps writing to them; every log line is there at the end."""
+    fresh empty images from `rivet img create`, in the other format each, started with -S so it stays
+    paused at the switch-over: then its images match the source's (qemu-img compare), the qcow2 one checks
+    clean, and after cont the guest keeps writing to them; every log line is there at the end."""
     src_q, src_r = tmp_path / "src.qcow2", tmp_path / "src.raw"
     ext4_image(src_q, "64M", "qcow2")
     subprocess.run(["truncate", "-s", "32M", str(src_r)], check=True)
-    dst_q, dst_r = tmp_path / "dst.qcow2", tmp_path / "dst.raw"
-    for img, fmt, size in ((dst_q, "qcow2", "64M"), (dst_r, "raw", "32M")):
+    dst_q, dst_r = tmp_path / "dst-vda.raw", tmp_path / "dst-vdb.qcow2"
+    for img, fmt, size in ((dst_q, "raw", "64M"), (dst_r, "qcow2", "32M")):
         p = subprocess.run([str(rivet_bin), "img", "create", "-f", fmt, str(img), size], capture_output=True, text=True)
         assert p.returncode == 0, p.stderr
     src = boot_with_walk(rivet_bin, tmp_path / "a.sock", "--smp", 2,
@@ -69,8 +69,8 @@ def test_block_migration_copies_the_drives_to_the_destinations_own_images(rivet_
     src.send(WRITER % (b"/dev/vdb", b"seek=$((i*7%2000))"))
     time.sleep(0.5)
     port = free_port()
-    dest = Machine(rivet_bin, tmp_path / "b.sock", "--smp", 2, "--drive", f"{dst_q},format=qcow2",
-                   "--drive", f"{dst_r},format=raw", "--incoming", f"tcp:127.0.0.1:{port}", "-S")
+    dest = Machine(rivet_bin, tmp_path / "b.sock", "--smp", 2, "--drive", f"{dst_q},format=raw",
+                   "--drive", f"{dst_r},format=qcow2", "--incoming", f"tcp:127.0.0.1:{port}", "-S")
     mon = src.monitor()
     assert mon.cmd("migrate-set-parameters", **{"max-bandwidth": 64 << 20, "downtime-limit": 2000}) == {}
     assert mon.cmd("migrate", uri=f"tcp:127.0.0.1:{port}", blk=True) == {}
@@ -97,10 +97,10 @@ def test_block_migration_copies_the_drives_to_the_destinations_own_images(rivet_
     dmon = dest.monitor()
     assert dmon.cmd("query-status")["status"] == "paused"
     assert dmon.cmd("query-migrate")["status"] == "completed"
-    for a, b, fmt in ((src_q, dst_q, "qcow2"), (src_r, dst_r, "raw")):
-        p = qemu_img("compare", "-U", "-f", fmt, "-F", fmt, a, b)
+    for a, b, fa, fb in ((src_q, dst_q, "qcow2", "raw"), (src_r, dst_r, "raw", "qcow2")):
+        p = qemu_img("compare", "-U", "-f", fa, "-F", fb, a, b)
         assert p.returncode == 0, p.stdout + p.stderr
-    p = qemu_img("check", "-U", dst_q)
+    p = qemu_img("check", "-U", dst_r)
     assert p.returncode == 0, p.stdout + p.stderr
     assert dmon.cmd("cont") == {}
     walk_keeps_passing(dest)
@@ -109,9 +109,9 @@ def test_block_migration_copies_the_drives_to_the_destinations_own_images(rivet_
     dmon.close()
     dest.send(b"poweroff -f\n")
     assert dest.finish() == 0
-    p = qemu_img("check", dst_q)
+    p = qemu_img("check", dst_r)
     assert p.returncode == 0, p.stdout + p.stderr
-    assert log_lines(dst_q, "qcow2", tmp_path) == [str(i) for i in range(1, lines + 1)]
+    assert log_lines(dst_q, "raw", tmp_path) == [str(i) for i in range(1, lines + 1)]
     assert lines > 10
 
 
