@@ -53,7 +53,7 @@ let package = Package(
         .testTarget(name: "RivetStorageTests", dependencies: ["RivetStorage"]),
         .testTarget(name: "RivetCPUTests", dependencies: ["RivetCPU", "RivetMemory"]),
         .testTarget(name: "RivetUserTests", dependencies: ["RivetUser", "RivetCPU", "RivetMemory"]),
-        .testTarget(name: "RivetMachineTests", dependencies: ["RivetMachine", "RivetQMP", "RivetSnapshot", "RivetMemory"]),
+        .testTarget(name: "RivetMachineTests", dependencies: ["RivetMachine", "RivetQMP", "RivetSnapshot", "RivetMemory", "RivetStorage"]),
         .testTarget(name: "RivetGDBTests", dependencies: ["RivetGDB"]),
         .testTarget(name: "RivetDevicesTests", dependencies: ["RivetDevices", "RivetMemory", "RivetStorage"]),
     ],
