@@ -8,7 +8,8 @@ data, migrated with "blk": true to a fresh image: block migration, QEMU's and ri
 --incoming/-incoming tcp:, QMP migrate runs until query-migrate says completed; reported are the
 source's total-time, downtime and ram.transferred, and the destination is checked to answer `echo`
 (for abwalk: to keep passing). QEMU runs with the auto-converge capability on, as rivet always does.
-Prints a table; writes JSON to OUT if given. BANDWIDTH (bytes/s, default 1 GiB/s) and REPEAT override.
+Prints a table; writes JSON to OUT if given. BANDWIDTH (bytes/s, default 1 GiB/s), REPEAT and WORKLOADS
+("idle abwalk disk") override.
 """
 import json
 import os
@@ -83,8 +84,11 @@ def one(kind, workload, work):
             mon.cmd("migrate", uri=f"tcp:127.0.0.1:{port}", blk=True)
         else:
             mon.cmd("migrate", uri=f"tcp:127.0.0.1:{port}")
+        disk_sent = 0
         while True:
             info = mon.cmd("query-migrate")
+            # QEMU reports block migration's bytes only while it is active.
+            disk_sent = max(disk_sent, info.get("disk", {}).get("transferred", 0))
             if info.get("status") in ("completed", "failed"):
                 break
             if time.monotonic() - t > 120:
@@ -110,8 +114,9 @@ def one(kind, workload, work):
                         return {"status": "the destination's disk differs"}
                     if not x:
                         break
-        # rivet's ram.transferred counts the whole stream; QEMU's counts RAM only (disk bytes are apart).
-        sent = info["ram"]["transferred"] + (info.get("disk", {}).get("transferred", 0) if kind == "qemu" else 0)
+        # rivet's ram.transferred counts the whole stream; QEMU's counts RAM only (the disk's last reported
+        # count, a lower bound, is added).
+        sent = info["ram"]["transferred"] + (disk_sent if kind == "qemu" else 0)
         return {"status": "completed", "total-time ms": info["total-time"], "downtime ms": info["downtime"],
                 "transferred bytes": sent, "wall s": round(wall, 3),
                 "throttle %": info.get("cpu-throttle-percentage", 0)}
@@ -125,7 +130,7 @@ def main():
     out = sys.argv[1] if len(sys.argv) > 1 else None
     results = {}
     with tempfile.TemporaryDirectory() as work:
-        for workload in ("idle", "abwalk", "disk"):
+        for workload in os.environ.get("WORKLOADS", "idle abwalk disk").split():
             for kind in ("rivet", "qemu"):
                 runs = [one(kind, workload, work) for _ in range(REPEAT)]
                 done = [r for r in runs if r["status"] == "completed"]
