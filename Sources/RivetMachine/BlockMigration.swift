@@ -307,6 +307,18 @@ extension VirtMachine {
         if let f = failure { throw SnapshotError(f) }
     }
 
+    /// Flushes the drives copied so far, when RAM follows disk contents in the stream (the source's guest
+    /// still runs then), so the flush before the acknowledgement, in the downtime, has little left to do.
+    func syncCopiedDrives(_ drives: Set<Int>, onRunLoop: (@escaping (VirtMachine) -> Void) -> Void) throws {
+        var failure: String? = nil
+        onRunLoop { m in
+            for i in drives.sorted() {
+                do { try m.config.disks[i].flush() } catch { failure = "drive \(i): flush failed: \(error)"; return }
+            }
+        }
+        if let f = failure { throw SnapshotError(f) }
+    }
+
     /// Makes a range of a drive read as zeros, touching only parts that do not already (a fresh image's
     /// unallocated clusters stay unallocated).
     func zeroDriveRange(_ disk: BlockDevice, _ offset: UInt64, _ length: UInt64) throws {

@@ -106,6 +106,8 @@ struct IncomingState {
     var sourceRunState: String? = nil
     /// Drives whose contents came in the stream (they hold their locks already).
     var copiedDrives: Set<Int> = []
+    /// Disk contents written since the copied drives were last flushed.
+    var unsyncedDrives = false
 }
 
 /// Counts of what a save wrote.
@@ -262,6 +264,7 @@ extension VirtMachine {
                 throw SnapshotError("section \(s.name) appears twice")
             }
             if s.name == VirtMachine.ramSectionName {
+                if state.unsyncedDrives { try syncCopiedDrives(state.copiedDrives, onRunLoop: onRunLoop); state.unsyncedDrives = false }
                 guard s.version == VirtMachine.ramSectionVersion else {
                     throw SnapshotError("section ram version \(s.version) is not supported (this rivet reads \(VirtMachine.ramSectionVersion))")
                 }
@@ -274,6 +277,7 @@ extension VirtMachine {
             if s.name == BlockMigration.sectionName {
                 guard live else { throw SnapshotError("section block (disk contents) is only accepted from a live migration") }
                 try readBlockSection(s, from: reader, lockedDrives: &state.copiedDrives, onRunLoop: onRunLoop)
+                state.unsyncedDrives = true
                 continue
             }
             if s.name == MigrationRunState.sectionName {

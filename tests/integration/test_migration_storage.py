@@ -95,8 +95,9 @@ def test_block_migration_copies_the_drives_to_the_destinations_own_images(rivet_
 
     # The switch-over point: the destination is paused with its drives flushed.
     dmon = dest.monitor()
+    # The destination completes once it has confirmed the stream, a moment after the source saw it.
+    assert wait_status(dmon, ("completed",))["status"] == "completed"
     assert dmon.cmd("query-status")["status"] == "paused"
-    assert dmon.cmd("query-migrate")["status"] == "completed"
     for a, b, fa, fb in ((src_q, dst_q, "qcow2", "raw"), (src_r, dst_r, "raw", "qcow2")):
         p = qemu_img("compare", "-U", "-f", fa, "-F", fb, a, b)
         assert p.returncode == 0, p.stdout + p.stderr
