@@ -364,3 +364,29 @@ def test_paused_source_stays_paused_and_the_destination_answers_qmp_while_receiv
     dmon.close()
     dest.send(b"poweroff -f\n")
     assert dest.finish() == 0
+
+
+def test_source_started_with_S_arrives_paused_and_boots_on_cont(rivet_bin, guest_dir, tmp_path):
+    """A source that never ran (-S, prelaunch) migrates as it is; the destination stays paused until cont,
+    then boots the guest from the start."""
+    src = Machine(rivet_bin, tmp_path / "a.sock", "-S")
+    port = free_port()
+    dest = Machine(rivet_bin, tmp_path / "b.sock", "--incoming", f"tcp:127.0.0.1:{port}")
+    mon = src.monitor()
+    assert mon.cmd("query-status")["status"] == "prelaunch"
+    assert mon.cmd("migrate", uri=f"tcp:127.0.0.1:{port}") == {}
+    assert wait_status(mon, ("completed", "failed"))["status"] == "completed"
+    quit_and_close(mon)
+    assert src.finish() == 0
+    assert src.output == b""
+    dmon = dest.monitor()
+    assert wait_status(dmon, ("completed",))["status"] == "completed"
+    assert dmon.cmd("query-status")["status"] == "paused"
+    drain(dest, 0.5)
+    assert dest.output == b"", "the destination ran before cont"
+    assert dmon.cmd("cont") == {}
+    dest.wait_for(PROMPT, start=dest.wait_for(MARKER))
+    ask(dest, b"echo booted-$((5+5))", b"booted-10")
+    dmon.close()
+    dest.send(b"poweroff -f\n")
+    assert dest.finish() == 0
