@@ -19,7 +19,8 @@ struct QMPSession {
     static let commands = ["qmp_capabilities", "query-version", "query-commands", "query-status", "query-name",
                            "query-cpus-fast", "query-block", "stop", "cont", "system_reset", "system_powerdown",
                            "quit", "migrate", "query-migrate", "migrate_cancel", "migrate-set-parameters",
-                           "query-migrate-parameters", "migrate-incoming", "x-rivet-ram-hash"]
+                           "query-migrate-parameters", "migrate-incoming", "x-rivet-ram-hash",
+                           "migrate-set-capabilities", "query-migrate-capabilities", "query-replication"]
 
     static func error(_ cls: String, _ desc: String, id: JSON?) -> JSON {
         var m: [(String, JSON)] = [("error", .object([("class", .string(cls)), ("desc", .string(desc))]))]
@@ -103,10 +104,41 @@ struct QMPSession {
                 m.cancelLiveMigration()
                 return ok
             }
+        case "migrate-set-capabilities":
+            // x-colo: `migrate tcp:` starts replication to a standby instead of a migration (docs/failover.md).
+            guard case .array(let caps)? = args["capabilities"] else {
+                send(QMPSession.error("GenericError", "Parameter 'capabilities' is missing", id: id)); return false
+            }
+            var colo: Bool? = nil
+            for c in caps {
+                guard let name = c["capability"]?.stringValue, let state = c["state"]?.boolValue else {
+                    send(QMPSession.error("GenericError", "Each capability needs 'capability' and 'state'", id: id)); return false
+                }
+                guard name == "x-colo" else {
+                    send(QMPSession.error("GenericError", "Capability '\(name)' is not supported (rivet has x-colo)", id: id)); return false
+                }
+                colo = state
+            }
+            return onMachine(id: id) { m in
+                if let c = colo { m.control.replicationCapability = c }
+                return ok
+            }
+        case "query-migrate-capabilities":
+            return onMachine(id: id) { m in
+                QMPSession.reply(.array([.object([("capability", .string("x-colo")), ("state", .bool(m.control.replicationCapability))])]), id: id)
+            }
+        case "query-replication":
+            send(QMPSession.reply(QMPSession.replicationJSON(server.machine.control.replicationInfo), id: id))
         case "migrate-set-parameters":
             var p = server.machine.control.migrationParameters
+            var checkpointDelay: UInt64? = nil
             for (key, value) in args.objectMembers {
                 switch key {
+                case "x-checkpoint-delay":
+                    guard let v = value.intValue, v >= 1, v <= 60_000 else {
+                        send(QMPSession.error("GenericError", "Parameter 'x-checkpoint-delay' expects 1 to 60000 (ms)", id: id)); return false
+                    }
+                    checkpointDelay = UInt64(v)
                 case "max-bandwidth", "downtime-limit", "x-rivet-throttle-after-rounds", "cpu-throttle-initial", "cpu-throttle-increment":
                     guard let v = value.intValue, v >= 0, v <= Int64(1) << 50 else {
                         send(QMPSession.error("GenericError", "Parameter '\(key)' expects a non-negative integer", id: id)); return false
@@ -127,6 +159,9 @@ struct QMPSession {
                 }
             }
             server.machine.control.migrationParameters = p
+            if let d = checkpointDelay {
+                return onMachine(id: id) { m in m.control.checkpointPeriodMs = d; return ok }
+            }
             send(ok)
         case "query-migrate-parameters":
             let p = server.machine.control.migrationParameters
@@ -222,6 +257,10 @@ struct QMPSession {
             }
             return onMachine(id: id) { m in
                 do {
+                    if uri.hasPrefix("tcp:") && m.control.replicationCapability {
+                        try m.startReplication(to: String(uri.dropFirst(4)))
+                        return ok
+                    }
                     if uri.hasPrefix("tcp:") {
                         try m.startLiveMigration(to: String(uri.dropFirst(4)))
                         return ok
@@ -260,6 +299,22 @@ struct QMPSession {
         ])))
         if info.throttlePercent > 0 { m.append(("cpu-throttle-percentage", .int(Int64(info.throttlePercent)))) }
         if let e = info.error { m.append(("error-desc", .string(e))) }
+        return .object(m)
+    }
+
+    /// query-replication (rivet's; QEMU's COLO has query-colo-status): role, status and checkpoint counts.
+    static func replicationJSON(_ i: ReplicationInfo) -> JSON {
+        var m: [(String, JSON)] = [("status", .string(i.status))]
+        guard i.status != "none" else { return .object(m) }
+        m += [("role", .string(i.role)), ("peer", .string("tcp:" + i.peer)),
+              ("committed-checkpoint", .int(Int64(i.committedEpoch))), ("checkpoints", .int(Int64(i.checkpoints))),
+              ("last-checkpoint-pages", .int(Int64(i.lastCheckpointPages))), ("last-checkpoint-disk-bytes", .int(Int64(i.lastDiskBytes)))]
+        if i.role == "primary" {
+            m += [("period-ms", .int(Int64(i.periodMs))), ("last-checkpoint-bytes", .int(Int64(i.lastCheckpointBytes))),
+                  ("last-pause-us", .int(Int64(i.lastPauseUs))), ("max-pause-us", .int(Int64(i.maxPauseUs))),
+                  ("transferred", .int(Int64(i.totalBytes)))]
+        }
+        if let e = i.error { m.append(("error-desc", .string(e))) }
         return .object(m)
     }
 
