@@ -505,6 +505,9 @@ extension VirtMachine {
         r.begin()
     }
 
+    /// True while this machine replicates to a standby (run-loop thread).
+    public var isReplicating: Bool { control.replicationPrimary?.active == true }
+
     /// Called once the run loop has ended (main thread): a replicating primary tells its standby.
     public func finishReplication() {
         guard let r = control.replicationPrimary, r.active else { return }

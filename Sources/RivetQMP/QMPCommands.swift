@@ -257,6 +257,10 @@ struct QMPSession {
             }
             return onMachine(id: id) { m in
                 do {
+                    if uri.hasPrefix("tcp:") && m.isReplicating {
+                        // Both would own the dirty log; replication ends when its standby is lost.
+                        return QMPSession.error("GenericError", "the machine is replicating to a standby; a tcp: migration cannot start", id: id)
+                    }
                     if uri.hasPrefix("tcp:") && m.control.replicationCapability {
                         try m.startReplication(to: String(uri.dropFirst(4)))
                         return ok

@@ -20,7 +20,9 @@ struct Run: ParsableCommand {
         --qmp serves QEMU's management protocol (stop, cont, migrate to file:/exec:/tcp:, quit ...); \
         --incoming restores a machine saved by migrate (see docs/snapshots.md), or receives a live migration \
         (tcp:HOST:PORT, or defer for QMP migrate-incoming; see docs/migration.md). \
-        --gdb (or -s) serves gdb-multiarch's remote protocol (docs/debugging.md).
+        --gdb (or -s) serves gdb-multiarch's remote protocol (docs/debugging.md). \
+        --replicate tcp:HOST:PORT makes this machine the primary of a failover pair whose standby runs with \
+        --incoming tcp:HOST:PORT --standby (docs/failover.md).
         """)
 
     @Option(help: "Firmware image loaded at 0x80000000.")

@@ -66,7 +66,7 @@ def snapshot(rivet_bin, guest_dir, tmp_path_factory):
     m = Machine(rivet_bin, d / "boot.sock", "--memory", MEMORY, "--drive", f"{disk},format=raw",
                 "--append", "console=ttyS0 rivet.run=/bench/seqdisk,/dev/vda,wait")
     m.wait_for(b"SEQDISK ready")
-    mon = m.monitor()
+    mon = monitor(m)
     mon.cmd("stop")
     mon.cmd("migrate", uri=f"file:{d / 'seqdisk.snap'}")
     quit_and_close(mon)
@@ -86,6 +86,16 @@ def start_primary(rivet_bin, tmp_path, snapshot, port, options=""):
     m = Machine(rivet_bin, tmp_path / "primary.sock", "--memory", MEMORY, "--drive", f"{disk},format=raw",
                 "--incoming", f"file:{snapshot}", "--replicate", f"tcp:127.0.0.1:{port}{options}")
     return m, disk
+
+
+def monitor(m):
+    """A QMP monitor; the socket file appears a moment before rivet listens on it, so retry briefly."""
+    for attempt in range(50):
+        try:
+            return m.monitor()
+        except Exception:   # qemu.qmp wraps the refusal in its ConnectError
+            time.sleep(0.05)
+    return m.monitor()
 
 
 def wait_replication(mon, wanted, timeout=60):
@@ -133,7 +143,7 @@ def check_takeover(standby, standby_disk, seen):
     assert not lost, f"ACKed on the primary but not on the standby's disk: {lost[:10]} (top {top})"
     # Every record before the standby's first new one is there: the committed state and the disk agree.
     assert set(range(1, new[0])) <= on_disk
-    mon = standby.monitor()
+    mon = monitor(standby)
     assert mon.cmd("query-status")["status"] == "running"
     info = mon.cmd("query-replication")
     assert info["status"] == "took-over" and info["role"] == "standby"
@@ -151,7 +161,7 @@ def test_primary_killed_at_random_moments(rivet_bin, guest_dir, tmp_path, snapsh
         port = free_port()
         standby, standby_disk = start_standby(rivet_bin, d, "standby", port)
         primary, _ = start_primary(rivet_bin, d, snapshot, port)
-        mon = primary.monitor()
+        mon = monitor(primary)
         wait_replication(mon, {"replicating"})
         mon.close()
         primary.send(b"go\n")
@@ -167,7 +177,7 @@ def test_standby_killed_primary_continues_then_a_new_standby(rivet_bin, guest_di
     port = free_port()
     standby, _ = start_standby(rivet_bin, tmp_path, "standby", port)
     primary, _ = start_primary(rivet_bin, tmp_path, snapshot, port)
-    mon = primary.monitor()
+    mon = monitor(primary)
     wait_replication(mon, {"replicating"})
     primary.send(b"go\n")
     primary.wait_for(b"ACK 20\r\n")
@@ -243,7 +253,7 @@ def test_network_cut_both_sides_run_as_documented(rivet_bin, guest_dir, tmp_path
     standby, standby_disk = start_standby(rivet_bin, tmp_path, "standby", port, "--heartbeat-ms", "300")
     proxy = Proxy(port)
     primary, _ = start_primary(rivet_bin, tmp_path, snapshot, proxy.port, ",ack-timeout-ms=1000")
-    mon = primary.monitor()
+    mon = monitor(primary)
     wait_replication(mon, {"replicating"})
     primary.send(b"go\n")
     primary.wait_for(b"ACK 30\r\n")
@@ -253,7 +263,7 @@ def test_network_cut_both_sides_run_as_documented(rivet_bin, guest_dir, tmp_path
     assert info["status"] == "standby-lost" and "acknowledge" in info["error-desc"]
     count = len(acks(primary.output))
     primary.wait_for(b"ACK ", count=count + 10)   # the primary's guest goes on, unreplicated
-    smon = standby.monitor()
+    smon = monitor(standby)
     info = wait_replication(smon, {"took-over"})
     assert "silent" in info["error-desc"]
     assert smon.cmd("query-status")["status"] == "running"
@@ -284,3 +294,29 @@ def test_primary_poweroff_ends_replication_without_takeover(rivet_bin, guest_dir
     assert b"the primary ended replication" in standby.stderr
     assert b"took over" not in standby.stderr
     assert b"ACK" not in standby.output
+
+
+@pytest.mark.parametrize("payload", [b"not a stream at all", b"RIVETVM\x00\x01\x00\x00\x00S\x07\x00machine", b""])
+def test_malformed_stream_ends_a_standby_with_one_line(rivet_bin, tmp_path, payload):
+    """Before its first checkpoint a standby has nothing to take over: a bad or broken stream ends it
+    with status 1 and one line, and its guest never runs."""
+    port = free_port()
+    disk = make_disk(tmp_path / "s.img")
+    standby = subprocess.Popen([str(rivet_bin), "run", "--memory", MEMORY, "--drive", f"{disk},format=raw",
+                                "--incoming", f"tcp:127.0.0.1:{port}", "--standby"],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            c = socket.create_connection(("127.0.0.1", port))
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "the standby never listened"
+            time.sleep(0.05)
+    c.sendall(payload)
+    c.close()
+    out, err = standby.communicate(timeout=30)
+    assert standby.returncode == 1
+    lines = [l for l in err.decode().splitlines() if not l.startswith("rivet: waiting for")]
+    assert len(lines) == 1 and lines[0].startswith("rivet: --standby tcp:127.0.0.1:") and "first checkpoint" in lines[0], err
+    assert out == b""
