@@ -320,3 +320,51 @@ def test_malformed_stream_ends_a_standby_with_one_line(rivet_bin, tmp_path, payl
     lines = [l for l in err.decode().splitlines() if not l.startswith("rivet: waiting for")]
     assert len(lines) == 1 and lines[0].startswith("rivet: --standby tcp:127.0.0.1:") and "first checkpoint" in lines[0], err
     assert out == b""
+
+
+def test_network_output_is_committed_too(rivet_bin, guest_dir, tmp_path):
+    """The same promise for frames: the guest sends `ACK n` as UDP datagrams to a host socket (through
+    user-mode networking) after each fsynced write; after the primary is killed the host has received no
+    n twice (the standby never repeats what the outside saw), every n is on the standby's disk, and the
+    standby's guest goes on sending."""
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(0.2)
+    udp_port = receiver.getsockname()[1]
+    received = []
+    stop = threading.Event()
+
+    def collect():
+        while not stop.is_set():
+            try:
+                received.append(receiver.recv(65536))
+            except socket.timeout:
+                pass
+    collector = threading.Thread(target=collect, daemon=True)
+    collector.start()
+    port = free_port()
+    standby, standby_disk = start_standby(rivet_bin, tmp_path, "standby", port, "--nic", "user")
+    disk = make_disk(tmp_path / "primary.img")
+    primary = Machine(rivet_bin, tmp_path / "primary.sock", "--memory", MEMORY, "--drive", f"{disk},format=raw",
+                      "--nic", "user", "--replicate", f"tcp:127.0.0.1:{port}", "--append",
+                      f"console=ttyS0 rivet.run=/bench/seqdisk,/dev/vda|nc,-u,10.0.2.2,{udp_port}")
+    deadline = time.monotonic() + 60
+    while len(acks(b"".join(received))) < 50:
+        assert time.monotonic() < deadline, f"the host received {len(received)} datagrams"
+        time.sleep(0.05)
+    kill9(primary)
+    before = acks(b"".join(received))
+    deadline = time.monotonic() + 30
+    while max(acks(b"".join(received))) <= max(before):
+        assert time.monotonic() < deadline, "the standby's guest sent nothing new"
+        time.sleep(0.05)
+    stop.set()
+    collector.join()
+    standby.kill()
+    on_disk = records_on_disk(standby_disk)
+    sent = acks(b"".join(received))
+    # A datagram from an epoch the standby never got would be sent again by its guest after the takeover.
+    repeats = [b for a, b in zip(sent, sent[1:]) if b <= a]
+    assert not repeats, f"the host received ACK {repeats[0]} twice: a frame left before its checkpoint was committed"
+    assert not [n for n in sent if n not in on_disk], "a datagram left for a write the standby does not have"
+    receiver.close()
