@@ -1,5 +1,5 @@
 /* seqdisk: the failover workload (docs/failover.md). Writes sequence number n to record n (512 bytes
- * at offset n*512) of a block device, fsyncs, and only then prints "ACK n". So every n printed is on the
+ * at offset n*512) of a block device or a file (created if missing), fsyncs, and only then prints "ACK n". So every n printed is on the
  * disk for good, and a standby that took over must hold every n the primary's released output showed.
  * On start it finds the first missing record and continues from there ("SEQDISK start n").
  * Usage: seqdisk DEVICE [wait] [COUNT]; with "wait" it prints "SEQDISK ready" and waits for a line on
@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define RECORD 512
@@ -26,18 +27,24 @@ static uint64_t check_of(uint64_t n) { return (n * 0x9E3779B97F4A7C15ULL) ^ 0xA5
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: seqdisk DEVICE [wait] [COUNT]\n");
+        fprintf(stderr, "usage: seqdisk DEVICE|FILE [wait] [COUNT]\n");
         return 2;
     }
     int wait = argc > 2 && strcmp(argv[2], "wait") == 0;
     unsigned long long limit = argc > 3 ? strtoull(argv[3], NULL, 10) : 0;
-    int fd = open(argv[1], O_RDWR);
+    int fd = open(argv[1], O_RDWR | O_CREAT, 0644);
     if (fd < 0) {
         perror(argv[1]);
         return 1;
     }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        perror(argv[1]);
+        return 1;
+    }
+    /* A device holds as many records as fit; a file grows. */
     off_t size = lseek(fd, 0, SEEK_END);
-    uint64_t max = size > 0 ? (uint64_t)size / RECORD : 0;
+    uint64_t max = S_ISBLK(st.st_mode) ? (size > 0 ? (uint64_t)size / RECORD : 0) : (uint64_t)1 << 40;
     if (wait) {
         printf("SEQDISK ready\n");
         fflush(stdout);

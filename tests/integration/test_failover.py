@@ -368,3 +368,67 @@ def test_network_output_is_committed_too(rivet_bin, guest_dir, tmp_path):
     assert not repeats, f"the host received ACK {repeats[0]} twice: a frame left before its checkpoint was committed"
     assert not [n for n in sent if n not in on_disk], "a datagram left for a write the standby does not have"
     receiver.close()
+
+
+EXT4_COUNT = 500
+
+
+@pytest.fixture(scope="module")
+def ext4_snapshot(rivet_bin, guest_dir, tmp_path_factory):
+    """The guest with an ext4 file system on its disk mounted at /mnt and seqdisk waiting to write
+    /mnt/seq; it stops after EXT4_COUNT records, unmounts and powers off. Returns (snapshot, disk)."""
+    d = tmp_path_factory.mktemp("failover-ext4")
+    disk = make_disk(d / "boot.img")
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(disk)], check=True)
+    m = Machine(rivet_bin, d / "boot.sock", "--memory", MEMORY, "--drive", f"{disk},format=raw", "--append",
+                f"console=ttyS0 rivet.run=mount,/dev/vda,/mnt&&/bench/seqdisk,/mnt/seq,wait,{EXT4_COUNT}&&umount,/mnt")
+    m.wait_for(b"SEQDISK ready")
+    mon = monitor(m)
+    mon.cmd("stop")
+    mon.cmd("migrate", uri=f"file:{d / 'ext4.snap'}")
+    quit_and_close(mon)
+    m.finish()
+    return d / "ext4.snap", disk
+
+
+def seq_file_records(image):
+    """The n of every valid record in /seq of an ext4 image (read with debugfs, the image untouched)."""
+    data = subprocess.run(["debugfs", "-R", "cat /seq", str(image)], capture_output=True, check=True).stdout
+    found = set()
+    for n in range(1, len(data) // 512):
+        magic, _, value, _ = struct.unpack_from("<IIQQ", data, n * 512)
+        if magic == RECORD_MAGIC and value == n:
+            found.add(n)
+    return found
+
+
+def test_ext4_file_on_the_standby_checks_clean(rivet_bin, guest_dir, tmp_path, ext4_snapshot):
+    """seqdisk on a file in ext4: after the primary is killed the standby's guest finishes its count,
+    unmounts and powers off; the standby's image then passes e2fsck -fn and /seq holds every ACK shown."""
+    snap, boot_disk = ext4_snapshot
+    rng = random.Random(99 + int(time.time()) % 1000)
+    for trial in range(3):
+        d = tmp_path / f"t{trial}"
+        d.mkdir()
+        port = free_port()
+        standby, standby_disk = start_standby(rivet_bin, d, "standby", port)
+        primary_disk = d / "primary.img"
+        primary_disk.write_bytes(boot_disk.read_bytes())   # the disk as it was when the snapshot was taken
+        primary = Machine(rivet_bin, d / "primary.sock", "--memory", MEMORY, "--drive", f"{primary_disk},format=raw",
+                          "--incoming", f"file:{snap}", "--replicate", f"tcp:127.0.0.1:{port}")
+        mon = monitor(primary)
+        wait_replication(mon, {"replicating"})
+        mon.close()
+        primary.send(b"go\n")
+        primary.wait_for(b"ACK ")
+        time.sleep(rng.uniform(0, 0.4))
+        kill9(primary)
+        seen = acks(drain(primary))
+        assert len(seen) < EXT4_COUNT, "the primary finished before it was killed; lower the sleep"
+        standby.wait_for(b"RIVET-GUEST: powering off")
+        assert standby.finish() == 0
+        new = acks(standby.output)
+        assert new and new[0] > max(seen, default=0) and new[-1] == EXT4_COUNT, (seen[-3:], new[:3], new[-3:])
+        fsck = subprocess.run(["e2fsck", "-fn", str(standby_disk)], capture_output=True, text=True)
+        assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+        assert set(range(1, EXT4_COUNT + 1)) <= seq_file_records(standby_disk)
