@@ -353,6 +353,7 @@ def test_network_output_is_committed_too(rivet_bin, guest_dir, tmp_path):
         assert time.monotonic() < deadline, f"the host received {len(received)} datagrams"
         time.sleep(0.05)
     kill9(primary)
+    killed_at = len(received)
     before = acks(b"".join(received))
     deadline = time.monotonic() + 30
     while max(acks(b"".join(received))) <= max(before):
@@ -365,7 +366,8 @@ def test_network_output_is_committed_too(rivet_bin, guest_dir, tmp_path):
     sent = acks(b"".join(received))
     # A datagram from an epoch the standby never got would be sent again by its guest after the takeover.
     repeats = [b for a, b in zip(sent, sent[1:]) if b <= a]
-    assert not repeats, f"the host received ACK {repeats[0]} twice: a frame left before its checkpoint was committed"
+    assert not repeats, (f"the host received ACK {repeats[0]} twice: a frame left before its checkpoint was committed; "
+                         f"around the kill: {acks(b''.join(received[max(killed_at - 3, 0):killed_at + 40]))}")
     assert not [n for n in sent if n not in on_disk], "a datagram left for a write the standby does not have"
     receiver.close()
 
