@@ -229,6 +229,10 @@ struct QMPSession {
                 if m.control.runState == .shutdown {
                     return QMPSession.error("GenericError", "the guest has shut down; it cannot continue", id: id)
                 }
+                if m.control.replicationInfo.role == "standby" && m.control.replicationInfo.status != "took-over" {
+                    // Checkpoints keep replacing this guest's state; it runs only by taking over.
+                    return QMPSession.error("GenericError", "this machine is a replication standby; it runs when it takes over", id: id)
+                }
                 m.resume()
                 return ok
             }

@@ -179,6 +179,11 @@ def test_standby_killed_primary_continues_then_a_new_standby(rivet_bin, guest_di
     primary, _ = start_primary(rivet_bin, tmp_path, snapshot, port)
     mon = monitor(primary)
     wait_replication(mon, {"replicating"})
+    smon = monitor(standby)
+    assert wait_replication(smon, {"standby"})["role"] == "standby"
+    assert smon.cmd("query-status")["status"] == "inmigrate"
+    assert "error" in smon.cmd_raw("cont"), "a standby must not run its guest before taking over"
+    smon.close()
     primary.send(b"go\n")
     primary.wait_for(b"ACK 20\r\n")
     kill9(standby)
