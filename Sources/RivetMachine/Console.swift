@@ -23,6 +23,8 @@ public final class HostConsole: SerialBackend {
     /// Input read from the host but not yet accepted by the UART.
     var pendingInput: [UInt8] = []
     public private(set) var inputClosed = false
+    /// Set while a primary replicates (run-loop thread): output waits for its checkpoint's commit.
+    var outputHold: OutputCommit? = nil
     var readBuffer = [UInt8](repeating: 0, count: 256)
 
     public init(inputFD: Int32 = 0, outputFD: Int32 = 1, interactive: Bool = true) {
@@ -64,9 +66,19 @@ public final class HostConsole: SerialBackend {
     }
 
     public func flush() {
+        // A replicating primary holds guest output until its checkpoint is committed (OutputCommit).
+        if let hold = outputHold {
+            hold.current.console.append(contentsOf: outBuffer)
+        } else {
+            writeOut(outBuffer)
+        }
+        outBuffer.removeAll(keepingCapacity: true)
+    }
+
+    func writeOut(_ bytes: [UInt8]) {
         var done = 0
-        while done < outBuffer.count {
-            let n = outBuffer.withUnsafeBytes { write(outputFD, $0.baseAddress! + done, outBuffer.count - done) }
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { write(outputFD, $0.baseAddress! + done, bytes.count - done) }
             if n < 0 {
                 if errno == EINTR { continue }
                 if errno == EAGAIN { usleep(1000); continue }
@@ -74,7 +86,6 @@ public final class HostConsole: SerialBackend {
             }
             done += n
         }
-        outBuffer.removeAll(keepingCapacity: true)
     }
 
     func message(_ s: String) {

@@ -63,6 +63,12 @@ public final class MachineControl {
     var parameters = MigrationParameters()
     /// The current or last live migration (run-loop thread).
     var liveMigration: LiveMigration? = nil
+    /// Replication (docs/failover.md): progress shared with QMP, guarded by `mutex`; the primary's
+    /// replication (run-loop thread); the x-colo capability and the checkpoint period QMP sets.
+    var replicationState = ReplicationInfo()
+    var replicationPrimary: Replication? = nil
+    public var replicationCapability = false
+    public var checkpointPeriodMs: UInt64 = 50
     /// `--incoming defer`: waiting for QMP migrate-incoming (run-loop thread).
     public var awaitingIncoming = false
     /// Resume once the deferred incoming stream is restored (no -S).

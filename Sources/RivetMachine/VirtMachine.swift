@@ -82,6 +82,12 @@ public final class VirtMachine {
         guard config.disks.count + 1 + config.networkCards.count <= VirtioMMIO.slotCount else {
             throw MachineError("too many virtio devices: \(config.disks.count) drives + entropy + \(config.networkCards.count) network cards > \(VirtioMMIO.slotCount) slots")
         }
+        // Writable drives journal their writes while a primary replicates (JournalingDisk, docs/failover.md).
+        var config = config
+        config.disks = config.disks.map { d in
+            guard !d.isReadOnly, !(d is JournalingDisk), let image = d as? ImageLayer else { return d }
+            return JournalingDisk(image)
+        }
         self.config = config
         self.console = console
         control = MachineControl(wakeup: wakeup)
@@ -117,7 +123,7 @@ public final class VirtMachine {
             else if slot == config.disks.count { model = VirtioRNG(seed: config.icount ? 0x5249_5645_54 : nil) }
             else if (0..<config.networkCards.count).contains(netIndex) {
                 let nic = config.networkCards[netIndex]
-                model = VirtioNet(backend: nic.backend, mac: nic.mac)
+                model = VirtioNet(backend: CommittedNetworkBackend(nic.backend), mac: nic.mac)  // output commit (failover)
             } else { model = nil }
             let transport = VirtioMMIO(model: model, ram: ram, irq: plic, source: 1 + slot)
             if let card = model as? VirtioNet { nets.insert((transport, card), at: 0) }  // in card order

@@ -20,7 +20,7 @@ struct QMPSession {
                            "query-cpus-fast", "query-block", "stop", "cont", "system_reset", "system_powerdown",
                            "quit", "migrate", "query-migrate", "migrate_cancel", "migrate-set-parameters",
                            "query-migrate-parameters", "migrate-incoming", "migrate-set-capabilities",
-                           "query-migrate-capabilities", "x-rivet-ram-hash"]
+                           "query-migrate-capabilities", "query-replication", "x-rivet-ram-hash"]
 
     static func error(_ cls: String, _ desc: String, id: JSON?) -> JSON {
         var m: [(String, JSON)] = [("error", .object([("class", .string(cls)), ("desc", .string(desc))]))]
@@ -104,10 +104,18 @@ struct QMPSession {
                 m.cancelLiveMigration()
                 return ok
             }
+        case "query-replication":
+            send(QMPSession.reply(QMPSession.replicationJSON(server.machine.control.replicationInfo), id: id))
         case "migrate-set-parameters":
             var p = server.machine.control.migrationParameters
+            var checkpointDelay: UInt64? = nil
             for (key, value) in args.objectMembers {
                 switch key {
+                case "x-checkpoint-delay":
+                    guard let v = value.intValue, v >= 1, v <= 60_000 else {
+                        send(QMPSession.error("GenericError", "Parameter 'x-checkpoint-delay' expects 1 to 60000 (ms)", id: id)); return false
+                    }
+                    checkpointDelay = UInt64(v)
                 case "max-bandwidth", "downtime-limit", "x-rivet-throttle-after-rounds", "cpu-throttle-initial", "cpu-throttle-increment":
                     guard let v = value.intValue, v >= 0, v <= Int64(1) << 50 else {
                         send(QMPSession.error("GenericError", "Parameter '\(key)' expects a non-negative integer", id: id)); return false
@@ -128,18 +136,24 @@ struct QMPSession {
                 }
             }
             server.machine.control.migrationParameters = p
+            if let d = checkpointDelay {
+                return onMachine(id: id) { m in m.control.checkpointPeriodMs = d; return ok }
+            }
             send(ok)
         case "migrate-set-capabilities":
             guard case .array(let list)? = args["capabilities"] else {
                 send(QMPSession.error("GenericError", "Parameter 'capabilities' is missing", id: id)); return false
             }
             var p = server.machine.control.migrationParameters
+            var colo: Bool? = nil
             for item in list {
                 guard let name = item["capability"]?.stringValue, let state = item["state"]?.boolValue else {
                     send(QMPSession.error("GenericError", "Each capability needs 'capability' and 'state'", id: id)); return false
                 }
                 switch name {
                 case "block": p.blockCapability = state
+                // x-colo: `migrate tcp:` starts replication to a standby instead of a migration (docs/failover.md).
+                case "x-colo": colo = state
                 case "events", "auto-converge":
                     guard state else {
                         send(QMPSession.error("GenericError", "Capability '\(name)' is always on in rivet", id: id)); return false
@@ -153,14 +167,20 @@ struct QMPSession {
                 send(QMPSession.error("GenericError", "There's a migration process in progress", id: id)); return false
             }
             server.machine.control.migrationParameters = p
-            send(ok)
+            return onMachine(id: id) { m in
+                if let c = colo { m.control.replicationCapability = c }
+                return ok
+            }
         case "query-migrate-capabilities":
             let p = server.machine.control.migrationParameters
-            send(QMPSession.reply(.array([
-                .object([("capability", .string("block")), ("state", .bool(p.blockCapability))]),
-                .object([("capability", .string("events")), ("state", .bool(true))]),
-                .object([("capability", .string("auto-converge")), ("state", .bool(true))]),
-            ]), id: id))
+            return onMachine(id: id) { m in
+                QMPSession.reply(.array([
+                    .object([("capability", .string("block")), ("state", .bool(p.blockCapability))]),
+                    .object([("capability", .string("events")), ("state", .bool(true))]),
+                    .object([("capability", .string("auto-converge")), ("state", .bool(true))]),
+                    .object([("capability", .string("x-colo")), ("state", .bool(m.control.replicationCapability))]),
+                ]), id: id)
+            }
         case "query-migrate-parameters":
             let p = server.machine.control.migrationParameters
             send(QMPSession.reply(.object([
@@ -229,6 +249,10 @@ struct QMPSession {
                 if m.control.runState == .shutdown {
                     return QMPSession.error("GenericError", "the guest has shut down; it cannot continue", id: id)
                 }
+                if m.control.replicationInfo.role == "standby" && m.control.replicationInfo.status != "took-over" {
+                    // Checkpoints keep replacing this guest's state; it runs only by taking over.
+                    return QMPSession.error("GenericError", "this machine is a replication standby; it runs when it takes over", id: id)
+                }
                 // Waiting for an incoming migration: start the guest once it has arrived (QEMU's autostart).
                 if m.control.runState == .inmigrate { m.control.startAfterIncoming = true; return ok }
                 if m.control.runState == .postmigrate {
@@ -278,6 +302,17 @@ struct QMPSession {
                     if m.control.runState == .inmigrate {
                         return QMPSession.error("GenericError", "the guest is waiting for an incoming migration", id: id)
                     }
+                    if uri.hasPrefix("tcp:") && m.isReplicating {
+                        // Both would own the dirty log; replication ends when its standby is lost.
+                        return QMPSession.error("GenericError", "the machine is replicating to a standby; a tcp: migration cannot start", id: id)
+                    }
+                    if uri.hasPrefix("tcp:") && m.control.replicationCapability {
+                        if copyDisks {
+                            return QMPSession.error("GenericError", "blk does not apply to replication (the primary copies its drives to the standby itself)", id: id)
+                        }
+                        try m.startReplication(to: String(uri.dropFirst(4)))
+                        return ok
+                    }
                     if uri.hasPrefix("tcp:") {
                         try m.startLiveMigration(to: String(uri.dropFirst(4)), copyDisks: copyDisks)
                         return ok
@@ -323,6 +358,22 @@ struct QMPSession {
         }
         if info.throttlePercent > 0 { m.append(("cpu-throttle-percentage", .int(Int64(info.throttlePercent)))) }
         if let e = info.error { m.append(("error-desc", .string(e))) }
+        return .object(m)
+    }
+
+    /// query-replication (rivet's; QEMU's COLO has query-colo-status): role, status and checkpoint counts.
+    static func replicationJSON(_ i: ReplicationInfo) -> JSON {
+        var m: [(String, JSON)] = [("status", .string(i.status))]
+        guard i.status != "none" else { return .object(m) }
+        m += [("role", .string(i.role)), ("peer", .string("tcp:" + i.peer)),
+              ("committed-checkpoint", .int(Int64(i.committedEpoch))), ("checkpoints", .int(Int64(i.checkpoints))),
+              ("last-checkpoint-pages", .int(Int64(i.lastCheckpointPages))), ("last-checkpoint-disk-bytes", .int(Int64(i.lastDiskBytes)))]
+        if i.role == "primary" {
+            m += [("period-ms", .int(Int64(i.periodMs))), ("last-checkpoint-bytes", .int(Int64(i.lastCheckpointBytes))),
+                  ("last-pause-us", .int(Int64(i.lastPauseUs))), ("max-pause-us", .int(Int64(i.maxPauseUs))),
+                  ("transferred", .int(Int64(i.totalBytes)))]
+        }
+        if let e = i.error { m.append(("error-desc", .string(e))) }
         return .object(m)
     }
 

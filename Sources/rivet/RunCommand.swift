@@ -20,7 +20,9 @@ struct Run: ParsableCommand {
         --qmp serves QEMU's management protocol (stop, cont, migrate to file:/exec:/tcp:, quit ...); \
         --incoming restores a machine saved by migrate (see docs/snapshots.md), or receives a live migration \
         (tcp:HOST:PORT, or defer for QMP migrate-incoming; see docs/migration.md). \
-        --gdb (or -s) serves gdb-multiarch's remote protocol (docs/debugging.md).
+        --gdb (or -s) serves gdb-multiarch's remote protocol (docs/debugging.md). \
+        --replicate tcp:HOST:PORT makes this machine the primary of a failover pair whose standby runs with \
+        --incoming tcp:HOST:PORT --standby (docs/failover.md).
         """)
 
     @Option(help: "Firmware image loaded at 0x80000000.")
@@ -49,6 +51,12 @@ struct Run: ParsableCommand {
     var incoming: String?
     @Flag(name: [.customShort("S"), .customLong("no-start")], help: "Start paused (continue with QMP cont or gdb's continue).")
     var noStart = false
+    @Option(help: "Replicate to a standby (primary of a failover pair): tcp:HOST:PORT[,period-ms=N][,ack-timeout-ms=N][,disk-copy=on|off] (see docs/failover.md).")
+    var replicate: String?
+    @Flag(help: "Be the standby of a failover pair: receive checkpoints on --incoming tcp:HOST:PORT and take over when the primary is lost (docs/failover.md).")
+    var standby = false
+    @Option(help: "With --standby: take over when the primary is silent this long (milliseconds, default 500).")
+    var heartbeatMs: UInt64 = 500
     @Option(help: "GDB remote stub: tcp:HOST:PORT or tcp::PORT (see docs/debugging.md).") var gdb: String?
     @Flag(name: .customShort("s"), help: "Short for --gdb tcp::1234.") var gdbDefault = false
     @Option(help: .hidden) var xPauseAt: UInt64?
@@ -115,6 +123,7 @@ struct Run: ParsableCommand {
         do { exit = try machine.run(maxInstructions: maxInstructions, wallSeconds: timeLimit) } catch {
             console.restore(); fputs("rivet: \(error)\n", stderr); throw ExitCode(1)
         }
+        machine.finishReplication()  // a replicating primary's last checkpoint and end message
         console.restore()
         management.finish()
         machine.shutdownNetwork()

@@ -23,7 +23,14 @@ final class MachineManagement {
             throw CLIError("--dtb-out cannot be combined with --incoming (a restored machine's device tree is in its RAM)")
         }
         let live = options.incoming == "defer" || options.incoming?.hasPrefix("tcp:") == true
-        if live, let uri = options.incoming {
+        if options.standby {
+            // Failover standby (docs/failover.md): waits in inmigrate, applying checkpoints, until it takes over.
+            guard let uri = options.incoming, uri.hasPrefix("tcp:") else { throw CLIError("--standby needs --incoming tcp:HOST:PORT") }
+            guard options.replicate == nil else { throw CLIError("--standby and --replicate cannot be combined") }
+            guard (10...600_000).contains(options.heartbeatMs) else { throw CLIError("--heartbeat-ms must be 10 to 600000") }
+            machine.requestPause(reason: "incoming", state: .inmigrate)
+            do { try machine.startStandby(listenOn: uri, heartbeatMs: options.heartbeatMs) } catch { throw CLIError("--incoming \(uri) --standby: \(error)") }
+        } else if live, let uri = options.incoming {
             // A live migration arrives while QMP is up (status inmigrate); defer waits for migrate-incoming.
             machine.requestPause(reason: "incoming", state: .inmigrate)
             machine.control.startAfterIncoming = !options.noStart
@@ -44,6 +51,17 @@ final class MachineManagement {
         if let spec = options.gdb ?? (options.gdbDefault ? "tcp::1234" : nil) {
             let (host, port) = try GDBServer.parseAddress(spec)
             gdbServer = try GDBServer(host: host, port: port, target: MachineGDBTarget(machine: machine))
+        }
+        if let spec = options.replicate {
+            guard spec.hasPrefix("tcp:") else { throw CLIError("--replicate needs tcp:HOST:PORT[,period-ms=N]") }
+            // Posted, so it begins once an --incoming restore has happened and the run loop is going.
+            let target = String(spec.dropFirst(4))
+            _ = try Replication.validate(target)
+            machine.control.post { m in
+                do { try m.startReplication(to: target) } catch {
+                    fputs("rivet: --replicate \(spec): \(error)\n", stderr)
+                }
+            }
         }
         for s in servers { s.start() }
         gdbServer?.start()
