@@ -54,6 +54,15 @@ public enum DecoderGenerator {
         for c in CSRTable.all {
             out += "    public static let \(c.name) = 0x" + hexDigits(UInt64(c.number), width: 3) + "\n"
         }
+        out += "\n    /// The CSR's name (as objdump prints it), nil for a number without one.\n"
+        out += "    public static func name(of number: Int) -> String? {\n"
+        out += "        switch number {\n"
+        for c in CSRTable.all {
+            out += "        case 0x" + hexDigits(UInt64(c.number), width: 3) + ": return \"\(c.name)\"\n"
+        }
+        out += "        default: return nil\n"
+        out += "        }\n"
+        out += "    }\n"
         out += "}\n"
         return out
     }
