@@ -51,7 +51,7 @@ let package = Package(
         .testTarget(name: "RivetISATests", dependencies: ["RivetISA"]),
         .testTarget(name: "RivetFloatTests", dependencies: ["RivetFloat"], exclude: ["oracle"]),
         .testTarget(name: "RivetStorageTests", dependencies: ["RivetStorage"]),
-        .testTarget(name: "RivetCPUTests", dependencies: ["RivetCPU", "RivetMemory"]),
+        .testTarget(name: "RivetCPUTests", dependencies: ["RivetCPU", "RivetMemory", "RivetISA"]),
         .testTarget(name: "RivetUserTests", dependencies: ["RivetUser", "RivetCPU", "RivetMemory"]),
         .testTarget(name: "RivetMachineTests", dependencies: ["RivetMachine", "RivetQMP", "RivetSnapshot", "RivetMemory", "RivetStorage"]),
         .testTarget(name: "RivetGDBTests", dependencies: ["RivetGDB"]),

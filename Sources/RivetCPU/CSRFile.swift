@@ -40,19 +40,7 @@ public struct CSRFile: Equatable {
     static let delegableExceptions: UInt64 = 0xb3ff & ~(1 << 11)
 }
 
-/// CSR numbers used by name.
-public enum CSR {
-    public static let fflags = 0x001, frm = 0x002, fcsr = 0x003
-    public static let cycle = 0xc00, time = 0xc01, instret = 0xc02
-    public static let sstatus = 0x100, sie = 0x104, stvec = 0x105, scounteren = 0x106, senvcfg = 0x10a
-    public static let sscratch = 0x140, sepc = 0x141, scause = 0x142, stval = 0x143, sip = 0x144, satp = 0x180
-    public static let mvendorid = 0xf11, marchid = 0xf12, mimpid = 0xf13, mhartid = 0xf14, mconfigptr = 0xf15
-    public static let mstatus = 0x300, misa = 0x301, medeleg = 0x302, mideleg = 0x303, mie = 0x304, mtvec = 0x305
-    public static let mcounteren = 0x306, menvcfg = 0x30a, mcountinhibit = 0x320
-    public static let mscratch = 0x340, mepc = 0x341, mcause = 0x342, mtval = 0x343, mip = 0x344
-    public static let mcycle = 0xb00, minstret = 0xb02
-    public static let tselect = 0x7a0, tdata1 = 0x7a1, tdata2 = 0x7a2, tdata3 = 0x7a3
-}
+// CSR numbers by name (`CSR.mstatus`) are generated from RivetISA's CSR table into CSRNumbers.swift.
 
 extension Hart {
     /// Executes a Zicsr instruction. Returns false when it raises illegal instruction (pending set).

@@ -23,8 +23,9 @@ public struct MicroOp {
     }
 }
 
-/// Micro-operations. Dense, so the executor's switch compiles to one jump table. Groups decoded by index
-/// (branches, loads, stores, fsgnj, feq/flt/fle, fcvt) must stay in the order `Decoder.nth` relies on.
+/// Micro-operations: the execution semantics the instruction table (RivetISA's InstructionTable) names.
+/// Dense, so the executor's switch compiles to one jump table. Which ones end a block is generated from the
+/// table (DecoderTable.swift).
 public enum Op: UInt8 {
     case illegal, nop
     // Integer register-immediate and register-register
@@ -58,18 +59,3 @@ public enum AMOKind: UInt8 {
 
 /// CSR instruction kinds carried in `MicroOp.extra` (funct3). With the immediate forms `rs1` holds the uimm.
 public enum CSRKind: UInt8 { case rw = 1, rs = 2, rc = 3, rwi = 5, rsi = 6, rci = 7 }
-
-extension Op {
-    /// True for operations that must end a block (control flow, traps, state changes that affect decoding or
-    /// translation).
-    @inline(__always)
-    public var endsBlock: Bool {
-        switch self {
-        case .jal, .jalr, .beq, .bne, .blt, .bge, .bltu, .bgeu,
-             .fencei, .ecall, .ebreak, .mret, .sret, .wfi, .sfenceVma, .csr, .illegal:
-            return true
-        default:
-            return false
-        }
-    }
-}

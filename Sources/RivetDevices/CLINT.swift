@@ -8,8 +8,6 @@ import RivetSnapshot
 /// Registers accept 1-, 2-, 4- and 8-byte accesses that stay inside one register (4-byte lo/hi halves are
 /// the usual case); accesses that straddle registers read 0 and write nothing.
 public final class CLINT: MMIODevice, Snapshottable {
-    public static let defaultBase: UInt64 = 0x0200_0000
-    public static let windowSize: UInt64 = 0x1_0000
     static let msipBase: UInt64 = 0x0000
     static let mtimecmpBase: UInt64 = 0x4000
     static let mtimeOffset: UInt64 = 0xbff8

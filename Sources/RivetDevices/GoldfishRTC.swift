@@ -11,8 +11,6 @@ import RivetSnapshot
 /// the two halves belong together. A simple one-shot alarm is implemented: it fires (status + interrupt when
 /// enabled) when the time passes it, checked on register access and by `updateAlarm()`.
 public final class GoldfishRTC: MMIODevice, Snapshottable {
-    public static let defaultBase: UInt64 = 0x0010_1000
-    public static let windowSize: UInt64 = 0x1000
     enum Reg {
         static let timeLow: UInt64 = 0x00, timeHigh: UInt64 = 0x04, alarmLow: UInt64 = 0x08, alarmHigh: UInt64 = 0x0c
         static let irqEnabled: UInt64 = 0x10, clearAlarm: UInt64 = 0x14, alarmStatus: UInt64 = 0x18

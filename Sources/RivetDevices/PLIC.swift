@@ -9,8 +9,6 @@ import RivetSnapshot
 /// completion, after which a still-high line becomes pending again.
 /// Registers are 32 bits wide; other sizes and misaligned accesses read 0 and are ignored.
 public final class PLIC: MMIODevice, Snapshottable, InterruptSink {
-    public static let defaultBase: UInt64 = 0x0c00_0000
-    public static let windowSize: UInt64 = 0x60_0000
     /// Number of source ids including the reserved id 0.
     public static let sourceCount = 96
     public static let maxPriority: UInt32 = 7

@@ -13,8 +13,6 @@ public enum PowerRequest: Equatable {
 /// code in the upper 16 bits (1 if that is 0), 0x7777 resets. Other values are ignored, as in QEMU.
 /// The run loop polls `request` and clears it.
 public final class SysconPower: MMIODevice, Snapshottable {
-    public static let defaultBase: UInt64 = 0x0010_0000
-    public static let windowSize: UInt64 = 0x1000
     public static let pass: UInt32 = 0x5555, fail: UInt32 = 0x3333, resetValue: UInt32 = 0x7777
 
     public var request: PowerRequest?

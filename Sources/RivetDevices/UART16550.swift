@@ -14,8 +14,6 @@ public protocol SerialBackend: AnyObject {
 /// character timeout (data below the trigger level, reported at once since there is no character clock),
 /// THR empty, and modem status, in the 16550's priority order.
 public final class UART16550: MMIODevice, Snapshottable {
-    public static let defaultBase: UInt64 = 0x1000_0000
-    public static let windowSize: UInt64 = 0x100
     public static let fifoSize = 16
 
     // IER bits

@@ -11,10 +11,8 @@ public struct VirtBoardConfig {
     /// "riscv,sv39", "riscv,sv48" or "riscv,sv57".
     public var mmuType: String = "riscv,sv57"
     public var timebaseFrequency: UInt32 = 10_000_000
-    /// Number of virtio-mmio slots listed (QEMU lists all 8, used or not).
-    public var virtioSlots: Int = VirtioMMIO.slotCount
-    public var hasRTC = true
-    public var hasSyscon = true
+    /// The board's devices in node order (QEMU lists all 8 virtio-mmio slots, used or not).
+    public var devices: [BoardDevice] = VirtBoard.devices
     public var model = "riscv-virtio,qemu"
 
     public init(hartCount: Int, ramSize: UInt64) {
@@ -34,8 +32,13 @@ public func makeVirtDeviceTree(_ config: VirtBoardConfig) -> [UInt8] {
     let harts = max(1, config.hartCount)
     let cpuPhandles = (0..<harts).map { _ in allocPhandle() }
     let intcPhandles = (0..<harts).map { _ in allocPhandle() }
+    // The interrupt controller first, then every other node that others refer to, in table order.
+    var phandles: [String: UInt32] = [:]
     let plicPhandle = allocPhandle()
-    let testPhandle = allocPhandle()
+    phandles[VirtBoard.interruptController.name] = plicPhandle
+    for device in config.devices where device.nodeProperties.contains(.phandle) && phandles[device.name] == nil {
+        phandles[device.name] = allocPhandle()
+    }
     func reg(_ base: UInt64, _ size: UInt64) -> [UInt32] {
         [UInt32(base >> 32), UInt32(truncatingIfNeeded: base), UInt32(size >> 32), UInt32(truncatingIfNeeded: size)]
     }
@@ -49,14 +52,15 @@ public func makeVirtDeviceTree(_ config: VirtBoardConfig) -> [UInt8] {
 
     fdt.beginNode("chosen")
     if !config.bootargs.isEmpty { fdt.property("bootargs", string: config.bootargs) }
-    fdt.property("stdout-path", string: "/soc/serial@\(hex(UART16550.defaultBase))")
+    fdt.property("stdout-path", string: "/soc/" + VirtBoard.console.nodeNameWithAddress)
     if let initrd = config.initrd {
         fdt.property("linux,initrd-start", u64: initrd.lowerBound)
         fdt.property("linux,initrd-end", u64: initrd.upperBound)
     }
     fdt.endNode()
 
-    if config.hasSyscon {
+    // Power-off and reboot go through the syscon's register (OpenSBI's syscon-poweroff/-reboot drivers).
+    if let testPhandle = phandles[VirtBoard.syscon.name] {
         fdt.beginNode("poweroff")
         fdt.property("value", u32: SysconPower.pass)
         fdt.property("offset", u32: 0)
@@ -115,58 +119,33 @@ public func makeVirtDeviceTree(_ config: VirtBoardConfig) -> [UInt8] {
     fdt.property("compatible", string: "simple-bus")
     fdt.property("ranges")
 
-    if config.hasRTC {
-        fdt.beginNode("rtc@\(hex(GoldfishRTC.defaultBase))")
-        fdt.property("interrupts", u32: 11)
-        fdt.property("interrupt-parent", u32: plicPhandle)
-        fdt.property("reg", cells: reg(GoldfishRTC.defaultBase, GoldfishRTC.windowSize))
-        fdt.property("compatible", string: "google,goldfish-rtc")
+    for device in config.devices {
+        fdt.beginNode(device.nodeNameWithAddress)
+        for property in device.nodeProperties {
+            switch property {
+            case .phandle:
+                fdt.property("phandle", u32: phandles[device.name] ?? 0)
+            case .interrupts:
+                if case .plic(let sources) = device.interrupts {
+                    fdt.property("interrupts", cells: sources)
+                    fdt.property("interrupt-parent", u32: plicPhandle)
+                }
+            case .interruptsExtended:
+                if case .perHart(let local) = device.interrupts {
+                    fdt.property("interrupts-extended", cells: intcPhandles.flatMap { intc in local.flatMap { [intc, $0] } })
+                }
+            case .reg:
+                fdt.property("reg", cells: reg(device.base, device.size))
+            case .compatible:
+                fdt.property("compatible", strings: device.compatible)
+            case .u32(let name, let value):
+                fdt.property(name, u32: value)
+            case .flag(let name):
+                fdt.property(name)
+            }
+        }
         fdt.endNode()
     }
-
-    fdt.beginNode("serial@\(hex(UART16550.defaultBase))")
-    fdt.property("interrupts", u32: 10)
-    fdt.property("interrupt-parent", u32: plicPhandle)
-    fdt.property("clock-frequency", u32: 0x38_4000)
-    fdt.property("reg", cells: reg(UART16550.defaultBase, UART16550.windowSize))
-    fdt.property("compatible", string: "ns16550a")
-    fdt.endNode()
-
-    if config.hasSyscon {
-        fdt.beginNode("test@\(hex(SysconPower.defaultBase))")
-        fdt.property("phandle", u32: testPhandle)
-        fdt.property("reg", cells: reg(SysconPower.defaultBase, SysconPower.windowSize))
-        fdt.property("compatible", strings: ["sifive,test1", "sifive,test0", "syscon"])
-        fdt.endNode()
-    }
-
-    // QEMU lists the slots from the highest address down; Linux numbers devices in probe order.
-    for n in stride(from: min(config.virtioSlots, VirtioMMIO.slotCount) - 1, through: 0, by: -1) {
-        let base = VirtioMMIO.slotBase + UInt64(n) * VirtioMMIO.slotSize
-        fdt.beginNode("virtio_mmio@\(hex(base))")
-        fdt.property("interrupts", u32: UInt32(1 + n))
-        fdt.property("interrupt-parent", u32: plicPhandle)
-        fdt.property("reg", cells: reg(base, VirtioMMIO.slotSize))
-        fdt.property("compatible", string: "virtio,mmio")
-        fdt.endNode()
-    }
-
-    fdt.beginNode("plic@\(hex(PLIC.defaultBase))")
-    fdt.property("phandle", u32: plicPhandle)
-    fdt.property("riscv,ndev", u32: UInt32(PLIC.sourceCount - 1))
-    fdt.property("reg", cells: reg(PLIC.defaultBase, PLIC.windowSize))
-    fdt.property("interrupts-extended", cells: intcPhandles.flatMap { [$0, 11, $0, 9] })
-    fdt.property("interrupt-controller")
-    fdt.property("compatible", strings: ["sifive,plic-1.0.0", "riscv,plic0"])
-    fdt.property("#address-cells", u32: 0)
-    fdt.property("#interrupt-cells", u32: 1)
-    fdt.endNode()
-
-    fdt.beginNode("clint@\(hex(CLINT.defaultBase))")
-    fdt.property("interrupts-extended", cells: intcPhandles.flatMap { [$0, 3, $0, 7] })
-    fdt.property("reg", cells: reg(CLINT.defaultBase, CLINT.windowSize))
-    fdt.property("compatible", strings: ["sifive,clint0", "riscv,clint0"])
-    fdt.endNode()
 
     fdt.endNode()  // soc
     fdt.endNode()  // root

@@ -9,9 +9,8 @@ import RivetSnapshot
 /// Any malformed ring or request marks the device broken: Status gets DEVICE_NEEDS_RESET (0x40), a
 /// configuration-change interrupt is raised, and no queue is processed again until the driver resets it.
 public final class VirtioMMIO: MMIODevice, Snapshottable {
-    public static let slotBase: UInt64 = 0x1000_1000
-    public static let slotSize: UInt64 = 0x1000
-    public static let slotCount = 8
+    /// Slots on the board (their addresses and interrupts are in `VirtBoard`).
+    public static let slotCount = VirtBoard.virtioSlotCount
     public static let magic: UInt32 = 0x7472_6976  // "virt"
     public static let vendorID: UInt32 = 0x554d_4551  // "QEMU", as QEMU reports
     public static let queueSizeMax: UInt16 = 256

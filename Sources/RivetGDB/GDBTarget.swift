@@ -1,3 +1,4 @@
+import RivetCPU
 /// What the GDB stub debugs: the harts of a `virt` machine (rivet run) or the threads of a process
 /// (rivet user). Calls come from the stub's thread; implementations hand them to whoever owns the harts.
 
@@ -78,12 +79,10 @@ public enum GDBTargetDescription {
                              "fs8", "fs9", "fs10", "fs11", "ft8", "ft9", "ft10", "ft11"]
     /// The CSRs shown in system mode (name, number).
     public static let systemCSRs: [(String, Int)] = [
-        ("sstatus", 0x100), ("sie", 0x104), ("stvec", 0x105), ("scounteren", 0x106), ("sscratch", 0x140),
-        ("sepc", 0x141), ("scause", 0x142), ("stval", 0x143), ("sip", 0x144), ("satp", 0x180),
-        ("mstatus", 0x300), ("misa", 0x301), ("medeleg", 0x302), ("mideleg", 0x303), ("mie", 0x304),
-        ("mtvec", 0x305), ("mcounteren", 0x306), ("mscratch", 0x340), ("mepc", 0x341), ("mcause", 0x342),
-        ("mtval", 0x343), ("mip", 0x344), ("mhartid", 0xf14), ("cycle", 0xc00), ("time", 0xc01), ("instret", 0xc02),
-    ]
+        CSR.sstatus, CSR.sie, CSR.stvec, CSR.scounteren, CSR.sscratch, CSR.sepc, CSR.scause, CSR.stval, CSR.sip, CSR.satp,
+        CSR.mstatus, CSR.misa, CSR.medeleg, CSR.mideleg, CSR.mie, CSR.mtvec, CSR.mcounteren, CSR.mscratch, CSR.mepc,
+        CSR.mcause, CSR.mtval, CSR.mip, CSR.mhartid, CSR.cycle, CSR.time, CSR.instret,
+    ].map { (CSR.name(of: $0)!, $0) }  // names from the CSR table (RivetISA's CSRTable, generated into RivetCPU)
 
     /// `system`: add the CSR feature and the `priv` virtual register (rivet run); a process gets the
     /// core and FPU only (rivet user).

@@ -1,4 +1,5 @@
-// Objdump-compatible disassembler for RV64GC (+ Zicsr, Zifencei, privileged instructions).
+// Objdump-compatible disassembler for RV64GC (+ Zicsr, Zifencei, privileged instructions), driven by the
+// instruction table (InstructionTable.swift: encodings, operand fields, objdump's aliases).
 //
 // The goal is byte-for-byte agreement with Debian's `riscv64-linux-gnu-objdump -d` (binutils 2.40,
 // default options): the same aliases (li, mv, ret, j, beqz, csrr, fmv.d, ...), the same choice of
@@ -21,9 +22,15 @@ public enum Disassembler {
     public static func disassemble(_ word: UInt32, pc: UInt64) -> String {
         if length(ofInstructionStartingWith: UInt16(truncatingIfNeeded: word)) == 2 {
             let half = UInt16(truncatingIfNeeded: word)
-            return Compressed.disassemble(half, pc: pc) ?? ".2byte\t" + hex(UInt64(half))
+            return Spelling.text(UInt32(half), pc: pc) ?? ".2byte\t" + hex(UInt64(half))
         }
-        return Base.disassemble(word, pc: pc) ?? ".4byte\t" + hex(UInt64(word))
+        return Spelling.text(word, pc: pc) ?? ".4byte\t" + hex(UInt64(word))
+    }
+
+    /// Just the mnemonic `disassemble` would print (nil where it prints `.2byte`/`.4byte`); cheaper, for tests
+    /// that compare the disassembler with the decoder on millions of words.
+    public static func mnemonic(_ word: UInt32) -> String? {
+        Spelling.mnemonic(length(ofInstructionStartingWith: UInt16(truncatingIfNeeded: word)) == 2 ? word & 0xffff : word)
     }
 
     /// One line as `objdump -d` prints an instruction, e.g.
@@ -60,20 +67,6 @@ func hexDigits(_ value: UInt64, width: Int) -> String {
     return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
 }
 
-/// Immediates print in signed decimal.
-@inline(__always) func dec(_ value: Int64) -> String { String(value) }
-
-/// Branch/jump target: pc plus a signed offset, wrapping at 64 bits.
-@inline(__always) func target(_ pc: UInt64, _ offset: Int64) -> String {
-    hex(pc &+ UInt64(bitPattern: offset))
-}
-
-/// Sign-extends the low `bits` bits of `value`.
-@inline(__always) func signExtend(_ value: UInt32, bits: Int) -> Int64 {
-    let shift = 64 - bits
-    return (Int64(value) << shift) >> shift
-}
-
 enum Reg {
     static let gpr: [String] = [
         "zero", "ra", "sp", "gp", "tp", "t0", "t1", "t2",
@@ -89,9 +82,4 @@ enum Reg {
     ]
     @inline(__always) static func x(_ index: UInt32) -> String { gpr[Int(index & 31)] }
     @inline(__always) static func f(_ index: UInt32) -> String { fpr[Int(index & 31)] }
-}
-
-/// Formats "mnemonic\top1,op2,...", or just the mnemonic when there are no operands.
-@inline(__always) func insn(_ mnemonic: String, _ operands: String...) -> String {
-    operands.isEmpty ? mnemonic : mnemonic + "\t" + operands.joined(separator: ",")
 }

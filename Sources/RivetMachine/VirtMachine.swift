@@ -98,8 +98,8 @@ public final class VirtMachine {
         cache = BlockCache(ram: ram)
         clint = CLINT(hartCount: config.hartCount, wires: wires, clock: clock)
         plic = PLIC(hartCount: config.hartCount, wires: wires)
-        uart = UART16550(irq: plic, source: 10, backend: console)
-        rtc = GoldfishRTC(irq: plic, source: 11)
+        uart = UART16550(irq: plic, source: VirtBoard.uart0.plicSource, backend: console)
+        rtc = GoldfishRTC(irq: plic, source: VirtBoard.rtc.plicSource)
         syscon = SysconPower()
         if config.icount {
             // Deterministic runs: wall-clock time is a fixed epoch (2026-01-01) plus virtual time.
@@ -125,19 +125,19 @@ public final class VirtMachine {
                 let nic = config.networkCards[netIndex]
                 model = VirtioNet(backend: CommittedNetworkBackend(nic.backend), mac: nic.mac)  // output commit (failover)
             } else { model = nil }
-            let transport = VirtioMMIO(model: model, ram: ram, irq: plic, source: 1 + slot)
+            let transport = VirtioMMIO(model: model, ram: ram, irq: plic, source: VirtBoard.virtio(slot).plicSource)
             if let card = model as? VirtioNet { nets.insert((transport, card), at: 0) }  // in card order
             slots.append(transport)
         }
         virtio = slots
         networkDevices = nets
-        bus.map(syscon, at: 0x0010_0000, size: 0x1000, name: "syscon")
-        bus.map(rtc, at: 0x0010_1000, size: 0x1000, name: "rtc")
-        bus.map(clint, at: 0x0200_0000, size: 0x1_0000, name: "clint")
-        bus.map(plic, at: 0x0c00_0000, size: 0x60_0000, name: "plic")
-        bus.map(uart, at: 0x1000_0000, size: 0x100, name: "uart0")
-        for (i, v) in virtio.enumerated() {
-            bus.map(v, at: VirtioMMIO.slotBase + UInt64(i) * VirtioMMIO.slotSize, size: VirtioMMIO.slotSize, name: "virtio\(i)")
+        // Every device of the board table at its window; a table entry without a model here is a programming error.
+        var models: [String: MMIODevice] = [VirtBoard.syscon.name: syscon, VirtBoard.rtc.name: rtc, VirtBoard.clint.name: clint,
+                                            VirtBoard.plic.name: plic, VirtBoard.uart0.name: uart]
+        for (slot, transport) in virtio.enumerated() { models[VirtBoard.virtio(slot).name] = transport }
+        for device in VirtBoard.devices {
+            guard let model = models[device.name] else { preconditionFailure("no model for board device \(device.name)") }
+            bus.map(model, at: device.base, size: device.size, name: device.name)
         }
         var hs: [Hart] = []
         for id in 0..<config.hartCount {

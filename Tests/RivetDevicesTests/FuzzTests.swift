@@ -57,15 +57,15 @@ import RivetSnapshot
         let sink = RecordingSink()
         let plic = PLIC(hartCount: 2, wires: wires)
         let ops = 20_000
-        hammer(CLINT(hartCount: 2, wires: wires, clock: clock), window: CLINT.windowSize,
+        hammer(CLINT(hartCount: 2, wires: wires, clock: clock), window: VirtBoard.clint.size,
                registers: [0, 4, 0x4000, 0x4004, 0x4008, 0x400c, 0xbff8, 0xbffc], ops: ops, seed: 1)
         var plicRegs: [UInt64] = [0, 4, 40, 0x17c, 0x1000, 0x1004, 0x1008, 0x2000, 0x2004, 0x2080, 0x2100, 0x2180]
         for c in 0..<5 as Range<UInt64> { plicRegs += [0x20_0000 + 0x1000 * c, 0x20_0004 + 0x1000 * c] }
-        hammer(plic, window: PLIC.windowSize, registers: plicRegs, ops: ops, seed: 2)
+        hammer(plic, window: VirtBoard.plic.size, registers: plicRegs, ops: ops, seed: 2)
         let uart = UART16550(irq: plic, source: 10, backend: SerialCapture())
-        hammer(uart, window: UART16550.windowSize, registers: Array(0...7), ops: ops, seed: 3)
-        hammer(GoldfishRTC(irq: plic, source: 11), window: GoldfishRTC.windowSize, registers: Array(stride(from: 0, to: 0x20, by: 4)), ops: ops, seed: 4)
-        hammer(SysconPower(), window: SysconPower.windowSize, registers: [0], ops: ops, seed: 5)
+        hammer(uart, window: VirtBoard.uart0.size, registers: Array(0...7), ops: ops, seed: 3)
+        hammer(GoldfishRTC(irq: plic, source: 11), window: VirtBoard.rtc.size, registers: Array(stride(from: 0, to: 0x20, by: 4)), ops: ops, seed: 4)
+        hammer(SysconPower(), window: VirtBoard.syscon.size, registers: [0], ops: ops, seed: 5)
         let virtioRegs: [UInt64] = [0, 4, 8, 0xc, 0x10, 0x14, 0x20, 0x24, 0x30, 0x34, 0x38, 0x44, 0x50, 0x50, 0x50, 0x60, 0x64,
                                     0x70, 0x70, 0x80, 0x84, 0x90, 0x94, 0xa0, 0xa4, 0xac, 0xb0, 0xc0, 0xfc, 0x100, 0x108, 0x120, 0x13c]
         var seed: UInt64 = 10
@@ -75,7 +75,7 @@ import RivetSnapshot
         for model in [VirtioBlock(disk: MemoryDisk(size: 256 * 512)), VirtioRNG(), net, nil] as [VirtioDeviceModel?] {
             let ram = try randomRAM(seed: seed)
             let dev = VirtioMMIO(model: model, ram: ram, irq: sink, source: 1)
-            hammer(dev, window: VirtioMMIO.slotSize, registers: virtioRegs, ops: ops, seed: seed)
+            hammer(dev, window: VirtBoard.virtio(0).size, registers: virtioRegs, ops: ops, seed: seed)
             seed += 1
         }
         // The UART still works after the storm once reset.
