@@ -222,8 +222,10 @@ def run_count(args, n, snap, max_mode):
         if time.monotonic() - t0 > args.start_limit + 300:
             stop_reason = "guests did not come up in time"
             break
-        fds = [g.p.stdout for g in pending()]
-        select.select(fds, [], [], 0.2) if fds else time.sleep(0.05)
+        waiting = select.poll()   # poll, not select: hundreds of guests have file descriptors past 1024
+        for g in pending():
+            waiting.register(g.p.stdout, select.POLLIN)
+        waiting.poll(200)
     all_up = time.monotonic() - t0
     up = [g for g in guests if g.state == "up"]
     log(f"{len(up)} guests up in {all_up:.1f} s; settling {args.settle} s")
