@@ -4,7 +4,8 @@
 #
 # Usage: bench/density.sh [--quick] [--max]
 #   default   rivet clones (--incoming file: of one snapshot) at N=10,50,100; rivet booted at N=10;
-#             qemu booted at N=10 and -incoming exec:cat at N=10,50
+#             qemu booted at N=10 and -incoming exec:cat at N=10,50; rivet booted at N=10 with
+#             --memory-merge on and host KSM turned on for the run (pages_sharing reported)
 #   --quick   rivet clones and qemu -incoming at N=10 only
 #   --max     also rivet clones at N=max (total PSS up to 8 GiB, MemAvailable kept above 4 GiB, at most
 #             600 guests; the longest run, ~10 minutes)
@@ -36,7 +37,9 @@ else
     run --vm rivet --mode boot --counts 10
     run --vm qemu --mode boot --counts 10
     run --vm qemu --mode clone --counts 10,50
-    if [ $max = 1 ]; then run --vm rivet --mode clone --counts max --budget-gib 8 --reserve-gib 4 --max-guests 600; fi
+    # Same-page merging: KSM on for this run where the host allows it (back to its old setting after).
+    run --vm rivet --mode boot --counts 10 --merge on --ksm
+    if [ $max = 1 ]; then run --vm rivet --mode clone --counts max --budget-gib 8 --reserve-gib 4 --max-guests 600 --start-limit 600; fi
 fi
 python3 - "$out" "$tmp"/*.json <<'PY'
 import json, sys
