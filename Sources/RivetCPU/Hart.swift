@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Atomics
 import RivetMemory
 import RivetSnapshot
@@ -118,7 +121,7 @@ public final class Hart {
         ramHost = bus.ram.host
         x = .allocate(capacity: 33); x.initialize(repeating: 0, count: 33)
         f = .allocate(capacity: 32); f.initialize(repeating: 0, count: 32)
-        tlbStorage = .allocate(capacity: TLB.setEntries * 3)
+        tlbStorage = BlockCache.mapZeroed(TLB.storageBytes).bindMemory(to: TLBEntry.self, capacity: TLB.setEntries * 3)
         dataTLB = tlbStorage
         fetchTLB = tlbStorage
         scratchOp = .allocate(capacity: 1)
@@ -134,7 +137,7 @@ public final class Hart {
     }
 
     deinit {
-        x.deallocate(); f.deallocate(); tlbStorage.deallocate(); scratchOp.deallocate(); pmpRules.deallocate()
+        x.deallocate(); f.deallocate(); munmap(tlbStorage, TLB.storageBytes); scratchOp.deallocate(); pmpRules.deallocate()
         pmpPageCacheKeys.deallocate(); pmpPageCacheValues.deallocate()
         tlbFlushRequest.destroy()
     }

@@ -1,7 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import RivetMemory
 
 /// One software-TLB entry. `tag` is the virtual page address with the TLB generation in bits 3-11
-/// (see `Hart.readGeneration`), or all ones when empty. Bits 0-2 stay zero, so a misaligned access
+/// (see `Hart.readGeneration`), or zero when empty (no key is zero: generations start at 8), so fresh
+/// zero-filled storage is an empty TLB that costs no host memory until entries are filled. Bits 0-2 stay zero, so a misaligned access
 /// never matches and takes the slow path.
 /// For data sets `addend` turns a virtual address into a host address; for the fetch set, into a
 /// guest-physical address.
@@ -15,8 +19,9 @@ enum TLB {
     static let entries = 1 << bits
     /// read, write and fetch arrays of one privilege level
     static let setEntries = entries * 3
-    static let empty = TLBEntry(tag: ~0, addend: 0)
-    /// Generations step by 8 (bits 3-11); the largest is 0xff0 so that no key equals the empty tag.
+    static let empty = TLBEntry(tag: 0, addend: 0)
+    static var storageBytes: Int { setEntries * 3 * MemoryLayout<TLBEntry>.stride }
+    /// Generations step by 8 (bits 3-11), from 8 up to 0xff0, so no key equals the empty tag.
     static let firstGeneration: UInt64 = 8
     static let lastGeneration: UInt64 = 0xff0
 }
@@ -42,7 +47,8 @@ extension Hart {
     }
 
     func clearTLBStorage() {
-        tlbStorage.update(repeating: TLB.empty, count: TLB.setEntries * 3)
+        // Dropping the pages empties every entry (they read back as zero) and returns them to the host.
+        madvise(tlbStorage, TLB.storageBytes, MADV_DONTNEED)
         readGeneration = TLB.firstGeneration
         writeGeneration = TLB.firstGeneration
     }

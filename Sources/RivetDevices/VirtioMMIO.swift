@@ -90,6 +90,13 @@ public final class VirtioMMIO: MMIODevice, Snapshottable {
         updateLine()
     }
 
+    /// The device changed its configuration space (e.g. a new balloon target): tell the driver.
+    public func notifyConfigChange() {
+        guard status & VirtioMMIO.statusDriverOK != 0 else { return }  // the driver reads it when it starts
+        interruptStatus |= 2
+        updateLine()
+    }
+
     private func updateLine(force: Bool = false) {
         let high = interruptStatus != 0
         if high != lineLevel || force {

@@ -25,6 +25,11 @@ public struct VirtMachineConfig {
     public var loadImagesAtStart = true
     /// The widest paging mode of every hart (`--cpu rv64,mmu=...`); the device tree says the same.
     public var mmuMode: MMUMode = .sv57
+    /// Reads firmware, kernel and initrd again (from their files). When set, the machine keeps no copy of
+    /// them once they are in guest RAM and calls this on a reset instead (BootImages.swift).
+    public var reloadBootImages: (() throws -> BootImages)? = nil
+    /// `--device virtio-balloon`: a balloon (after the network cards), with free page reporting if set.
+    public var balloon: BalloonConfig? = nil
     public init() {}
 }
 
@@ -44,7 +49,7 @@ public final class VirtMachine {
     public static let kernelOffset: UInt64 = 0x20_0000
     static let sliceInstructions = 20_000
 
-    public let config: VirtMachineConfig
+    public internal(set) var config: VirtMachineConfig
     public let ram: GuestRAM
     public let bus: PhysicalBus
     public let wires: InterruptWires
@@ -79,8 +84,8 @@ public final class VirtMachine {
         guard (1...8).contains(config.hartCount) else { throw MachineError("--smp must be between 1 and 8") }
         guard config.memorySize >= 16 << 20 else { throw MachineError("--memory must be at least 16M") }
         guard config.disks.count <= VirtioMMIO.slotCount - 1 else { throw MachineError("at most \(VirtioMMIO.slotCount - 1) drives") }
-        guard config.disks.count + 1 + config.networkCards.count <= VirtioMMIO.slotCount else {
-            throw MachineError("too many virtio devices: \(config.disks.count) drives + entropy + \(config.networkCards.count) network cards > \(VirtioMMIO.slotCount) slots")
+        guard config.disks.count + 1 + config.networkCards.count + (config.balloon == nil ? 0 : 1) <= VirtioMMIO.slotCount else {
+            throw MachineError("too many virtio devices: \(config.disks.count) drives + entropy + \(config.networkCards.count) network cards\(config.balloon == nil ? "" : " + balloon") > \(VirtioMMIO.slotCount) slots")
         }
         // Writable drives journal their writes while a primary replicates (JournalingDisk, docs/failover.md).
         var config = config
@@ -124,6 +129,8 @@ public final class VirtMachine {
             else if (0..<config.networkCards.count).contains(netIndex) {
                 let nic = config.networkCards[netIndex]
                 model = VirtioNet(backend: CommittedNetworkBackend(nic.backend), mac: nic.mac)  // output commit (failover)
+            } else if let b = config.balloon, slot == config.disks.count + 1 + config.networkCards.count {
+                model = VirtioBalloon(ram: ram, freePageReporting: b.freePageReporting)
             } else { model = nil }
             let transport = VirtioMMIO(model: model, ram: ram, irq: plic, source: VirtBoard.virtio(slot).plicSource)
             if let card = model as? VirtioNet { nets.insert((transport, card), at: 0) }  // in card order
@@ -146,7 +153,9 @@ public final class VirtMachine {
             hs.append(hart)
         }
         harts = hs
+        connectBalloon()
         if config.loadImagesAtStart { try loadImages() }
+        dropBootImageCopies()
         let wakeup = self.wakeup
         for n in nets { n.card.backend.start(framesAvailable: { wakeup.signal() }) }
     }
@@ -205,7 +214,9 @@ public final class VirtMachine {
         clint.reset(); plic.reset(); uart.reset(); rtc.reset()
         for v in virtio { v.reset() }
         syscon.request = nil
+        try reloadBootImageCopies()
         try loadImages()
+        dropBootImageCopies()
     }
 
     /// Runs until power-off, a user quit, or (if given) `maxInstructions` retired.
@@ -257,7 +268,7 @@ public final class VirtMachine {
                 return .stopped("instruction limit \(limit) reached")
             }
             // A hart that ran later in this pass may have woken an earlier one (an IPI): sleep only if none is.
-            if allWaiting && !harts.contains(where: { $0.hasWakeupInterrupt }) { idle() }
+            if allWaiting && !harts.contains(where: { $0.hasWakeupInterrupt }) { idle() } else if !allWaiting { cache.noteBusy() }
             // At the very end of a pass, so a run that pauses here and one that does not stay identical.
             if let at = control.pauseAtWork, totalWork >= at {
                 control.pauseAtWork = nil
@@ -279,6 +290,7 @@ public final class VirtMachine {
             if ns == 0 { return }
             idleSleeps &+= 1
             idleNanoseconds &+= min(ns, 100_000_000)
+            cache.noteIdle(nanoseconds: min(ns, 100_000_000))
             let ms = Int32(min(ns / 1_000_000 + 1, 100))
             if console.hasPendingInput { return }
             // Console input or a network frame (the wakeup) ends the sleep early.

@@ -191,6 +191,10 @@ public final class GuestRAM {
 
     /// True once pages were mapped from a snapshot file (MADV_DONTNEED would bring the file back).
     public private(set) var hasFileMappings = false
+    /// `--memory-merge on`: RAM is marked MADV_MERGEABLE, also after it is remapped (GuestRAMReclaim.swift).
+    public internal(set) var mergeable = false
+    /// Bytes given back to the host by `discard` (balloon, free page reporting), for statistics.
+    public internal(set) var discardedBytes: UInt64 = 0
 
     /// Maps `pageCount` pages of a file copy-on-write over guest RAM starting at page `firstPage` (fast
     /// restore): the guest reads the file's pages from the page cache and its writes stay private.
@@ -202,6 +206,7 @@ public final class GuestRAM {
         let p = mmap(at, count << Int(GuestRAM.pageShift), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, off_t(fileOffset))
         guard let p, p != MAP_FAILED, p == at else { return false }
         hasFileMappings = true
+        applyMergeable(at, count << Int(GuestRAM.pageShift))
         return true
     }
 
@@ -212,6 +217,7 @@ public final class GuestRAM {
             let p = mmap(host, Int(size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0)
             precondition(p == host, "cannot remap guest RAM")
             hasFileMappings = false
+            applyMergeable(host, Int(size))
         }
         madvise(host, Int(size), MADV_DONTNEED)
         // A reset during live migration zeroes every page behind the log's back: all must go again.

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import RivetDevices
 import RivetMachine
 import RivetSnapshot
 import RivetStorage
@@ -20,7 +21,8 @@ struct QMPSession {
                            "query-cpus-fast", "query-block", "stop", "cont", "system_reset", "system_powerdown",
                            "quit", "migrate", "query-migrate", "migrate_cancel", "migrate-set-parameters",
                            "query-migrate-parameters", "migrate-incoming", "migrate-set-capabilities",
-                           "query-migrate-capabilities", "query-replication", "x-rivet-ram-hash"]
+                           "query-migrate-capabilities", "query-replication", "balloon", "query-balloon",
+                           "x-rivet-ram-hash"]
 
     static func error(_ cls: String, _ desc: String, id: JSON?) -> JSON {
         var m: [(String, JSON)] = [("error", .object([("class", .string(cls)), ("desc", .string(desc))]))]
@@ -325,6 +327,28 @@ struct QMPSession {
                 } catch {
                     return QMPSession.error("GenericError", "\(error)", id: id)
                 }
+            }
+        case "balloon":
+            // QEMU's: the guest's target memory size in bytes; the balloon takes the rest.
+            guard let value = args["value"]?.intValue else {
+                send(QMPSession.error("GenericError", "Parameter 'value' is missing", id: id)); return false
+            }
+            guard value > 0 else {
+                send(QMPSession.error("GenericError", "Parameter 'value' expects a size", id: id)); return false
+            }
+            return onMachine(id: id) { m in
+                guard let b = m.balloon else {
+                    return QMPSession.error("DeviceNotActive", "No balloon device has been activated", id: id)
+                }
+                b.device.setTarget(bytes: UInt64(value))
+                return ok
+            }
+        case "query-balloon":
+            return onMachine(id: id) { m in
+                guard let b = m.balloon else {
+                    return QMPSession.error("DeviceNotActive", "No balloon device has been activated", id: id)
+                }
+                return QMPSession.reply(.object([("actual", .int(Int64(b.device.actualBytes)))]), id: id)
             }
         case "x-rivet-ram-hash":
             return onMachine(id: id) { m in

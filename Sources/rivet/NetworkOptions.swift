@@ -81,7 +81,7 @@ struct NetworkOptions {
         for text in devices {
             let spec = try Spec(option: "--device", text)
             guard spec.kind == "virtio-net" || spec.kind == "virtio-net-device" else {
-                throw spec.fail("unsupported device '\(spec.kind)' (supported: virtio-net)")
+                throw spec.fail("unsupported device '\(spec.kind)' (supported: virtio-net, virtio-balloon)")
             }
             try spec.reject(unknownBesides: ["netdev", "mac", "id"])
             guard let id = try spec.one("netdev") else { throw spec.fail("needs netdev=ID") }

@@ -37,11 +37,13 @@ struct Run: ParsableCommand {
     var drive: [String] = []
     @Option(help: "A network backend: user,id=ID[,net=10.0.2.0/24][,hostfwd=tcp:[HOSTADDR]:PORT-[GUESTADDR]:PORT]... | socket,id=ID,listen=[HOST]:PORT|connect=HOST:PORT | tap,id=ID,ifname=NAME (repeatable; see docs/network.md).")
     var netdev: [String] = []
-    @Option(help: "A device: virtio-net,netdev=ID[,mac=52:54:00:12:34:56] (repeatable).")
+    @Option(help: "A device: virtio-net,netdev=ID[,mac=52:54:00:12:34:56] (repeatable), or virtio-balloon[,free-page-reporting=on|off] (reporting on by default; docs/density.md).")
     var device: [String] = []
     @Option(help: "A network card and its backend in one: user[,hostfwd=...][,mac=...] (also socket/tap options, or none; repeatable).")
     var nic: [String] = []
     @Option(help: "Write the generated device tree to FILE and continue.") var dtbOut: String?
+    @Option(help: "on: mark guest RAM mergeable for the host's same-page merging (KSM; QEMU's mem-merge). Default off.")
+    var memoryMerge = "off"
     @Flag(help: "Deterministic mode: the clock follows retired instructions.") var icount = false
     @Option(help: "Stop after this many instructions (all harts together).") var maxInstructions: UInt64?
     @Option(help: "Stop after this many seconds of host time (exit status 2).") var timeLimit: Double?
@@ -65,6 +67,7 @@ struct Run: ParsableCommand {
     func run() throws {
         let machine: VirtMachine
         var config = VirtMachineConfig()
+        var mergeRAM = false
         do {
             try validateTimeLimit(timeLimit)
             config.memorySize = try parseMemorySize(memory)
@@ -87,8 +90,14 @@ struct Run: ParsableCommand {
             if let p = initrdPath { config.initrd = try readFile(p) }
             if let a = append { config.bootargs = a }
             try validateBootImages(config, biosPath: bios, kernelPath: kernelPath)
+            let (biosFile, kernelFile, initrdFile) = (bios, kernelPath!, initrdPath)
+            config.reloadBootImages = {  // a reset reads the files again; the machine keeps no copies
+                BootImages(firmware: try readFile(biosFile), kernel: try readFile(kernelFile), initrd: try initrdFile.map(readFile))
+            }
             for spec in drive { config.disks.append(try openDrive(spec)) }
-            config.networkCards = try NetworkOptions(netdevs: netdev, devices: device, nics: nic).makeCards()
+            config.networkCards = try NetworkOptions(netdevs: netdev, devices: device.filter { !DensityOptions.isBalloon($0) }, nics: nic).makeCards()
+            config.balloon = try DensityOptions.balloon(device.filter(DensityOptions.isBalloon))
+            if try DensityOptions.onOff("--memory-merge", memoryMerge) { mergeRAM = true }
         } catch {
             fputs("rivet: \(error)\n", stderr)
             throw ExitCode(1)
@@ -96,6 +105,8 @@ struct Run: ParsableCommand {
         let console = HostConsole()
         do {
             machine = try VirtMachine(config: config, console: console)
+            if mergeRAM { DensityOptions.applyMemoryMerge(machine) }
+            config.firmware = []; config.kernel = nil; config.initrd = nil  // in guest RAM now; reset rereads the files
         } catch {
             console.restore()
             fputs("rivet: \(error)\n", stderr)

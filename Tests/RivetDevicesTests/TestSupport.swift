@@ -75,9 +75,11 @@ final class TestDriver {
     let desc: UInt64, avail: UInt64, used: UInt64
     var nextDesc: UInt16 = 0
     var availIdx: UInt16 = 0
+    /// The queue this driver sets up and notifies.
+    let queueIndex: UInt64
 
-    init(dev: VirtioMMIO, ram: GuestRAM, queueSize: UInt16 = 16, ringBase: UInt64 = ramBase, features: UInt64? = nil) {
-        self.dev = dev; self.ram = ram; size = queueSize
+    init(dev: VirtioMMIO, ram: GuestRAM, queueSize: UInt16 = 16, ringBase: UInt64 = ramBase, features: UInt64? = nil, queue: Int = 0) {
+        self.dev = dev; self.ram = ram; size = queueSize; queueIndex = UInt64(queue)
         desc = ringBase; avail = ringBase + 0x1000; used = ringBase + 0x2000
         setUp(features: features)
     }
@@ -92,7 +94,7 @@ final class TestDriver {
         let f = features ?? (hi << 32 | lo)
         w(0x24, 0); w(0x20, f & 0xffff_ffff); w(0x24, 1); w(0x20, f >> 32)
         w(0x70, 0xb)
-        w(0x30, 0)
+        w(0x30, queueIndex)
         w(0x38, UInt64(size))
         w(0x80, desc & 0xffff_ffff); w(0x84, desc >> 32)
         w(0x90, avail & 0xffff_ffff); w(0x94, avail >> 32)
@@ -128,7 +130,7 @@ final class TestDriver {
         ram.store16(avail + 2, availIdx)
     }
 
-    func notify() { w(0x50, 0) }
+    func notify() { w(0x50, queueIndex) }
     var usedIdx: UInt16 { ram.load16(used + 2)! }
     func usedElem(_ i: UInt16) -> (id: UInt32, len: UInt32) {
         let e = used + 4 + 8 * UInt64(i % size)
