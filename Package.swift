@@ -2,7 +2,9 @@
 // Rivet: a RISC-V 64 system virtual machine. One module per layer; dependencies point down only.
 import PackageDescription
 
-let optimize: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
+// No unsafeFlags: a package that uses them cannot be depended on by another package. The hot path
+// turns off exclusivity checks per declaration instead (@exclusivity(unchecked), docs/performance.md).
+let optimize: [SwiftSetting] = []
 
 let package = Package(
     name: "Rivet",

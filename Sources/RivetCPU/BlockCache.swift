@@ -21,10 +21,10 @@ public final class BlockCache: CodeInvalidationListener {
 
     let table: UnsafeMutablePointer<Entry>
     let pool: UnsafeMutablePointer<MicroOp>
-    var poolUsed = 0
+    @exclusivity(unchecked) var poolUsed = 0
     unowned(unsafe) let ram: GuestRAM
-    public private(set) var blocksDecoded: UInt64 = 0
-    public private(set) var invalidations: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var blocksDecoded: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var invalidations: UInt64 = 0
 
     static let emptyAddress: UInt64 = 1  // odd, so never a real block address
 

@@ -17,7 +17,7 @@ public final class SysconPower: MMIODevice, Snapshottable {
     public static let windowSize: UInt64 = 0x1000
     public static let pass: UInt32 = 0x5555, fail: UInt32 = 0x3333, resetValue: UInt32 = 0x7777
 
-    public var request: PowerRequest?
+    @exclusivity(unchecked) public var request: PowerRequest?
 
     public init() {}
 
