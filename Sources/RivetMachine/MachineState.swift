@@ -84,18 +84,6 @@ func sizeText(_ bytes: UInt64) -> String {
     return "\(bytes)"
 }
 
-/// Input the host read for the guest but the UART has not yet accepted (a snapshot keeps it).
-extension HostConsole: Snapshottable {
-    public var snapshotName: String { "console" }
-    public var snapshotVersion: UInt32 { 1 }
-    public func saveState(to w: inout StateWriter) { w.data(pendingInput) }
-    public func restoreState(from r: inout StateReader) throws {
-        let bytes = try r.data(limit: 1 << 20)
-        try r.expectEnd()
-        pendingInput = bytes
-    }
-}
-
 /// Counts of what a save wrote.
 public struct SnapshotStats {
     public var bytes: UInt64 = 0
@@ -125,7 +113,7 @@ extension VirtMachine {
         var s: [Snapshottable] = harts
         s += [clock, wires, clint, plic, uart, rtc, syscon] as [Snapshottable]
         s += virtio as [Snapshottable]
-        s.append(console)
+        s.append(ConsoleSection(console))  // input read but not yet taken by the UART
         return s
     }
 

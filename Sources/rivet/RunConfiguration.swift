@@ -1,0 +1,26 @@
+import RivetKit
+
+/// `rivet run`'s options as a machine configuration (the library builds and checks the machine).
+extension Run {
+    func machineConfiguration() throws -> MachineConfiguration {
+        if incoming != nil && dtbOut != nil {
+            throw CLIError("--dtb-out cannot be combined with --incoming (a restored machine's device tree is in its RAM)")
+        }
+        var c = MachineConfiguration()
+        c.firmwarePath = bios
+        c.kernelPath = kernel
+        c.initrdPath = initrd
+        c.kernelCommandLine = append
+        c.memorySize = try parseMemorySize(memory)
+        c.hartCount = smp
+        if let text = cpu { c.mmuMode = try CPUOption(text).mmuMode }
+        c.deterministic = icount
+        c.maxInstructions = maxInstructions
+        c.timeLimitSeconds = timeLimit
+        c.incoming = incoming
+        c.startPaused = noStart
+        c.drives = try drive.map { try DriveSpec($0).configuration }
+        c.networkCards = try NetworkOptions(netdevs: netdev, devices: device, nics: nic).makeCards()
+        return c
+    }
+}
