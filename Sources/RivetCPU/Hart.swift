@@ -63,6 +63,8 @@ public final class Hart {
     let ramBase: UInt64
     let ramSize: UInt64
     let ramHost: UnsafeMutableRawPointer
+    /// `ram.codeEpochCell`, one load closer (read at every block chain).
+    let codeEpoch: UnsafeMutablePointer<UInt64>
 
     // MARK: Software TLB (see MMU.swift)
     let tlbStorage: UnsafeMutablePointer<TLBEntry>
@@ -116,6 +118,7 @@ public final class Hart {
         ramBase = bus.ram.base
         ramSize = bus.ram.size
         ramHost = bus.ram.host
+        codeEpoch = bus.ram.codeEpochCell
         x = .allocate(capacity: 33); x.initialize(repeating: 0, count: 33)
         f = .allocate(capacity: 32); f.initialize(repeating: 0, count: 32)
         tlbStorage = .allocate(capacity: TLB.setEntries * 3)

@@ -74,8 +74,8 @@ extension Hart {
                     continue
                 }
             }
-            if ram.codeEpochCell.pointee != seenCodeEpoch {
-                seenCodeEpoch = ram.codeEpochCell.pointee
+            if codeEpoch.pointee != seenCodeEpoch {
+                seenCodeEpoch = codeEpoch.pointee
                 flushWritableEntries()
             }
             if Int(entry.count) > budget - executed {
@@ -407,7 +407,7 @@ extension Hart {
         let pa = nextPC &+ e.addend
         let entry = cache.table[BlockCache.slot(pa)]
         guard entry.paddr == pa, Int(entry.count) <= chainBudget &- done,
-              (csr.mip | wires.pins[hartID]) & csr.mie == 0, ram.codeEpochCell.pointee == seenCodeEpoch,
+              (csr.mip | wires.pins[hartID]) & csr.mie == 0, codeEpoch.pointee == seenCodeEpoch,
               !tlbFlushRequest.load(ordering: .relaxed) else { return done }
         ops = cache.pool + Int(entry.start)
         count = Int(entry.count)

@@ -24,6 +24,9 @@ public final class HostConsole: MachineConsole {
     public let isTerminal: Bool
     var savedTermios = termios()
     var started = false
+    /// The signals whose default action ends the process, and the handlers `start` replaced.
+    static let fatalSignals = [SIGTERM, SIGHUP, SIGQUIT]
+    var previousHandlers: [__sighandler_t?] = []
     var escapePending = false
     var outBuffer: [UInt8] = []
     /// Input read from the host but not yet accepted by the UART.
@@ -46,12 +49,12 @@ public final class HostConsole: MachineConsole {
             tcgetattr(inputFD, &savedTermios)
             terminalToRestore = savedTermios
             // Killed from outside (SIGTERM, SIGHUP): give the user their terminal back before dying.
-            for sig in [SIGTERM, SIGHUP, SIGQUIT] {
-                signal(sig) { sig in
+            for sig in HostConsole.fatalSignals {
+                previousHandlers.append(signal(sig) { sig in
                     tcsetattr(0, TCSANOW, &terminalToRestore)
                     signal(sig, SIG_DFL)
                     raise(sig)
-                }
+                })
             }
             var raw = savedTermios
             cfmakeraw(&raw)
@@ -62,15 +65,16 @@ public final class HostConsole: MachineConsole {
         _ = fcntl(inputFD, F_SETFL, flags | O_NONBLOCK)
     }
 
-    /// Flushes output and gives back the terminal's settings and stdin's blocking mode (and the default
-    /// signal actions) that ``start()`` changed.
+    /// Flushes output and gives back the terminal's settings, stdin's blocking mode and the signal
+    /// handlers that ``start()`` changed.
     public func restore() {
         flush()
         guard started else { return }
         started = false
         if isTerminal {
             tcsetattr(inputFD, TCSANOW, &savedTermios)
-            for sig in [SIGTERM, SIGHUP, SIGQUIT] { signal(sig, SIG_DFL) }
+            for (sig, handler) in zip(HostConsole.fatalSignals, previousHandlers) { signal(sig, handler) }
+            previousHandlers = []
         }
         let flags = fcntl(inputFD, F_GETFL)
         _ = fcntl(inputFD, F_SETFL, flags & ~O_NONBLOCK)
