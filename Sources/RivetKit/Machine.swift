@@ -195,16 +195,23 @@ public final class Machine {
     /// and returns its result; before ``start()`` and after the exit it runs on the calling thread.
     /// Blocks until done. Called from the run loop itself (a console or an event sink), it runs at once.
     public func perform<T>(_ body: @escaping (VirtMachine) -> T) -> T {
-        pthread_mutex_lock(mutex)
-        let running: Bool
-        if case .running = phase { running = true } else { running = false }
-        let onRunLoop = runLoopThread.map { pthread_equal($0, pthread_self()) != 0 } ?? false
-        pthread_mutex_unlock(mutex)
+        let onRunLoop: Bool = lockedPhase { _ in runLoopThread.map { pthread_equal($0, pthread_self()) != 0 } ?? false }
         if onRunLoop { return body(board) }
-        if running { return RunLoopRequest.run(board, body) }
+        // Posting happens under directMutex, which the run loop holds while it marks itself ended and
+        // answers left-over requests: a request is either answered by the loop or run here, never lost.
         pthread_mutex_lock(directMutex)
-        defer { pthread_mutex_unlock(directMutex) }
-        return body(board)
+        let running: Bool = lockedPhase { phase in
+            if case .running = phase { return true }
+            return false
+        }
+        if !running {
+            defer { pthread_mutex_unlock(directMutex) }
+            return body(board)
+        }
+        let reply = Reply<T>()
+        board.control.post { m in reply.give(body(m)) }
+        pthread_mutex_unlock(directMutex)
+        return reply.wait()
     }
 
     /// ``perform(_:)`` for a body that throws: the error is rethrown on the calling thread.
@@ -312,6 +319,30 @@ public final class Machine {
 
     /// The last migration's or snapshot's progress, as QMP query-migrate reports it (any thread).
     public var migrationInfo: MigrationInfo { board.control.migrationInfo }
+}
+
+/// One request's result, handed from the run loop to the waiting caller.
+final class Reply<T> {
+    let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    let ready = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    var value: T? = nil
+
+    init() { pthread_mutex_init(mutex, nil); pthread_cond_init(ready, nil) }
+    deinit {
+        pthread_mutex_destroy(mutex); pthread_cond_destroy(ready)
+        mutex.deallocate(); ready.deallocate()
+    }
+
+    func give(_ v: T) {
+        pthread_mutex_lock(mutex); value = v; pthread_cond_signal(ready); pthread_mutex_unlock(mutex)
+    }
+
+    func wait() -> T {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        while value == nil { pthread_cond_wait(ready, mutex) }
+        return value!
+    }
 }
 
 /// What ``Machine/status`` reports.
