@@ -2,13 +2,17 @@
 // Rivet: a RISC-V 64 system virtual machine. One module per layer; dependencies point down only.
 import PackageDescription
 
-let optimize: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
+// No unsafeFlags: a package that uses them cannot be depended on by another package. The hot path
+// turns off exclusivity checks per declaration instead (@exclusivity(unchecked), docs/performance.md).
+let optimize: [SwiftSetting] = []
 
 let package = Package(
     name: "Rivet",
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "rivet", targets: ["rivet"]),
+        // The embeddable machine API (docs/library.md): `import RivetKit`.
+        .library(name: "RivetKit", targets: ["RivetKit"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -44,10 +48,16 @@ let package = Package(
         .target(name: "RivetGDB", dependencies: ["RivetMachine", "RivetUser", "RivetCPU"], swiftSettings: optimize),
         // The process virtual machine: one RISC-V Linux program on the host (rivet user).
         .target(name: "RivetUser", dependencies: ["RivetCPU", "RivetMemory", "RivetSnapshot"], swiftSettings: optimize),
+        // The library API: a machine from a configuration value, on its own thread, with a console protocol.
+        .target(name: "RivetKit", dependencies: ["RivetMachine", "RivetDevices", "RivetStorage", "RivetSnapshot", "RivetCPU"], swiftSettings: optimize),
         .executableTarget(name: "rivet", dependencies: [
-            "RivetMachine", "RivetQMP", "RivetGDB", "RivetCPU", "RivetISA", "RivetStorage", "RivetUser", "RivetNet",
+            "RivetKit", "RivetMachine", "RivetQMP", "RivetGDB", "RivetCPU", "RivetISA", "RivetStorage", "RivetUser", "RivetNet",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimize),
+        // Programs that use the library as another package would (built with the rest, run by scripts/test).
+        .executableTarget(name: "rivet-example-ask", dependencies: ["RivetKit"], path: "Examples/AskGuest"),
+        .executableTarget(name: "rivet-example-many", dependencies: ["RivetKit"], path: "Examples/ManyGuests"),
+        .testTarget(name: "RivetKitTests", dependencies: ["RivetKit"], exclude: ["echo.S"]),
         .testTarget(name: "RivetISATests", dependencies: ["RivetISA"]),
         .testTarget(name: "RivetFloatTests", dependencies: ["RivetFloat"], exclude: ["oracle"]),
         .testTarget(name: "RivetStorageTests", dependencies: ["RivetStorage"]),

@@ -32,13 +32,13 @@ public final class BlockCache: CodeInvalidationListener {
 
     let table: UnsafeMutablePointer<Entry>
     let pool: UnsafeMutablePointer<MicroOp>
-    var poolUsed = 0
+    @exclusivity(unchecked) var poolUsed = 0
     /// Ops the pool may hold before it is flushed (grows from `initialPoolLimit` to `poolCapacity`).
-    public private(set) var poolLimit = BlockCache.initialPoolLimit
-    var lastFullFlush: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var poolLimit = BlockCache.initialPoolLimit
+    @exclusivity(unchecked) var lastFullFlush: UInt64 = 0
     unowned(unsafe) let ram: GuestRAM
-    public private(set) var blocksDecoded: UInt64 = 0
-    public private(set) var invalidations: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var blocksDecoded: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var invalidations: UInt64 = 0
 
     /// Address 0 is never RAM (RAM starts above it), so zero-filled slots are empty.
     static let emptyAddress: UInt64 = 0

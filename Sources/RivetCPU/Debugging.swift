@@ -21,13 +21,13 @@ public final class DebugHooks {
         case watch(WatchKind, UInt64)
     }
 
-    public var breakpoints: Set<UInt64> = []
-    public var watchpoints: [Watchpoint] = []
+    @exclusivity(unchecked) public var breakpoints: Set<UInt64> = []
+    @exclusivity(unchecked) public var watchpoints: [Watchpoint] = []
     /// Stop after the next instruction (interrupts stay masked during the step, as QEMU's default).
-    public var singleStep = false
+    @exclusivity(unchecked) public var singleStep = false
     /// Let the instruction at this pc run once although a breakpoint is set there (continuing from it).
-    public var skipBreakpointAt: UInt64? = nil
-    public var stop: Stop? = nil
+    @exclusivity(unchecked) public var skipBreakpointAt: UInt64? = nil
+    @exclusivity(unchecked) public var stop: Stop? = nil
 
     public init() {}
 

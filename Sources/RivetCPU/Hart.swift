@@ -21,41 +21,41 @@ public enum HartStop: Equatable {
 public final class Hart {
     public let hartID: Int
     // MARK: Architectural state
-    public var pc: UInt64 = 0
-    public var privilege: Privilege = .machine
+    @exclusivity(unchecked) public var pc: UInt64 = 0
+    @exclusivity(unchecked) public var privilege: Privilege = .machine
     /// x0...x31, then slot 32: the sink for writes to x0.
     public let x: UnsafeMutablePointer<UInt64>
     /// f0...f31 as raw bits (singles NaN-boxed).
     public let f: UnsafeMutablePointer<UInt64>
-    public var csr = CSRFile()
+    @exclusivity(unchecked) public var csr = CSRFile()
     /// The widest paging mode satp accepts (the narrower ones are accepted too).
-    public var mmuMode: MMUMode = .sv57
+    @exclusivity(unchecked) public var mmuMode: MMUMode = .sv57
     /// PMP registers as software sees them (pmpcfg0, 2, ..., 14 and pmpaddr0-63; see PMP.swift). Write
     /// them through `writeCSR` so that the decoded rules below follow.
-    public internal(set) var pmpcfg: [UInt64] = Array(repeating: 0, count: 8)
-    public internal(set) var pmpaddr: [UInt64] = Array(repeating: 0, count: 64)
+    @exclusivity(unchecked) public internal(set) var pmpcfg: [UInt64] = Array(repeating: 0, count: 8)
+    @exclusivity(unchecked) public internal(set) var pmpaddr: [UInt64] = Array(repeating: 0, count: 64)
     /// The active PMP entries decoded, in priority order (slow paths only).
     let pmpRules: UnsafeMutablePointer<PMPRule>
-    var pmpRuleCount = 0
+    @exclusivity(unchecked) var pmpRuleCount = 0
     /// [pmpOpenLow, pmpOpenHigh): where S and U may read and write without a rule lookup (see PMP.swift).
-    var pmpOpenLow: UInt64 = 0
-    var pmpOpenHigh: UInt64 = 0
+    @exclusivity(unchecked) var pmpOpenLow: UInt64 = 0
+    @exclusivity(unchecked) var pmpOpenHigh: UInt64 = 0
     /// Per-page PMP decisions (see `pmpCachedPagePermissions`), cleared whenever a rule changes.
     let pmpPageCacheKeys: UnsafeMutablePointer<UInt64>
     let pmpPageCacheValues: UnsafeMutablePointer<UInt8>
     /// Set by a fetch-TLB miss on a page that PMP rules split: the run loop then executes one instruction
     /// at a time there, each fetch checked exactly.
-    var fetchNeedsExactChecks = false
+    @exclusivity(unchecked) var fetchNeedsExactChecks = false
     /// Physical address reserved by LR, or nil.
-    public var reservation: UInt64? = nil
+    @exclusivity(unchecked) public var reservation: UInt64? = nil
     /// The value LR read (SC compares it, see executeAtomic).
-    var reservationValue: UInt64 = 0
-    public var waitingForInterrupt = false
+    @exclusivity(unchecked) var reservationValue: UInt64 = 0
+    @exclusivity(unchecked) public var waitingForInterrupt = false
     /// Retired instructions (minstret); mcycle follows it.
-    public var instret: UInt64 = 0
+    @exclusivity(unchecked) public var instret: UInt64 = 0
     /// Work done by `run`: retired instructions plus traps that retired nothing. Instruction limits use
     /// it, so a guest that traps in a loop still reaches them.
-    public internal(set) var work: UInt64 = 0
+    @exclusivity(unchecked) public internal(set) var work: UInt64 = 0
 
     // MARK: Platform
     unowned(unsafe) public let bus: PhysicalBus
@@ -66,31 +66,33 @@ public final class Hart {
     let ramBase: UInt64
     let ramSize: UInt64
     let ramHost: UnsafeMutableRawPointer
+    /// `ram.codeEpochCell`, one load closer (read at every block chain).
+    let codeEpoch: UnsafeMutablePointer<UInt64>
 
     // MARK: Software TLB (see MMU.swift)
     let tlbStorage: UnsafeMutablePointer<TLBEntry>
     /// Current data set (reads at [0, N), writes at [N, 2N)) and fetch set.
-    var dataTLB: UnsafeMutablePointer<TLBEntry>
-    var fetchTLB: UnsafeMutablePointer<TLBEntry>
-    var seenCodeEpoch: UInt64 = 0
+    @exclusivity(unchecked) var dataTLB: UnsafeMutablePointer<TLBEntry>
+    @exclusivity(unchecked) var fetchTLB: UnsafeMutablePointer<TLBEntry>
+    @exclusivity(unchecked) var seenCodeEpoch: UInt64 = 0
     /// Current generations of read/fetch and of write entries (see MMU.swift).
-    var readGeneration: UInt64 = TLB.firstGeneration
-    var writeGeneration: UInt64 = TLB.firstGeneration
+    @exclusivity(unchecked) var readGeneration: UInt64 = TLB.firstGeneration
+    @exclusivity(unchecked) var writeGeneration: UInt64 = TLB.firstGeneration
     /// The S-mode set holds entries for U pages (filled while SUM was set).
-    var supervisorTLBHasUserPages = false
+    @exclusivity(unchecked) var supervisorTLBHasUserPages = false
     /// Some entry came from a superpage (an address-specific sfence.vma must then flush everything).
-    var tlbHoldsSuperpages = false
+    @exclusivity(unchecked) var tlbHoldsSuperpages = false
 
     // MARK: Exceptions raised by slow paths, delivered by the executor.
-    var pendingCause: UInt64 = 0
-    var pendingTval: UInt64 = 0
+    @exclusivity(unchecked) var pendingCause: UInt64 = 0
+    @exclusivity(unchecked) var pendingTval: UInt64 = 0
     /// Instructions of the current block already retired (read by CSR accesses to instret).
-    var retiredInBlock: UInt64 = 0
+    @exclusivity(unchecked) var retiredInBlock: UInt64 = 0
     /// The block pc of the block being executed.
-    var blockPC: UInt64 = 0
+    @exclusivity(unchecked) var blockPC: UInt64 = 0
     /// Set when a block raised an exception at its first instruction: that costs one unit of work whether
     /// or not the block was reached by chaining, so budgets do not depend on what the block cache holds.
-    var trapAtBlockStart = false
+    @exclusivity(unchecked) var trapAtBlockStart = false
 
     /// An instruction straddling a page boundary is decoded here and executed alone.
     let scratchOp: UnsafeMutablePointer<MicroOp>
@@ -103,11 +105,11 @@ public final class Hart {
     public func requestTLBFlush() { tlbFlushRequest.store(true, ordering: .releasing) }
 
     /// Print each retired instruction (run-elf --trace).
-    public var traceHook: ((UInt64, UInt32) -> Void)? = nil
+    @exclusivity(unchecked) public var traceHook: ((UInt64, UInt32) -> Void)? = nil
 
     /// Debugger hooks (Debugging.swift); `debugArmed` mirrors `debug != nil` for a cheap check per block.
-    public internal(set) var debug: DebugHooks? = nil
-    var debugArmed = false
+    @exclusivity(unchecked) public internal(set) var debug: DebugHooks? = nil
+    @exclusivity(unchecked) var debugArmed = false
 
     public init(hartID: Int, bus: PhysicalBus, cache: BlockCache, wires: InterruptWires, clock: VirtualClock) {
         self.hartID = hartID
@@ -119,6 +121,7 @@ public final class Hart {
         ramBase = bus.ram.base
         ramSize = bus.ram.size
         ramHost = bus.ram.host
+        codeEpoch = bus.ram.codeEpochCell
         x = .allocate(capacity: 33); x.initialize(repeating: 0, count: 33)
         f = .allocate(capacity: 32); f.initialize(repeating: 0, count: 32)
         tlbStorage = BlockCache.mapZeroed(TLB.storageBytes).bindMemory(to: TLBEntry.self, capacity: TLB.setEntries * 3)

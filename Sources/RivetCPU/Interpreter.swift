@@ -74,8 +74,8 @@ extension Hart {
                     continue
                 }
             }
-            if ram.codeEpoch != seenCodeEpoch {
-                seenCodeEpoch = ram.codeEpoch
+            if codeEpoch.pointee != seenCodeEpoch {
+                seenCodeEpoch = codeEpoch.pointee
                 flushWritableEntries()
             }
             if Int(entry.count) > budget - executed {
@@ -407,7 +407,7 @@ extension Hart {
         let pa = nextPC &+ e.addend
         let entry = cache.table[BlockCache.slot(pa)]
         guard entry.paddr == pa, Int(entry.count) <= chainBudget &- done,
-              (csr.mip | wires.pins[hartID]) & csr.mie == 0, ram.codeEpoch == seenCodeEpoch,
+              (csr.mip | wires.pins[hartID]) & csr.mie == 0, codeEpoch.pointee == seenCodeEpoch,
               !tlbFlushRequest.load(ordering: .relaxed) else { return done }
         ops = cache.pool + Int(entry.start)
         count = Int(entry.count)

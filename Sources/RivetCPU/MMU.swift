@@ -199,7 +199,7 @@ extension Hart {
             dataTLB[index] = TLBEntry(tag: vpage | readGeneration, addend: host &- vpage)
             // While dirty logging is on, only a page already marked dirty (by this store's noteWrite) may be
             // written through the fast path; a sync clears the marks and bumps codeEpoch.
-            if writable && ram.codePages[page] == 0 && (!ram.dirtyLogging || ram.dirtyPages[page] != 0) {
+            if writable && ram.codePages[page] == 0 && (!ram.dirtyLoggingCell.pointee || ram.dirtyPages[page] != 0) {
                 dataTLB[TLB.entries + index] = TLBEntry(tag: vpage | writeGeneration, addend: host &- vpage)
             }
         }

@@ -18,8 +18,8 @@ public final class CLINT: MMIODevice, Snapshottable {
     let wires: InterruptWires
     let clock: VirtualClock
     /// Bit 0 of each hart's msip register.
-    public private(set) var msip: [Bool]
-    public private(set) var mtimecmp: [UInt64]
+    @exclusivity(unchecked) public private(set) var msip: [Bool]
+    @exclusivity(unchecked) public private(set) var mtimecmp: [UInt64]
 
     public init(hartCount: Int, wires: InterruptWires, clock: VirtualClock) {
         precondition(hartCount >= 1 && hartCount <= CLINT.maxHarts, "CLINT: hart count \(hartCount) out of range")

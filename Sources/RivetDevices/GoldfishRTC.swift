@@ -20,17 +20,17 @@ public final class GoldfishRTC: MMIODevice, Snapshottable {
     let irq: InterruptSink
     let source: Int
     /// Guest time minus host realtime, in nanoseconds.
-    public private(set) var offset: Int64 = 0
-    public private(set) var latchedHigh: UInt32 = 0
+    @exclusivity(unchecked) public private(set) var offset: Int64 = 0
+    @exclusivity(unchecked) public private(set) var latchedHigh: UInt32 = 0
     /// Written by TIME_HIGH / ALARM_HIGH, used when the LOW half is written.
-    public private(set) var pendingTimeHigh: UInt32 = 0
-    public private(set) var pendingAlarmHigh: UInt32 = 0
-    public private(set) var alarm: UInt64 = 0
-    public private(set) var alarmArmed = false
-    public private(set) var irqEnabled = false
-    public private(set) var interruptPending = false
+    @exclusivity(unchecked) public private(set) var pendingTimeHigh: UInt32 = 0
+    @exclusivity(unchecked) public private(set) var pendingAlarmHigh: UInt32 = 0
+    @exclusivity(unchecked) public private(set) var alarm: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var alarmArmed = false
+    @exclusivity(unchecked) public private(set) var irqEnabled = false
+    @exclusivity(unchecked) public private(set) var interruptPending = false
     /// Host clock; replaceable for tests.
-    public var hostNanoseconds: () -> UInt64 = GoldfishRTC.realtimeNanoseconds
+    @exclusivity(unchecked) public var hostNanoseconds: () -> UInt64 = GoldfishRTC.realtimeNanoseconds
 
     public init(irq: InterruptSink, source: Int) {
         self.irq = irq

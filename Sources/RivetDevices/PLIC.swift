@@ -25,15 +25,15 @@ public final class PLIC: MMIODevice, Snapshottable, InterruptSink {
     public let contextCount: Int
     let wires: InterruptWires
 
-    public private(set) var priority: [UInt32]
+    @exclusivity(unchecked) public private(set) var priority: [UInt32]
     /// Current line levels of the sources.
-    public private(set) var level: [UInt32]
-    public private(set) var pending: [UInt32]
+    @exclusivity(unchecked) public private(set) var level: [UInt32]
+    @exclusivity(unchecked) public private(set) var pending: [UInt32]
     /// Sources claimed by some context and not yet completed.
-    public private(set) var claimed: [UInt32]
+    @exclusivity(unchecked) public private(set) var claimed: [UInt32]
     /// contextCount * words enable bits.
-    public private(set) var enable: [UInt32]
-    public private(set) var threshold: [UInt32]
+    @exclusivity(unchecked) public private(set) var enable: [UInt32]
+    @exclusivity(unchecked) public private(set) var threshold: [UInt32]
 
     public init(hartCount: Int, wires: InterruptWires) {
         precondition(hartCount >= 1 && 2 * hartCount <= PLIC.maxContexts, "PLIC: hart count \(hartCount) out of range")

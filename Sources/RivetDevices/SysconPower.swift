@@ -15,7 +15,7 @@ public enum PowerRequest: Equatable {
 public final class SysconPower: MMIODevice, Snapshottable {
     public static let pass: UInt32 = 0x5555, fail: UInt32 = 0x3333, resetValue: UInt32 = 0x7777
 
-    public var request: PowerRequest?
+    @exclusivity(unchecked) public var request: PowerRequest?
 
     public init() {}
 

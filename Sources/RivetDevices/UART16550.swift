@@ -29,26 +29,26 @@ public final class UART16550: MMIODevice, Snapshottable {
     let backend: SerialBackend
 
     // Register state.
-    public private(set) var ier: UInt8 = 0
-    public private(set) var lcr: UInt8 = 0
-    public private(set) var mcr: UInt8 = 0
-    public private(set) var scr: UInt8 = 0
-    public private(set) var dll: UInt8 = 0x0c  // 9600 baud at 1.8432 MHz, the usual reset divisor
-    public private(set) var dlm: UInt8 = 0
-    public private(set) var fifoEnabled = false
+    @exclusivity(unchecked) public private(set) var ier: UInt8 = 0
+    @exclusivity(unchecked) public private(set) var lcr: UInt8 = 0
+    @exclusivity(unchecked) public private(set) var mcr: UInt8 = 0
+    @exclusivity(unchecked) public private(set) var scr: UInt8 = 0
+    @exclusivity(unchecked) public private(set) var dll: UInt8 = 0x0c  // 9600 baud at 1.8432 MHz, the usual reset divisor
+    @exclusivity(unchecked) public private(set) var dlm: UInt8 = 0
+    @exclusivity(unchecked) public private(set) var fifoEnabled = false
     /// FCR bits 6-7.
-    public private(set) var triggerSelect: UInt8 = 0
+    @exclusivity(unchecked) public private(set) var triggerSelect: UInt8 = 0
     /// Sticky LSR error bits (only overrun happens here), cleared by reading LSR.
-    public private(set) var lsrErrors: UInt8 = 0
+    @exclusivity(unchecked) public private(set) var lsrErrors: UInt8 = 0
     /// THR-empty interrupt pending (set when THR empties with ETBEI on; cleared by IIR read or THR write).
-    public private(set) var thrEmptyPending = false
+    @exclusivity(unchecked) public private(set) var thrEmptyPending = false
     /// Modem status delta bits (MSR 0-3).
-    public private(set) var msrDelta: UInt8 = 0
+    @exclusivity(unchecked) public private(set) var msrDelta: UInt8 = 0
     // Receive FIFO as a ring.
-    public private(set) var rx: [UInt8] = Array(repeating: 0, count: UART16550.fifoSize)
-    public private(set) var rxHead = 0
-    public private(set) var rxCount = 0
-    private var lineLevel = false
+    @exclusivity(unchecked) public private(set) var rx: [UInt8] = Array(repeating: 0, count: UART16550.fifoSize)
+    @exclusivity(unchecked) public private(set) var rxHead = 0
+    @exclusivity(unchecked) public private(set) var rxCount = 0
+    @exclusivity(unchecked) private var lineLevel = false
 
     public init(irq: InterruptSink, source: Int, backend: SerialBackend) {
         self.irq = irq

@@ -30,22 +30,22 @@ public final class VirtioBlock: VirtioDeviceModel {
     public let disk: BlockDevice
     public let serial: [UInt8]
     public let capacity: UInt64
-    private var config: ConfigSpace
+    @exclusivity(unchecked) private var config: ConfigSpace
     /// The last I/O error of the disk, for diagnostics.
-    public private(set) var lastIOError: String?
+    @exclusivity(unchecked) public private(set) var lastIOError: String?
     /// What host errors do (rerror/werror); name used in messages and events.
-    public var errorPolicy = BlockErrorPolicy()
-    public var deviceName: String
+    @exclusivity(unchecked) public var errorPolicy = BlockErrorPolicy()
+    @exclusivity(unchecked) public var deviceName: String
     /// Called once per error the policy does not hide from the host (every action prints a line through it);
     /// with `.stop` the request is held and the machine must pause until `continueAfterStop()`.
-    public var onIOError: ((BlockIOErrorEvent) -> Void)?
+    @exclusivity(unchecked) public var onIOError: ((BlockIOErrorEvent) -> Void)?
     /// Requests held by a `stop` action, oldest first; retried, in order, before any new request.
-    private var held: [DescriptorChain] = []
+    @exclusivity(unchecked) private var held: [DescriptorChain] = []
     /// Set while a `stop` is in force: the queue is left alone until the machine continues.
-    public private(set) var isStopped = false
+    @exclusivity(unchecked) public private(set) var isStopped = false
     public var heldRequestCount: Int { held.count + restoredHeads.count }
     /// Heads of held requests restored from a snapshot, walked again at the next notification.
-    private var restoredHeads: [UInt16] = []
+    @exclusivity(unchecked) private var restoredHeads: [UInt16] = []
 
     public init(disk: BlockDevice, serial: String = "rivet-disk") {
         self.disk = disk

@@ -44,16 +44,16 @@ public final class VirtioMMIO: MMIODevice, Snapshottable {
     let irq: InterruptSink
     public let source: Int
 
-    public private(set) var status: UInt32 = 0
-    public private(set) var deviceFeaturesSel: UInt32 = 0
-    public private(set) var driverFeaturesSel: UInt32 = 0
-    public private(set) var driverFeatures: UInt64 = 0
-    public private(set) var queueSel: UInt32 = 0
-    public private(set) var queues: [VirtqueueState]
-    public private(set) var interruptStatus: UInt32 = 0
+    @exclusivity(unchecked) public private(set) var status: UInt32 = 0
+    @exclusivity(unchecked) public private(set) var deviceFeaturesSel: UInt32 = 0
+    @exclusivity(unchecked) public private(set) var driverFeaturesSel: UInt32 = 0
+    @exclusivity(unchecked) public private(set) var driverFeatures: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var queueSel: UInt32 = 0
+    @exclusivity(unchecked) public private(set) var queues: [VirtqueueState]
+    @exclusivity(unchecked) public private(set) var interruptStatus: UInt32 = 0
     /// Why the device stopped (nil while healthy).
-    public private(set) var brokenReason: String?
-    private var lineLevel = false
+    @exclusivity(unchecked) public private(set) var brokenReason: String?
+    @exclusivity(unchecked) private var lineLevel = false
 
     public init(model: VirtioDeviceModel?, ram: GuestRAM, irq: InterruptSink, source: Int) {
         self.model = model

@@ -34,18 +34,18 @@ public final class VirtioNet: VirtioDeviceModel {
     static let maxBuffersPerFrame = 256
 
     public let backend: NetworkBackend
-    public private(set) var mac: [UInt8]
-    public var linkUp = true
+    @exclusivity(unchecked) public private(set) var mac: [UInt8]
+    @exclusivity(unchecked) public var linkUp = true
     /// Negotiated VIRTIO_NET_F_MRG_RXBUF.
-    public private(set) var mergeableBuffers = false
+    @exclusivity(unchecked) public private(set) var mergeableBuffers = false
     /// Negotiated VIRTIO_NET_F_GUEST_CSUM.
-    public private(set) var guestChecksum = false
+    @exclusivity(unchecked) public private(set) var guestChecksum = false
 
     // Counters (host side; not part of the guest-visible state).
-    public private(set) var framesReceived: UInt64 = 0
-    public private(set) var framesTransmitted: UInt64 = 0
-    public private(set) var receiveDropped: UInt64 = 0
-    public private(set) var transmitDropped: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var framesReceived: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var framesTransmitted: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var receiveDropped: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var transmitDropped: UInt64 = 0
 
     /// One frame's worth of bytes read out of a transmit chain (reused; no allocation per frame).
     private let transmitBuffer: UnsafeMutableRawBufferPointer

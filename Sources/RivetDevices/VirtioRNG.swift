@@ -9,7 +9,7 @@ public final class VirtioRNG: VirtioDeviceModel {
     public static let maxBytesPerRequest: UInt64 = 64 * 1024
 
     /// When set (deterministic `--icount` runs), bytes come from this seeded generator instead of the host.
-    public var seed: UInt64?
+    @exclusivity(unchecked) public var seed: UInt64?
 
     public init(seed: UInt64? = nil) { self.seed = seed }
 

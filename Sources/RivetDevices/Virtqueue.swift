@@ -118,13 +118,13 @@ public final class Virtqueue {
     static let maxChainBytes: UInt64 = UInt64(UInt32.max)
 
     public let ram: GuestRAM
-    public private(set) var state: VirtqueueState
+    @exclusivity(unchecked) public private(set) var state: VirtqueueState
     let indirectAllowed: Bool
     /// Chains taken in this processing round; bounded by the queue size so a hostile avail index or a
     /// device writing into its own ring cannot make one notification run forever.
-    private var taken = 0
+    @exclusivity(unchecked) private var taken = 0
     /// True when at least one buffer was returned and the driver did not suppress interrupts.
-    public private(set) var needsInterrupt = false
+    @exclusivity(unchecked) public private(set) var needsInterrupt = false
 
     init(state: VirtqueueState, ram: GuestRAM, indirectAllowed: Bool) {
         self.state = state

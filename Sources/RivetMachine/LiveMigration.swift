@@ -589,9 +589,9 @@ extension VirtMachine {
                 try m.restoreSnapshot(from: uri)
                 try m.activateDrivesAfterHandover()
             } catch {
-                m.console.restore()
-                fputs("rivet: \(origin) \(uri): \(error)\n", stderr)
-                exit(1)
+                // The machine's state is a half-restored mix: end the run (rivet exits with status 1).
+                m.requestExit(.failed("\(origin) \(uri): \(error)"))
+                return
             }
             m.control.runState = .paused
             if m.control.startAfterIncoming { m.resume() }

@@ -86,18 +86,6 @@ func sizeText(_ bytes: UInt64) -> String {
     return "\(bytes)"
 }
 
-/// Input the host read for the guest but the UART has not yet accepted (a snapshot keeps it).
-extension HostConsole: Snapshottable {
-    public var snapshotName: String { "console" }
-    public var snapshotVersion: UInt32 { 1 }
-    public func saveState(to w: inout StateWriter) { w.data(pendingInput) }
-    public func restoreState(from r: inout StateReader) throws {
-        let bytes = try r.data(limit: 1 << 20)
-        try r.expectEnd()
-        pendingInput = bytes
-    }
-}
-
 /// What `readState` read: RAM and disk contents are in place; the device sections wait for `applyState`.
 struct IncomingState {
     var stats = SnapshotStats()
@@ -139,7 +127,7 @@ extension VirtMachine {
         var s: [Snapshottable] = harts
         s += [clock, wires, clint, plic, uart, rtc, syscon] as [Snapshottable]
         s += virtio as [Snapshottable]
-        s.append(console)
+        s.append(ConsoleSection(console))  // input read but not yet taken by the UART
         return s
     }
 

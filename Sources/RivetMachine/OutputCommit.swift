@@ -97,3 +97,24 @@ extension MachineEvent {
         }
     }
 }
+
+/// Sits between the UART and the machine's console: while a primary replicates, guest output goes to the
+/// output commit (held until its checkpoint is acknowledged) instead of straight to the console. Any
+/// console (host terminal, in-memory) is gated the same way.
+final class ConsoleOutputGate: SerialBackend {
+    let console: MachineConsole
+    /// Set while a primary replicates (run-loop thread).
+    var hold: OutputCommit? = nil
+
+    init(_ console: MachineConsole) { self.console = console }
+
+    func serialWrite(_ byte: UInt8) {
+        if let h = hold { h.current.console.append(byte) } else { console.serialWrite(byte) }
+    }
+
+    /// Committed output, passed on to the console.
+    func writeReleased(_ bytes: [UInt8]) {
+        for b in bytes { console.serialWrite(b) }
+        console.flush()
+    }
+}

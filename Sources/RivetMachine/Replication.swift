@@ -158,8 +158,8 @@ public final class Replication {
         periodMs = target.periodMs
         ackTimeoutMs = target.ackTimeoutMs
         copyDisks = target.copyDisks
-        let console = machine.console
-        commit = OutputCommit(releaseConsole: { console.writeOut($0) })
+        let gate = machine.consoleGate
+        commit = OutputCommit(releaseConsole: { gate.writeReleased($0) })
     }
 
     /// Checks a `--replicate` value before the machine starts.
@@ -186,7 +186,8 @@ public final class Replication {
     func begin() {
         let m = machine
         active = true
-        m.console.outputHold = commit
+        m.console.flush()  // output from before replication is not held
+        m.consoleGate.hold = commit
         for n in m.networkDevices { (n.card.backend as? CommittedNetworkBackend)?.commit = commit }
         savedEventSink = m.control.eventSink
         let saved = savedEventSink
@@ -219,7 +220,7 @@ public final class Replication {
         active = false
         let m = machine
         m.console.flush()
-        m.console.outputHold = nil
+        m.consoleGate.hold = nil
         for n in m.networkDevices { (n.card.backend as? CommittedNetworkBackend)?.commit = nil }
         m.control.eventSink = savedEventSink
         commit.releaseAll()

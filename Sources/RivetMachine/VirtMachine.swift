@@ -35,9 +35,14 @@ public struct VirtMachineConfig {
 
 /// How a run ended.
 public enum MachineExit: Equatable {
+    /// The guest powered the machine off (syscon); 0 for a normal poweroff.
     case powerOff(exitCode: Int32)
+    /// The host ended it: Ctrl-A X, QMP quit, gdb's kill, or ``Machine/powerOff()``.
     case quitByUser
+    /// A limit ended it (time, instruction count), or a reason a debugging run wants to see.
     case stopped(String)
+    /// The host side failed and the machine cannot go on (a bad incoming stream, a reset that failed).
+    case failed(String)
 }
 
 /// The `virt` board: QEMU's memory map and interrupt numbers, so Debian's OpenSBI and Linux run unchanged.
@@ -62,7 +67,10 @@ public final class VirtMachine {
     public let syscon: SysconPower
     public let virtio: [VirtioMMIO]
     public let harts: [Hart]
-    public let console: HostConsole
+    /// Where the serial port's bytes go and come from (the host terminal, memory, ...).
+    public let console: MachineConsole
+    /// Guest output passes here on its way to the console (held while a primary replicates; OutputCommit.swift).
+    let consoleGate: ConsoleOutputGate
     /// The virtio-net devices and their transports, polled for received frames between slices.
     public let networkDevices: [(transport: VirtioMMIO, card: VirtioNet)]
     /// Paused by a disk's `stop` error policy (see DiskErrorStop.swift).
@@ -80,7 +88,7 @@ public final class VirtMachine {
     /// Pause/resume, requests from other threads, events (MachineControl.swift).
     public let control: MachineControl
 
-    public init(config: VirtMachineConfig, console: HostConsole) throws {
+    public init(config: VirtMachineConfig, console: MachineConsole) throws {
         guard (1...8).contains(config.hartCount) else { throw MachineError("--smp must be between 1 and 8") }
         guard config.memorySize >= 16 << 20 else { throw MachineError("--memory must be at least 16M") }
         guard config.disks.count <= VirtioMMIO.slotCount - 1 else { throw MachineError("at most \(VirtioMMIO.slotCount - 1) drives") }
@@ -103,7 +111,8 @@ public final class VirtMachine {
         cache = BlockCache(ram: ram)
         clint = CLINT(hartCount: config.hartCount, wires: wires, clock: clock)
         plic = PLIC(hartCount: config.hartCount, wires: wires)
-        uart = UART16550(irq: plic, source: VirtBoard.uart0.plicSource, backend: console)
+        consoleGate = ConsoleOutputGate(console)
+        uart = UART16550(irq: plic, source: VirtBoard.uart0.plicSource, backend: consoleGate)
         rtc = GoldfishRTC(irq: plic, source: VirtBoard.rtc.plicSource)
         syscon = SysconPower()
         if config.icount {
@@ -294,7 +303,7 @@ public final class VirtMachine {
             let ms = Int32(min(ns / 1_000_000 + 1, 100))
             if console.hasPendingInput { return }
             // Console input or a network frame (the wakeup) ends the sleep early.
-            let consoleFD: Int32 = console.inputClosed ? -1 : console.inputFD
+            let consoleFD = console.inputReadyFD
             var fds = (pollfd(fd: wakeup.fd, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: consoleFD, events: Int16(POLLIN), revents: 0))
             let woken = withUnsafeMutableBytes(of: &fds) { raw -> Bool in

@@ -28,13 +28,21 @@ public final class GuestRAM {
     /// Per page: set on every write that went through the slow path or DMA (used by migration/snapshots).
     public let dirtyPages: UnsafeMutablePointer<UInt8>
     /// Decoded-code caches to tell about writes to code pages (one per hart in user mode, one per machine).
-    var codeListeners: [WeakListener] = []
+    @exclusivity(unchecked) var codeListeners: [WeakListener] = []
     /// Bumped whenever a page newly holds decoded code: every hart then drops its writable TLB entries, so
     /// stores to code pages take the slow path (which invalidates).
-    public var codeEpoch: UInt64 = 0
+    public var codeEpoch: UInt64 {
+        get { codeEpochCell.pointee }
+        set { codeEpochCell.pointee = newValue }
+    }
     /// True while dirty pages are logged exactly (live migration): a hart gets a writable TLB entry only
     /// for a page already marked in `dirtyPages`, so the first write after each sync takes the slow path.
-    public private(set) var dirtyLogging = false
+    public var dirtyLogging: Bool { dirtyLoggingCell.pointee }
+    /// `codeEpoch` and `dirtyLogging` live behind pointers: harts (another module) read them per block
+    /// and per slow store, and a read of a class's stored `var` from another module pays a dynamic
+    /// exclusivity check that `@exclusivity(unchecked)` does not remove across modules.
+    public let codeEpochCell: UnsafeMutablePointer<UInt64>
+    public let dirtyLoggingCell: UnsafeMutablePointer<Bool>
 
     final class WeakListener {
         weak var listener: CodeInvalidationListener?
@@ -86,12 +94,18 @@ public final class GuestRAM {
         self.codePages.initialize(repeating: 0, count: pageCount)
         self.dirtyPages = .allocate(capacity: pageCount)
         self.dirtyPages.initialize(repeating: 0, count: pageCount)
+        codeEpochCell = .allocate(capacity: 1)
+        codeEpochCell.initialize(to: 0)
+        dirtyLoggingCell = .allocate(capacity: 1)
+        dirtyLoggingCell.initialize(to: false)
     }
 
     deinit {
         munmap(host, Int(size))
         codePages.deallocate()
         dirtyPages.deallocate()
+        codeEpochCell.deallocate()
+        dirtyLoggingCell.deallocate()
         pthread_mutex_destroy(listenerLock)
         listenerLock.deallocate()
     }
@@ -128,11 +142,11 @@ public final class GuestRAM {
     /// epoch code pages use), so each page's next write is seen by the store slow path.
     public func startDirtyLog() {
         dirtyPages.update(repeating: 0, count: pageCount)
-        dirtyLogging = true
+        dirtyLoggingCell.pointee = true
         codeEpoch &+= 1
     }
 
-    public func stopDirtyLog() { dirtyLogging = false }
+    public func stopDirtyLog() { dirtyLoggingCell.pointee = false }
 
     /// Page indices written since the last sync (or start), ascending; clears them and drops writable TLB
     /// entries so later writes are logged again.
@@ -190,7 +204,7 @@ public final class GuestRAM {
     }
 
     /// True once pages were mapped from a snapshot file (MADV_DONTNEED would bring the file back).
-    public private(set) var hasFileMappings = false
+    @exclusivity(unchecked) public private(set) var hasFileMappings = false
     /// `--memory-merge on`: RAM is marked MADV_MERGEABLE, also after it is remapped (GuestRAMReclaim.swift).
     public internal(set) var mergeable = false
     /// Bytes given back to the host by `discard` (balloon, free page reporting), for statistics.

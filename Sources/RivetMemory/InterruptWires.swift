@@ -12,7 +12,7 @@ public final class InterruptWires {
     public let hartCount: Int
     public let pins: UnsafeMutablePointer<UInt64>
     /// Bumped on every change so the run loop can notice new interrupts cheaply.
-    public private(set) var generation: UInt64 = 0
+    @exclusivity(unchecked) public private(set) var generation: UInt64 = 0
 
     public init(hartCount: Int) {
         self.hartCount = hartCount
@@ -45,14 +45,14 @@ public final class VirtualClock {
     public enum Mode: Equatable { case realTime, instructionCount(shift: Int) }
     public let mode: Mode
     /// mtime = base + elapsed; `base` is what a snapshot restores.
-    public var offset: UInt64 = 0
-    var hostStartNs: UInt64
+    @exclusivity(unchecked) public var offset: UInt64 = 0
+    @exclusivity(unchecked) var hostStartNs: UInt64
     /// In icount mode the run loop stores the total retired instructions here.
-    public var retiredInstructions: UInt64 = 0
+    @exclusivity(unchecked) public var retiredInstructions: UInt64 = 0
     /// While the machine is paused, mtime holds still at this value (real-time mode).
-    public private(set) var frozenAt: UInt64? = nil
+    @exclusivity(unchecked) public private(set) var frozenAt: UInt64? = nil
     /// The mtime the last restored "clock" section holds.
-    public var restoredMTime: UInt64? = nil
+    @exclusivity(unchecked) public var restoredMTime: UInt64? = nil
 
     public init(mode: Mode) {
         self.mode = mode

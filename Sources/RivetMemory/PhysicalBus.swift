@@ -18,7 +18,7 @@ public final class PhysicalBus {
     }
 
     public let ram: GuestRAM
-    public private(set) var regions: [Region] = []
+    @exclusivity(unchecked) public private(set) var regions: [Region] = []
 
     public init(ram: GuestRAM) { self.ram = ram }
 

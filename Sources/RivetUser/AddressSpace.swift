@@ -50,18 +50,18 @@ final class AddressSpace {
     static let vdsoVA: UInt64 = mmapTop + (16 << 20)
 
     let ram: GuestRAM
-    var bumpPage: Int = 0
-    private var freePages: [Int32] = []
+    @exclusivity(unchecked) var bumpPage: Int = 0
+    @exclusivity(unchecked) private var freePages: [Int32] = []
     /// Files behind mappings, by start address (for /proc/self/maps): end, path, file offset at start.
-    var names: [UInt64: (end: UInt64, path: String, offset: UInt64)] = [:]
+    @exclusivity(unchecked) var names: [UInt64: (end: UInt64, path: String, offset: UInt64)] = [:]
     /// Pool pages holding a shared mapping of a file opened read-only: the guest may never write them.
-    var readOnlyShared: Set<Int32> = []
+    @exclusivity(unchecked) var readOnlyShared: Set<Int32> = []
     /// Physical address of the root table.
-    private(set) var root: UInt64 = 0
+    @exclusivity(unchecked) private(set) var root: UInt64 = 0
     let trapVectorPA: UInt64
     let trampolinePA: UInt64
-    var brkStart: UInt64 = 0
-    var brkCurrent: UInt64 = 0
+    @exclusivity(unchecked) var brkStart: UInt64 = 0
+    @exclusivity(unchecked) var brkCurrent: UInt64 = 0
     /// Bumped whenever a translation is removed or narrowed: other threads flush their TLBs when they see it.
     let epoch: UnsafeMutablePointer<UInt64>
 

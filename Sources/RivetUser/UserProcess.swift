@@ -26,25 +26,25 @@ public struct UserOptions {
 final class GuestThread {
     let hart: Hart
     let cache: BlockCache
-    var tid: Int32 = 0
-    var clearChildTID: UInt64 = 0
-    var robustList: UInt64 = 0
-    var sigmask: UInt64 = 0 {
+    @exclusivity(unchecked) var tid: Int32 = 0
+    @exclusivity(unchecked) var clearChildTID: UInt64 = 0
+    @exclusivity(unchecked) var robustList: UInt64 = 0
+    @exclusivity(unchecked) var sigmask: UInt64 = 0 {
         // The host thread running this guest thread blocks what the guest blocks, so a signal from outside
         // stays pending (for sigpending, sigwait, signalfd, a later unblock) instead of acting at once.
         didSet { if sigmask != oldValue, let o = owner, pthread_equal(o, pthread_self()) != 0 { HostMask.set(sigmask) } }
     }
     /// The host thread that runs this guest thread, once it runs.
-    var owner: pthread_t?
+    @exclusivity(unchecked) var owner: pthread_t?
     /// Thread-directed pending signals (bit n-1 for signal n).
-    var pending: UInt64 = 0
-    var altStack: (sp: UInt64, flags: UInt32, size: UInt64) = (0, 2, 0)  // SS_DISABLE
-    var seenEpoch: UInt64 = 0
+    @exclusivity(unchecked) var pending: UInt64 = 0
+    @exclusivity(unchecked) var altStack: (sp: UInt64, flags: UInt32, size: UInt64) = (0, 2, 0)  // SS_DISABLE
+    @exclusivity(unchecked) var seenEpoch: UInt64 = 0
     /// Set by exit: the run loop returns.
-    var exited = false
+    @exclusivity(unchecked) var exited = false
     /// The mask to restore after an rt_sigsuspend once a handler has been set up.
-    var suspendedMask: UInt64? = nil
-    var sources = [SigSource](repeating: SigSource(), count: 65)
+    @exclusivity(unchecked) var suspendedMask: UInt64? = nil
+    @exclusivity(unchecked) var sources = [SigSource](repeating: SigSource(), count: 65)
 
     init(hart: Hart, cache: BlockCache) { self.hart = hart; self.cache = cache }
 }
@@ -59,25 +59,25 @@ public final class UserProcess {
     let mm: AddressSpace
     let lock = KernelLock()
     static let maxThreads = 1024
-    var threads: [Int32: GuestThread] = [:]
-    var freeHartIDs: [Int] = Array((0..<UserProcess.maxThreads).reversed())
-    var actions = [SigAction](repeating: SigAction(), count: 65)
+    @exclusivity(unchecked) var threads: [Int32: GuestThread] = [:]
+    @exclusivity(unchecked) var freeHartIDs: [Int] = Array((0..<UserProcess.maxThreads).reversed())
+    @exclusivity(unchecked) var actions = [SigAction](repeating: SigAction(), count: 65)
     /// Process-directed pending signals.
-    var processPending: UInt64 = 0
-    var processSources = [SigSource](repeating: SigSource(), count: 65)
+    @exclusivity(unchecked) var processPending: UInt64 = 0
+    @exclusivity(unchecked) var processSources = [SigSource](repeating: SigSource(), count: 65)
     /// Host path of the running program (for /proc/self/exe).
-    var exePath: String
-    var exitCode: Int32 = 0
+    @exclusivity(unchecked) var exePath: String
+    @exclusivity(unchecked) var exitCode: Int32 = 0
     /// The guest's argv and auxiliary vector as set up at start (for /proc/self/cmdline and auxv).
-    var guestArgv: [String] = []
-    var savedAuxv: [UInt8] = []
+    @exclusivity(unchecked) var guestArgv: [String] = []
+    @exclusivity(unchecked) var savedAuxv: [UInt8] = []
     /// Host signals sent only to interrupt a guest thread's blocking host call (see wakeForSignal): the
     /// signal itself is already queued for the thread, so the host catcher's copy is dropped.
-    var pendingWakes = [Int](repeating: 0, count: 65)
+    @exclusivity(unchecked) var pendingWakes = [Int](repeating: 0, count: 65)
     /// Host CLOCK_MONOTONIC (ns) at time-CSR zero, when the vDSO is mapped.
-    var monotonicBase: Int64?
+    @exclusivity(unchecked) var monotonicBase: Int64?
     /// The gdb stub's side (rivet user -g), or nil.
-    var debugger: UserDebugger? = nil
+    @exclusivity(unchecked) var debugger: UserDebugger? = nil
 
     public init(options: UserOptions) throws {
         self.options = options

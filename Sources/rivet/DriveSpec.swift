@@ -1,5 +1,4 @@
-import RivetDevices
-import RivetStorage
+import RivetKit
 
 /// One `--drive FILE[,option...]` as QEMU spells its options.
 struct DriveSpec {
@@ -43,10 +42,11 @@ struct DriveSpec {
         if forceShare && !readOnly { throw CLIError("--drive \(spec): force-share=on needs readonly") }
     }
 
-    /// `deferLocks`: a live-migration destination takes the image locks only when the stream is complete.
-    /// The drive records its writes while a migration copies it (blk), and a destination can re-open its
-    /// image when it takes it over (DirtyTrackingDisk).
-    func open(deferLocks: Bool = false) throws -> BlockDevice {
-        DirtyTrackingDisk(try openDisk(path: path, format: format, readOnly: readOnly, forceShare: forceShare, deferLocks: deferLocks))
+    /// The drive for the machine configuration (the library opens it).
+    var configuration: DriveConfiguration {
+        var d = DriveConfiguration(path: path, format: format, readOnly: readOnly)
+        d.forceShare = forceShare
+        d.errorPolicy = errorPolicy
+        return d
     }
 }

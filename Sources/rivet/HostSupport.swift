@@ -2,28 +2,10 @@
 import Glibc
 #endif
 import RivetMemory
+import RivetKit
 
 /// Reads a whole file (bounded to 4 GiB).
-func readFile(_ path: String) throws -> [UInt8] {
-    let fd = open(path, O_RDONLY)
-    guard fd >= 0 else { throw CLIError("\(path): \(String(cString: strerror(errno)))") }
-    defer { close(fd) }
-    var st = stat()
-    guard fstat(fd, &st) == 0 else { throw CLIError("\(path): cannot stat: \(String(cString: strerror(errno)))") }
-    if (st.st_mode & S_IFMT) == S_IFDIR { throw CLIError("\(path): is a directory, not a file") }
-    let size = Int(st.st_size)
-    guard size >= 0, size <= (1 << 32) else { throw CLIError("\(path): file too large") }
-    var buffer = [UInt8](repeating: 0, count: size)
-    var done = 0
-    while done < size {
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, size - done) }
-        if n < 0 && errno == EINTR { continue }
-        if n < 0 { throw CLIError("\(path): read error: \(String(cString: strerror(errno)))") }
-        guard n > 0 else { throw CLIError("\(path): file shrank while being read") }
-        done += n
-    }
-    return buffer
-}
+func readFile(_ path: String) throws -> [UInt8] { try readWholeFile(path) }
 
 enum VirtualClockHost {
     static func now() -> UInt64 { VirtualClock.hostNanoseconds() }

@@ -1,7 +1,5 @@
 import ArgumentParser
-import RivetMachine
-import RivetISA
-import RivetStorage
+import RivetKit
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -65,124 +63,39 @@ struct Run: ParsableCommand {
     @Flag(help: .hidden) var xRamHash = false
 
     func run() throws {
-        let machine: VirtMachine
-        var config = VirtMachineConfig()
-        var mergeRAM = false
-        do {
-            try validateTimeLimit(timeLimit)
-            config.memorySize = try parseMemorySize(memory)
-            config.hartCount = smp
-            config.icount = icount
-            if let c = cpu { config.mmuMode = try CPUOption(c).mmuMode }
-            config.firmware = try readFile(bios)
-            config.loadImagesAtStart = incoming == nil
-            var kernelPath = kernel
-            var initrdPath = initrd
-            if kernelPath == nil {
-                let guest = defaultGuestDirectory()
-                guard access(guest + "/Image", R_OK) == 0 else {
-                    throw CLIError("no --kernel given and no default guest at \(guest); build it with: bash guest/build.sh")
-                }
-                kernelPath = guest + "/Image"
-                if initrdPath == nil { initrdPath = guest + "/initramfs.cpio.gz" }
-            }
-            config.kernel = try readFile(kernelPath!)
-            if let p = initrdPath { config.initrd = try readFile(p) }
-            if let a = append { config.bootargs = a }
-            try validateBootImages(config, biosPath: bios, kernelPath: kernelPath)
-            let (biosFile, kernelFile, initrdFile) = (bios, kernelPath!, initrdPath)
-            config.reloadBootImages = {  // a reset reads the files again; the machine keeps no copies
-                BootImages(firmware: try readFile(biosFile), kernel: try readFile(kernelFile), initrd: try initrdFile.map(readFile))
-            }
-            for spec in drive { config.disks.append(try openDrive(spec)) }
-            config.networkCards = try NetworkOptions(netdevs: netdev, devices: device.filter { !DensityOptions.isBalloon($0) }, nics: nic).makeCards()
-            config.balloon = try DensityOptions.balloon(device.filter(DensityOptions.isBalloon))
-            if try DensityOptions.onOff("--memory-merge", memoryMerge) { mergeRAM = true }
-        } catch {
-            fputs("rivet: \(error)\n", stderr)
-            throw ExitCode(1)
-        }
-        let console = HostConsole()
-        do {
-            machine = try VirtMachine(config: config, console: console)
-            if mergeRAM { DensityOptions.applyMemoryMerge(machine) }
-            config.firmware = []; config.kernel = nil; config.initrd = nil  // in guest RAM now; reset rereads the files
-        } catch {
-            console.restore()
-            fputs("rivet: \(error)\n", stderr)
-            throw ExitCode(1)
-        }
+        let machine: Machine
         let management: MachineManagement
         do {
-            management = try MachineManagement(machine: machine, options: self)
+            machine = try Machine(configuration: try machineConfiguration(), console: HostConsole())
+            management = try MachineManagement(machine: machine.board, options: self)
         } catch {
-            console.restore()
             fputs("rivet: \(error)\n", stderr)
             throw ExitCode(1)
         }
         defer { management.stop() }
-        if let specs = try? drive.map(DriveSpec.init) {
-            machine.configureDiskErrors(names: specs.map(\.path), policies: specs.map(\.errorPolicy))
-        }
-        if let path = dtbOut {
-            do { try writeFile(path, machine.deviceTree) } catch {
-                console.restore(); fputs("rivet: \(error)\n", stderr); throw ExitCode(1)
-            }
+        do {
+            if let path = dtbOut { try writeFile(path, machine.deviceTree) }
+            try machine.start()
+        } catch {
+            fputs("rivet: \(error)\n", stderr)
+            throw ExitCode(1)
         }
         let start = VirtualClockHost.now()
-        let exit: MachineExit
-        do { exit = try machine.run(maxInstructions: maxInstructions, wallSeconds: timeLimit) } catch {
-            console.restore(); fputs("rivet: \(error)\n", stderr); throw ExitCode(1)
-        }
-        machine.finishReplication()  // a replicating primary's last checkpoint and end message
-        console.restore()
+        let exit = machine.waitForExit()
         management.finish()
-        machine.shutdownNetwork()
-        for d in config.disks { try? d.flush() }
-        if ProcessInfoLite.environment("RIVET_STATS") != nil {
-            let seconds = Double(VirtualClockHost.now() - start) / 1e9
-            fputs("rivet: \(machine.totalInstructions) instructions in \(fixed(seconds, 3)) s (\(fixed(Double(machine.totalInstructions) / seconds / 1e6, 1)) MIPS); idle: \(machine.idleSleeps) sleeps, \(fixed(Double(machine.idleNanoseconds) / 1e9, 3)) s\n", stderr)
-        }
+        reportStatistics(machine.board, since: start)
         switch exit {
         case .powerOff(let code): throw ExitCode(code)
         case .quitByUser: throw ExitCode(0)
+        case .failed(let why):
+            fputs("rivet: \(why)\n", stderr)
+            throw ExitCode(1)
         case .stopped(let why):
             fputs("rivet: stopped: \(why)\n", stderr)
-            if ProcessInfoLite.environment("RIVET_DEBUG") != nil {
-                let p = machine.plic
-                fputs("plic pending=\(p.pending) claimed=\(p.claimed) level=\(p.level) enable=\(p.enable) threshold=\(p.threshold) prio1-12=\(Array(p.priority[0..<12]))\n", stderr)
-                for c in 0..<p.contextCount { fputs("ctx \(c) best=\(p.bestSource(context: c))\n", stderr) }
-                fputs("wires: \((0..<machine.harts.count).map { String(machine.wires.pins[$0], radix: 16) })\n", stderr)
-            }
-            for h in machine.harts {
-                fputs("rivet: hart \(h.hartID): pc=0x\(String(h.pc, radix: 16)) mode=\(h.privilege) instret=\(h.instret) wfi=\(h.waitingForInterrupt) mip=0x\(String(h.effectiveMIP, radix: 16)) mie=0x\(String(h.csr.mie, radix: 16)) mstatus=0x\(String(h.csr.mstatus, radix: 16))\n", stderr)
-                if ProcessInfoLite.environment("RIVET_DEBUG") != nil {
-                    var a = h.pc &- 40
-                    while a < h.pc &+ 24 {
-                        guard let w = h.debugRead(a, size: 4) else { break }
-                        let word = UInt32(truncatingIfNeeded: w)
-                        fputs(Disassembler.traceLine(pc: a, word: word) + "\n", stderr)
-                        a &+= word & 3 == 3 ? 4 : 2
-                    }
-                    fputs("  regs: " + (1..<32).map { "x\($0)=\(String(h.x[$0], radix: 16))" }.joined(separator: " ") + "\n", stderr)
-                }
-            }
+            reportStoppedHarts(machine.board)
             throw ExitCode(2)
         }
     }
-
-    func openDrive(_ spec: String) throws -> BlockDevice {
-        // A live-migration destination shares the images with a source that still runs and holds their
-        // locks; it takes them over when the stream is complete (VirtMachine.activateDiskLocks).
-        let liveIncoming = incoming.map { $0.hasPrefix("tcp:") || $0 == "defer" } ?? false
-        return try DriveSpec(spec).open(deferLocks: liveIncoming)
-    }
-}
-
-func defaultGuestDirectory() -> String {
-    if let d = ProcessInfoLite.environment("RIVET_GUEST") { return d }
-    let cache = ProcessInfoLite.environment("RIVET_CACHE") ?? ((ProcessInfoLite.environment("HOME") ?? "/root") + "/.cache/rivet")
-    return cache + "/guest-default"
 }
 
 func writeFile(_ path: String, _ bytes: [UInt8]) throws {

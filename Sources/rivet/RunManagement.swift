@@ -5,8 +5,9 @@ import RivetMachine
 import RivetGDB
 import RivetQMP
 
-/// What `rivet run` adds around the machine for management: restoring from `--incoming`, starting
-/// paused (`-S`), QMP sockets, and the hidden test hooks (`--x-pause-at`, `--x-ram-hash`).
+/// What `rivet run` adds around the machine for management: QMP sockets, the GDB stub, and the hidden
+/// test hooks (`--x-pause-at`, `--x-ram-hash`). (Restoring from `--incoming` and `-S` are the library's,
+/// through MachineConfiguration.)
 final class MachineManagement {
     let machine: VirtMachine
     var servers: [QMPServer] = []
@@ -19,30 +20,7 @@ final class MachineManagement {
         // A QMP client or a migrate exec: command that goes away must not kill rivet (QEMU ignores
         // SIGPIPE too); without --qmp a closed stdout still ends rivet as before.
         if !options.qmp.isEmpty { signal(SIGPIPE, SIG_IGN) }
-        if options.incoming != nil && options.dtbOut != nil {
-            throw CLIError("--dtb-out cannot be combined with --incoming (a restored machine's device tree is in its RAM)")
-        }
-        let live = options.incoming == "defer" || options.incoming?.hasPrefix("tcp:") == true
-        if options.standby {
-            // Failover standby (docs/failover.md): waits in inmigrate, applying checkpoints, until it takes over.
-            guard let uri = options.incoming, uri.hasPrefix("tcp:") else { throw CLIError("--standby needs --incoming tcp:HOST:PORT") }
-            guard options.replicate == nil else { throw CLIError("--standby and --replicate cannot be combined") }
-            guard (10...600_000).contains(options.heartbeatMs) else { throw CLIError("--heartbeat-ms must be 10 to 600000") }
-            machine.requestPause(reason: "incoming", state: .inmigrate)
-            do { try machine.startStandby(listenOn: uri, heartbeatMs: options.heartbeatMs) } catch { throw CLIError("--incoming \(uri) --standby: \(error)") }
-        } else if live, let uri = options.incoming {
-            // A live migration arrives while QMP is up (status inmigrate); defer waits for migrate-incoming.
-            machine.requestPause(reason: "incoming", state: .inmigrate)
-            machine.control.startAfterIncoming = !options.noStart
-            if uri == "defer" { machine.control.awaitingIncoming = true } else {
-                do { try machine.acceptIncoming(uri, origin: "--incoming") } catch { throw CLIError("--incoming \(uri): \(error)") }
-            }
-        } else if let uri = options.incoming {
-            do { try machine.restoreSnapshot(from: uri) } catch { throw CLIError("--incoming \(uri): \(error)") }
-            machine.pauseIfDisksStopped()   // a disk saved in its stop state waits for cont again
-        }
         machine.control.pauseAtWork = options.xPauseAt
-        if options.noStart && !live { machine.requestPause(reason: "-S", state: options.incoming == nil ? .prelaunch : .paused) }
         let paths = options.drive.map { String($0.split(separator: ",").first ?? "") }
         for spec in options.qmp {
             let server = try QMPServer(address: try QMPAddress.parse(spec), machine: machine, drivePaths: paths)

@@ -4,27 +4,34 @@ import Glibc
 import RivetDevices
 
 /// The terminal settings to restore from a signal handler (a C function pointer cannot capture).
+/// Only a ``HostConsole`` on a terminal sets it; a process has one controlling terminal, so at most
+/// one machine at a time should use a terminal console (others use ``MemoryConsole`` or pipes).
 nonisolated(unsafe) var terminalToRestore = termios()
 
-/// The serial console on the host's stdin/stdout.
+/// The serial console on the host's stdin/stdout (what `rivet run` uses).
 ///
-/// When stdin is a terminal it is put in raw mode and Ctrl-A is an escape key (Ctrl-A X quits, Ctrl-A C
-/// continues after a disk error stop, Ctrl-A H lists the keys, Ctrl-A Ctrl-A sends Ctrl-A). Otherwise bytes pass through unchanged, which is what
-/// tests and pipes want. Output is buffered and flushed by the run loop.
-public final class HostConsole: SerialBackend {
-    public enum Event { case none, quit, resume }
+/// When stdin is a terminal it is put in raw mode while the machine runs (from ``start()`` to
+/// ``restore()``), with handlers for SIGTERM, SIGHUP and SIGQUIT that give the terminal back before the
+/// process dies, and Ctrl-A is an escape key (Ctrl-A X quits, Ctrl-A C continues after a disk error
+/// stop, Ctrl-A H lists the keys, Ctrl-A Ctrl-A sends Ctrl-A). Otherwise bytes pass through unchanged,
+/// which is what tests and pipes want. Output is buffered and flushed by the run loop. Creating one
+/// changes nothing on the host; only ``start()`` does.
+public final class HostConsole: MachineConsole {
+    public typealias Event = ConsoleEvent
 
     let inputFD: Int32
     let outputFD: Int32
     public let isTerminal: Bool
     var savedTermios = termios()
+    var started = false
+    /// The signals whose default action ends the process, and the handlers `start` replaced.
+    static let fatalSignals = [SIGTERM, SIGHUP, SIGQUIT]
+    var previousHandlers: [__sighandler_t?] = []
     var escapePending = false
     var outBuffer: [UInt8] = []
     /// Input read from the host but not yet accepted by the UART.
-    var pendingInput: [UInt8] = []
+    public var pendingInput: [UInt8] = []
     public private(set) var inputClosed = false
-    /// Set while a primary replicates (run-loop thread): output waits for its checkpoint's commit.
-    var outputHold: OutputCommit? = nil
     var readBuffer = [UInt8](repeating: 0, count: 256)
 
     public init(inputFD: Int32 = 0, outputFD: Int32 = 1, interactive: Bool = true) {
@@ -32,16 +39,22 @@ public final class HostConsole: SerialBackend {
         self.outputFD = outputFD
         isTerminal = interactive && isatty(inputFD) == 1
         outBuffer.reserveCapacity(4096)
+    }
+
+    /// Puts the terminal in raw mode (with the signal handlers that undo it) and stdin in non-blocking mode.
+    public func start() {
+        if started { return }
+        started = true
         if isTerminal {
             tcgetattr(inputFD, &savedTermios)
             terminalToRestore = savedTermios
             // Killed from outside (SIGTERM, SIGHUP): give the user their terminal back before dying.
-            for sig in [SIGTERM, SIGHUP, SIGQUIT] {
-                signal(sig) { sig in
+            for sig in HostConsole.fatalSignals {
+                previousHandlers.append(signal(sig) { sig in
                     tcsetattr(0, TCSANOW, &terminalToRestore)
                     signal(sig, SIG_DFL)
                     raise(sig)
-                }
+                })
             }
             var raw = savedTermios
             cfmakeraw(&raw)
@@ -52,13 +65,22 @@ public final class HostConsole: SerialBackend {
         _ = fcntl(inputFD, F_SETFL, flags | O_NONBLOCK)
     }
 
-    /// Restores the terminal (also called at exit).
+    /// Flushes output and gives back the terminal's settings, stdin's blocking mode and the signal
+    /// handlers that ``start()`` changed.
     public func restore() {
         flush()
-        if isTerminal { tcsetattr(inputFD, TCSANOW, &savedTermios) }
+        guard started else { return }
+        started = false
+        if isTerminal {
+            tcsetattr(inputFD, TCSANOW, &savedTermios)
+            for (sig, handler) in zip(HostConsole.fatalSignals, previousHandlers) { signal(sig, handler) }
+            previousHandlers = []
+        }
         let flags = fcntl(inputFD, F_GETFL)
         _ = fcntl(inputFD, F_SETFL, flags & ~O_NONBLOCK)
     }
+
+    public var inputReadyFD: Int32 { inputClosed ? -1 : inputFD }
 
     public func serialWrite(_ byte: UInt8) {
         outBuffer.append(byte)
@@ -66,12 +88,7 @@ public final class HostConsole: SerialBackend {
     }
 
     public func flush() {
-        // A replicating primary holds guest output until its checkpoint is committed (OutputCommit).
-        if let hold = outputHold {
-            hold.current.console.append(contentsOf: outBuffer)
-        } else {
-            writeOut(outBuffer)
-        }
+        writeOut(outBuffer)
         outBuffer.removeAll(keepingCapacity: true)
     }
 
@@ -95,7 +112,7 @@ public final class HostConsole: SerialBackend {
     }
 
     /// Reads what stdin has (without blocking) and feeds the UART. Returns .quit for Ctrl-A X.
-    public func pump(into uart: UART16550) -> Event {
+    public func pump(into uart: UART16550) -> ConsoleEvent {
         while let b = pendingInput.first {
             guard uart.receive(b) else { return .none }
             pendingInput.removeFirst()
