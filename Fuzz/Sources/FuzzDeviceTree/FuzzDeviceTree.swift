@@ -1,7 +1,7 @@
 import FuzzSupport
 import RivetDevices
 
-/// The input chooses a board (harts, RAM, bootargs, initrd, ISA and model strings); the writer's output
+/// The input chooses a board (harts, RAM, bootargs, initrd, which devices, ISA and model strings); the writer's output
 /// must be a well-formed flattened device tree: header sizes and offsets consistent, every token of the
 /// structure block valid, every property's name inside the strings block.
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -13,9 +13,9 @@ public func fuzzDeviceTree(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         let a = input.u64(), b = input.u64()
         config.initrd = min(a, b)..<max(a, b)
     }
-    config.virtioSlots = Int(input.u8() % 9)
-    config.hasRTC = input.u8() & 1 == 1
-    config.hasSyscon = input.u8() & 1 == 1
+    // Any subset of the board's devices (the table's order kept).
+    let keep = input.u64()
+    config.devices = VirtBoard.devices.enumerated().filter { keep >> UInt64($0.offset % 64) & 1 == 1 }.map(\.element)
     config.timebaseFrequency = input.u32()
     let strings = input.rest().split(separator: 0xff, maxSplits: 3, omittingEmptySubsequences: false)
     func text(_ i: Int) -> String? { i < strings.count ? String(decoding: strings[i], as: UTF8.self) : nil }
