@@ -48,6 +48,8 @@ let package = Package(
         .target(name: "RivetGDB", dependencies: ["RivetMachine", "RivetUser", "RivetCPU"], swiftSettings: optimize),
         // The process virtual machine: one RISC-V Linux program on the host (rivet user).
         .target(name: "RivetUser", dependencies: ["RivetCPU", "RivetMemory", "RivetSnapshot"], swiftSettings: optimize),
+        // Groundwork for the translator (issue 11): W^X code memory and an x86-64 assembler (docs/translator.md).
+        .target(name: "RivetJIT", dependencies: ["RivetCPU"], swiftSettings: optimize),
         // The library API: a machine from a configuration value, on its own thread, with a console protocol.
         .target(name: "RivetKit", dependencies: ["RivetMachine", "RivetDevices", "RivetStorage", "RivetSnapshot", "RivetCPU"], swiftSettings: optimize),
         .executableTarget(name: "rivet", dependencies: [
@@ -65,6 +67,7 @@ let package = Package(
         .testTarget(name: "RivetUserTests", dependencies: ["RivetUser", "RivetCPU", "RivetMemory"]),
         .testTarget(name: "RivetMachineTests", dependencies: ["RivetMachine", "RivetQMP", "RivetSnapshot", "RivetMemory", "RivetStorage"]),
         .testTarget(name: "RivetGDBTests", dependencies: ["RivetGDB"]),
+        .testTarget(name: "RivetJITTests", dependencies: ["RivetJIT"]),
         .testTarget(name: "RivetDevicesTests", dependencies: ["RivetDevices", "RivetMemory", "RivetStorage"]),
     ],
     swiftLanguageModes: [.v5]
