@@ -18,14 +18,27 @@ public enum X86Condition: UInt8, Sendable {
 /// Operand size of an integer instruction: RV64's W-forms use 32-bit operations.
 public enum X86Width: Sendable { case bits32, bits64 }
 
-/// A memory operand `[base + displacement]`.
+/// A memory operand `[base + index * scale + displacement]` (index optional; scale 1, 2, 4 or 8).
 public struct X86Memory: Sendable {
     public var base: X86Register
+    public var index: X86Register?
+    public var scale: UInt8
     public var displacement: Int32
     public init(_ base: X86Register, _ displacement: Int32 = 0) {
         self.base = base
+        self.index = nil
+        self.scale = 1
         self.displacement = displacement
     }
+    public init(_ base: X86Register, index: X86Register, scale: UInt8, _ displacement: Int32 = 0) {
+        precondition(index != .rsp, "rsp cannot be an index register")
+        precondition([1, 2, 4, 8].contains(scale), "scale \(scale)")
+        self.base = base
+        self.index = index
+        self.scale = scale
+        self.displacement = displacement
+    }
+    var scaleBits: UInt8 { scale == 1 ? 0 : scale == 2 ? 1 : scale == 4 ? 2 : 3 }
 }
 
 /// The two-operand arithmetic group that shares one encoding pattern (opcode = 8 * n + 1 for r/m, r).
@@ -106,8 +119,8 @@ public struct X86Assembler {
 
     /// Emits a REX prefix when one is needed: 64-bit size, an extended register in reg or r/m, or
     /// `byteRegister` (spl, bpl, sil, dil are only reachable with a REX prefix present).
-    private mutating func rex(w: Bool, reg: UInt8 = 0, rm: UInt8 = 0, byteRegister: Bool = false) {
-        let value: UInt8 = 0x40 | (w ? 8 : 0) | (reg >= 8 ? 4 : 0) | (rm >= 8 ? 1 : 0)
+    private mutating func rex(w: Bool, reg: UInt8 = 0, index: UInt8 = 0, rm: UInt8 = 0, byteRegister: Bool = false) {
+        let value: UInt8 = 0x40 | (w ? 8 : 0) | (reg >= 8 ? 4 : 0) | (index >= 8 ? 2 : 0) | (rm >= 8 ? 1 : 0)
         if value != 0x40 || byteRegister { emit(value) }
     }
 
@@ -115,14 +128,20 @@ public struct X86Assembler {
         emit(mod << 6 | (reg & 7) << 3 | (rm & 7))
     }
 
-    /// ModRM (+SIB) (+displacement) for `[base + disp]`; disp8 when it fits. rsp/r12 as base need a SIB
-    /// byte, and rbp/r13 have no displacement-free form, so they always get at least a disp8.
+    /// ModRM (+SIB) (+displacement) for `[base + index * scale + disp]`; disp8 when it fits. An index, or
+    /// rsp/r12 as base, needs a SIB byte (r/m = 100), and rbp/r13 as base have no displacement-free form,
+    /// so they always get at least a disp8.
     private mutating func memoryOperand(reg: UInt8, _ memory: X86Memory) {
         let base = memory.base
         let disp = memory.displacement
         let mod: UInt8 = (disp == 0 && base.low3 != 5) ? 0 : (Int8(exactly: disp) != nil ? 1 : 2)
-        modRM(mod: mod, reg: reg, rm: base.low3)
-        if base.low3 == 4 { emit(0x24) }  // SIB: no index, base = rsp/r12
+        if let index = memory.index {
+            modRM(mod: mod, reg: reg, rm: 4)
+            emit(memory.scaleBits << 6 | index.low3 << 3 | base.low3)
+        } else {
+            modRM(mod: mod, reg: reg, rm: base.low3)
+            if base.low3 == 4 { emit(0x24) }  // SIB: no index (100), base = rsp/r12
+        }
         if mod == 1 { emit(UInt8(bitPattern: Int8(disp))) }
         if mod == 2 { emit32(UInt32(bitPattern: disp)) }
     }
@@ -135,7 +154,7 @@ public struct X86Assembler {
     }
 
     private mutating func memoryForm(_ opcode: [UInt8], w: Bool, reg: X86Register, _ memory: X86Memory, byteRegister: Bool = false) {
-        rex(w: w, reg: reg.rawValue, rm: memory.base.rawValue, byteRegister: byteRegister)
+        rex(w: w, reg: reg.rawValue, index: memory.index?.rawValue ?? 0, rm: memory.base.rawValue, byteRegister: byteRegister)
         bytes.append(contentsOf: opcode)
         memoryOperand(reg: reg.rawValue, memory)
     }
@@ -283,6 +302,47 @@ public struct X86Assembler {
     public mutating func set(_ condition: X86Condition, _ dst: X86Register) {
         extensionForm([0x0F, 0x90 | condition.rawValue], w: false, extension: 0, rm: dst, byteRegister: dst.rawValue >= 4)
     }
+
+    /// `cmovcc dst, src`: branch-free selects (RISC-V min/max, the div-by-zero results).
+    public mutating func cmov(_ condition: X86Condition, _ dst: X86Register, _ src: X86Register, width: X86Width = .bits64) {
+        registerForm([0x0F, 0x40 | condition.rawValue], w: width == .bits64, reg: dst, rm: src)
+    }
+
+    /// `cqo` / `cdq`: sign-extend rax into rdx before a signed divide.
+    public mutating func signExtendAccumulator(width: X86Width = .bits64) {
+        if width == .bits64 { emit(0x48) }
+        emit(0x99)
+    }
+
+    /// One-operand multiply and divide on rdx:rax: `mul`/`imul` leave the high half in rdx (RISC-V mulh*),
+    /// `div`/`idiv` the quotient in rax and the remainder in rdx. Dividing by zero or INT_MIN by -1 raises #DE
+    /// on x86, so the translator must test those cases first (RISC-V defines their results instead).
+    public mutating func mul(_ src: X86Register, width: X86Width = .bits64) { extensionForm([0xF7], w: width == .bits64, extension: 4, rm: src) }
+    public mutating func imul(_ src: X86Register, width: X86Width = .bits64) { extensionForm([0xF7], w: width == .bits64, extension: 5, rm: src) }
+    public mutating func div(_ src: X86Register, width: X86Width = .bits64) { extensionForm([0xF7], w: width == .bits64, extension: 6, rm: src) }
+    public mutating func idiv(_ src: X86Register, width: X86Width = .bits64) { extensionForm([0xF7], w: width == .bits64, extension: 7, rm: src) }
+
+    // MARK: Atomics (RISC-V AMOs and LR/SC on guest RAM)
+
+    /// `lock cmpxchg [m], src`: compares rax with [m], stores src if equal; ZF says which (sc.w/sc.d).
+    public mutating func lockCmpxchg(_ memory: X86Memory, _ src: X86Register, width: X86Width = .bits64) {
+        emit(0xF0)
+        memoryForm([0x0F, 0xB1], w: width == .bits64, reg: src, memory)
+    }
+
+    /// `lock xadd [m], src`: src gets the old value, [m] the sum (amoadd).
+    public mutating func lockXadd(_ memory: X86Memory, _ src: X86Register, width: X86Width = .bits64) {
+        emit(0xF0)
+        memoryForm([0x0F, 0xC1], w: width == .bits64, reg: src, memory)
+    }
+
+    /// `xchg [m], src` (locked implicitly; amoswap).
+    public mutating func xchg(_ memory: X86Memory, _ src: X86Register, width: X86Width = .bits64) {
+        memoryForm([0x87], w: width == .bits64, reg: src, memory)
+    }
+
+    /// `mfence`: orders stores before later loads (RISC-V fence rw,rw on x86-64's TSO).
+    public mutating func mfence() { bytes.append(contentsOf: [0x0F, 0xAE, 0xF0]) }
 
     // MARK: Control flow
 

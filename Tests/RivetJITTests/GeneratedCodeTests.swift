@@ -66,4 +66,30 @@ final class GeneratedCodeTests: XCTestCase {
         XCTAssertEqual(registers.withUnsafeMutableBytes { unsafeBitCast(again, to: BlockFunction.self)($0.baseAddress!) },
                        0x1234_5678_9ABC_DEF0)
     }
+
+    /// The one-operand multiply's high half (RISC-V mulh) and an atomic add (amoadd.d) in running code:
+    /// x5 = mulh(x6, x7), x8 = the old value of x9 after x9 += x10 under lock.
+    func testGeneratedMultiplyHighAndAtomicAdd() throws {
+        let memory = try ExecutableMemory(capacity: 4096)
+        var assembler = X86Assembler()
+        assembler.load(.rax, X86Memory(.rdi, 6 * 8), bytes: 8, signed: false)
+        assembler.load(.rcx, X86Memory(.rdi, 7 * 8), bytes: 8, signed: false)
+        assembler.imul(.rcx)
+        assembler.store(X86Memory(.rdi, 5 * 8), .rdx, bytes: 8)
+        assembler.load(.rax, X86Memory(.rdi, 10 * 8), bytes: 8, signed: false)
+        assembler.mov(.rdx, immediate: 9 * 8)
+        assembler.lockXadd(X86Memory(.rdi, index: .rdx, scale: 1), .rax)
+        assembler.store(X86Memory(.rdi, 8 * 8), .rax, bytes: 8)
+        assembler.ret()
+        let entry = try XCTUnwrap(memory.install(assembler.finish()))
+        var registers = [UInt64](repeating: 0, count: 32)
+        registers[6] = UInt64(bitPattern: -3)
+        registers[7] = 0x8000_0000_0000_0000
+        registers[9] = 100
+        registers[10] = 23
+        _ = registers.withUnsafeMutableBytes { unsafeBitCast(entry, to: BlockFunction.self)($0.baseAddress!) }
+        XCTAssertEqual(registers[5], 1, "(-3) * (-2^63) = 3 * 2^63: high 64 bits are 1")
+        XCTAssertEqual(registers[8], 100)
+        XCTAssertEqual(registers[9], 123)
+    }
 }

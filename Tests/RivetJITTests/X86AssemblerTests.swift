@@ -75,6 +75,28 @@ final class X86AssemblerTests: XCTestCase {
         ("shl rdx,cl", { $0.shiftByCL(.shl, .rdx) }),
         ("shr rsi,cl", { $0.shiftByCL(.shr, .rsi) }),
         ("sar r8d,cl", { $0.shiftByCL(.sar, .r8, width: .bits32) }),
+        // Scaled-index addressing (REX.X for r8-r15 as index; rbp/r13 bases keep a displacement).
+        ("mov rax,QWORD PTR [rbx+rcx*8+0x10]", { $0.load(.rax, X86Memory(.rbx, index: .rcx, scale: 8, 0x10), bytes: 8, signed: false) }),
+        ("mov r8,QWORD PTR [r13+r14*1+0x0]", { $0.load(.r8, X86Memory(.r13, index: .r14, scale: 1), bytes: 8, signed: false) }),
+        ("lea rdx,[rdi+r12*4-0x4]", { $0.lea(.rdx, X86Memory(.rdi, index: .r12, scale: 4, -4)) }),
+        ("mov QWORD PTR [rsp+rax*2],rdx", { $0.store(X86Memory(.rsp, index: .rax, scale: 2), .rdx, bytes: 8) }),
+        ("movzx ecx,BYTE PTR [r9+r10*1+0x12345]", { $0.load(.rcx, X86Memory(.r9, index: .r10, scale: 1, 0x12345), bytes: 1, signed: false) }),
+        // Multiply high, divide, selects.
+        ("cqo", { $0.signExtendAccumulator() }),
+        ("cdq", { $0.signExtendAccumulator(width: .bits32) }),
+        ("mul r8", { $0.mul(.r8) }),
+        ("imul rsi", { $0.imul(.rsi) }),
+        ("div rcx", { $0.div(.rcx) }),
+        ("idiv r9d", { $0.idiv(.r9, width: .bits32) }),
+        ("cmovl rax,rcx", { $0.cmov(.less, .rax, .rcx) }),
+        ("cmovne r8d,r9d", { $0.cmov(.notEqual, .r8, .r9, width: .bits32) }),
+        // Atomics and fences.
+        ("lock cmpxchg QWORD PTR [rdi+0x8],rcx", { $0.lockCmpxchg(X86Memory(.rdi, 8), .rcx) }),
+        ("lock cmpxchg DWORD PTR [r12+rbx*1],r11d", { $0.lockCmpxchg(X86Memory(.r12, index: .rbx, scale: 1), .r11, width: .bits32) }),
+        ("lock xadd DWORD PTR [r12],eax", { $0.lockXadd(X86Memory(.r12), .rax, width: .bits32) }),
+        ("lock xadd QWORD PTR [rsi],r15", { $0.lockXadd(X86Memory(.rsi), .r15) }),
+        ("xchg QWORD PTR [rbx],r10", { $0.xchg(X86Memory(.rbx), .r10) }),
+        ("mfence", { $0.mfence() }),
         // Flags to registers.
         ("setl al", { $0.set(.less, .rax) }),
         ("setb sil", { $0.set(.below, .rsi) }),
