@@ -61,7 +61,9 @@ public final class ExecutableMemory {
     /// Copies `bytes` into fresh space and returns their address in the executable view; nil when full.
     public func install(_ bytes: [UInt8]) -> UnsafeRawPointer? {
         guard let space = allocate(bytes.count) else { return nil }
-        bytes.withUnsafeBytes { space.writable.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        bytes.withUnsafeBytes { source in
+            if let base = source.baseAddress { space.writable.copyMemory(from: base, byteCount: source.count) }
+        }
         // x86-64 keeps instruction fetch coherent with stores through any alias of the physical page.
         return space.executable
     }

@@ -46,4 +46,10 @@ final class ExecutableMemoryTests: XCTestCase {
         XCTAssertEqual(memory.used, 0)
         XCTAssertEqual(try XCTUnwrap(memory.allocate(64)).offset, 0)
     }
+
+    func testInstallingNothingTakesNoSpace() throws {
+        let memory = try ExecutableMemory(capacity: 4096)
+        XCTAssertNotNil(memory.install([]))
+        XCTAssertEqual(memory.used, 0)
+    }
 }
