@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 packages=(gcc-riscv64-unknown-elf gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu opensbi qemu-system-misc
           qemu-utils qemu-user device-tree-compiler gdb-multiarch e2fsprogs linux-source-6.1 bc flex bison
           libssl-dev libelf-dev cpio zlib1g-dev make python3-pip u-boot-qemu
-          libslirp-dev libglib2.0-dev iproute2)   # libglib2.0-dev: slirp.pc requires glib-2.0
+          libslirp-dev libglib2.0-dev iproute2 binutils)   # libglib2.0-dev: slirp.pc requires glib-2.0; binutils: x86 objdump checks the JIT assembler
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
