@@ -50,10 +50,13 @@ let package = Package(
         .target(name: "RivetUser", dependencies: ["RivetCPU", "RivetMemory", "RivetSnapshot"], swiftSettings: optimize),
         // Groundwork for the translator (issue 11): W^X code memory and an x86-64 assembler (docs/translator.md).
         .target(name: "RivetJIT", dependencies: ["RivetCPU"], swiftSettings: optimize),
+        // The lockstep differential tester (issue 11): seeded random RV64GC streams run on the interpreter and
+        // the translator, compared block by block (docs/translator.md, "Differential testing").
+        .target(name: "RivetLockstep", dependencies: ["RivetCPU", "RivetMemory", "RivetISA"], swiftSettings: optimize),
         // The library API: a machine from a configuration value, on its own thread, with a console protocol.
         .target(name: "RivetKit", dependencies: ["RivetMachine", "RivetDevices", "RivetStorage", "RivetSnapshot", "RivetCPU"], swiftSettings: optimize),
         .executableTarget(name: "rivet", dependencies: [
-            "RivetKit", "RivetMachine", "RivetQMP", "RivetGDB", "RivetCPU", "RivetISA", "RivetStorage", "RivetUser", "RivetNet",
+            "RivetKit", "RivetMachine", "RivetQMP", "RivetGDB", "RivetCPU", "RivetISA", "RivetStorage", "RivetUser", "RivetNet", "RivetLockstep",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimize),
         // Programs that use the library as another package would (built with the rest, run by scripts/test).
@@ -68,6 +71,7 @@ let package = Package(
         .testTarget(name: "RivetMachineTests", dependencies: ["RivetMachine", "RivetQMP", "RivetSnapshot", "RivetMemory", "RivetStorage"]),
         .testTarget(name: "RivetGDBTests", dependencies: ["RivetGDB"]),
         .testTarget(name: "RivetJITTests", dependencies: ["RivetJIT"]),
+        .testTarget(name: "RivetLockstepTests", dependencies: ["RivetLockstep", "RivetCPU", "RivetISA"]),
         .testTarget(name: "RivetDevicesTests", dependencies: ["RivetDevices", "RivetMemory", "RivetStorage"]),
     ],
     swiftLanguageModes: [.v5]

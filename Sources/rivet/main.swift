@@ -8,7 +8,7 @@ struct Rivet: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rivet",
         abstract: "A RISC-V 64 virtual machine: whole machines (run), bare-metal programs (run-elf), Linux programs (user) and disk images (img).",
-        subcommands: [Run.self, RunElf.self, User.self, Img.self])
+        subcommands: [Run.self, RunElf.self, User.self, Img.self, Lockstep.self])
 }
 
 // Parse and run by hand so that a bad command line gives one line on stderr (plus where to look),
