@@ -108,6 +108,7 @@ public final class BlockCache: CodeInvalidationListener {
         let page = physicalPage & ~(GuestRAM.pageSize - 1)
         for i in 0..<BlockCache.tableSize where table[i].paddr & ~(GuestRAM.pageSize - 1) == page {
             table[i].paddr = BlockCache.emptyAddress
+            codeTable[i] = 0  // translated code checks this in its prologue: links to it now fail over to lookup
         }
     }
 
@@ -161,7 +162,8 @@ public final class BlockCache: CodeInvalidationListener {
             }
         }
         let t = translator.unsafelyUnwrapped
-        guard let code = t.compile(ops: pool + Int(entry.start), count: Int(entry.count), byteLength: Int(entry.byteLength)) else {
+        guard let code = t.compile(ops: pool + Int(entry.start), count: Int(entry.count), byteLength: Int(entry.byteLength),
+                                   paddr: entry.paddr, cache: self) else {
             flushAll()  // code memory full: start again with both empty
             return nil
         }

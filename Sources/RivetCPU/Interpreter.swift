@@ -115,7 +115,7 @@ extension Hart {
                     }
                 }
                 if code != 0 {
-                    executed &+= runTranslated(code, budgetLeft: budget - executed)
+                    executed &+= runTranslated(code, blockCount: Int(entry.count), budgetLeft: budget - executed)
                     continue
                 }
             }

@@ -21,7 +21,7 @@ enum FrameSlot {
     static let blockPC = 69
     /// Instructions the translated run may still start (the chain budget left), signed.
     static let remaining = 70
-    /// Instructions retired so far by this entry into translated code (completed blocks).
+    /// `remaining` when translated code was entered (so retired instructions = this - remaining).
     static let retired = 71
     /// The pc to continue at when translated code exits normally.
     static let exitPC = 72

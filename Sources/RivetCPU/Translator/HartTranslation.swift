@@ -15,14 +15,16 @@ extension Hart {
     /// the same accounting as the interpreter's run loop: retired instructions, plus one for a trap at a block's
     /// first instruction.
     @inline(never)
-    func runTranslated(_ code: UInt, budgetLeft: Int) -> Int {
-        frame[FrameSlot.remaining] = UInt64(bitPattern: Int64(chainingEnabled ? budgetLeft : 0))
-        frame[FrameSlot.retired] = 0
+    func runTranslated(_ code: UInt, blockCount: Int, budgetLeft: Int) -> Int {
+        // `remaining` counts down as blocks retire; without chaining it allows exactly this block.
+        let start = Int64(chainingEnabled ? budgetLeft : blockCount)
+        frame[FrameSlot.remaining] = UInt64(bitPattern: start)
+        frame[FrameSlot.retired] = UInt64(bitPattern: start)
         frame[FrameSlot.mie] = csr.mie
         frame[FrameSlot.mip] = csr.mip
         blockPC = pc
-        cache.translator.unsafelyUnwrapped.enter(frame, code)
-        let retired = Int(frame[FrameSlot.retired])
+        cache.translator.unsafelyUnwrapped.enter(frame, code &+ UInt(Translator.prologueSize))
+        let retired = Int(start &- Int64(bitPattern: frame[FrameSlot.remaining]))
         if frame[FrameSlot.exitKind] == TranslatedExit.atBoundary.rawValue { pc = frame[FrameSlot.exitPC] }
         instret &+= UInt64(retired)
         var cost = retired
@@ -35,7 +37,7 @@ extension Hart {
     /// trapped (the trap is taken: pc is the handler's). Instructions that read instret (CSR reads) see the
     /// ones retired before them in this run, as in the interpreter.
     func translatedCallout(_ op: UnsafeMutablePointer<MicroOp>, index: Int, byteLength: Int) -> Int {
-        let before = frame[FrameSlot.retired] &+ UInt64(index)
+        let before = frame[FrameSlot.retired] &- frame[FrameSlot.remaining] &+ UInt64(index)
         instret &+= before
         let n = executeBlock(op, count: 1, byteLength: UInt64(byteLength))
         instret &-= before

@@ -9,8 +9,11 @@ struct TranslatorStubs {
     var enter: UInt = 0
     /// Restores the host registers and returns to the run loop.
     var exit: UInt = 0
-    /// rax = the next guest pc: chain to its translation when nothing needs the run loop, else exit.
+    /// rax = the next guest pc: look up its translation (fetch TLB, block table) and jump to its prologue,
+    /// or leave at the boundary.
     var dispatch: UInt = 0
+    /// rax = the next guest pc: leave translated code at a block boundary (the run loop continues at rax).
+    var boundary: UInt = 0
     /// The Swift function translated code calls to run one instruction in the interpreter.
     var callout: UInt = 0
 }
@@ -32,6 +35,13 @@ final class Translator {
     let memory: ExecutableMemory
     private(set) var stubs = TranslatorStubs()
     private(set) var enter: TranslatedEnter
+    /// Direct exits waiting for a block on their page to be compiled: target paddr -> the rel32 fields
+    /// (writable address, executable address of the byte after the field) to patch when it is.
+    private var pendingLinks: [UInt64: [(field: UnsafeMutableRawPointer, end: UInt)]] = [:]
+    /// Size of every block's checked entry (BlockCompiler.emitPrologue); the run loop enters right after it.
+    static let prologueSize = 118
+    /// Offset of the imm64 in the prologue's `movabs rdx, <own address>`, written once the address is known.
+    static let prologueAddressField = 12
     /// Statistics (rivet --jit-stats): blocks compiled, bytes of code, host nanoseconds spent compiling, flushes.
     var blocksCompiled: UInt64 = 0
     var codeBytes: UInt64 = 0
@@ -47,6 +57,7 @@ final class Translator {
     /// Forgets all code and writes the stubs again at the start of the region.
     func reset() {
         memory.reset()
+        pendingLinks.removeAll()
         flushes &+= 1
         installStubs()
     }
@@ -69,28 +80,9 @@ final class Translator {
         a.alu(.add, .rsp, immediate: 8)
         for r in saved.reversed() { a.pop(r) }
         a.ret()
-        // dispatch: rax = next pc.
+        // dispatch: rax = next pc. Fetch TLB: the next pc's physical address.
         a.bind(dispatchLabel)
         let dispatchOffset = a.offset
-        a.store(frame(FrameSlot.exitPC), .rax, bytes: 8)
-        a.mov(.rdx, frame(FrameSlot.remaining))
-        a.test(.rdx, .rdx)
-        a.jump(if: .lessOrEqual, to: boundary)
-        // An interrupt enabled in mie is pending: the run loop decides whether to take it.
-        a.mov(.rcx, frame(FrameSlot.pinsAddress))
-        a.mov(.rcx, X86Memory(.rcx))
-        a.alu(.or, .rcx, frame(FrameSlot.mip))
-        a.alu(.and, .rcx, frame(FrameSlot.mie))
-        a.jump(if: .notEqual, to: boundary)
-        // A page became a code page (writable TLB entries must go), or another thread asked for a TLB flush.
-        a.mov(.rcx, frame(FrameSlot.codeEpochAddress))
-        a.mov(.rcx, X86Memory(.rcx))
-        a.alu(.cmp, .rcx, frame(FrameSlot.seenCodeEpoch))
-        a.jump(if: .notEqual, to: boundary)
-        a.load(.rcx, frame(FrameSlot.tlbFlushRequest), bytes: 1, signed: false)
-        a.test(.rcx, .rcx, width: .bits32)
-        a.jump(if: .notEqual, to: boundary)
-        // Fetch TLB: the next pc's physical address.
         a.mov(.rcx, .rax)
         a.shift(.shr, .rcx, by: UInt8(TLB.bits))
         a.alu(.and, .rcx, immediate: Int32(TLB.entries - 1), width: .bits32)
@@ -115,17 +107,14 @@ final class Translator {
         a.alu(.add, .rdi, frame(FrameSlot.blockTable))
         a.alu(.cmp, .rsi, X86Memory(.rdi))
         a.jump(if: .notEqual, to: boundary)
-        // The whole next block must fit in the budget, as in the interpreter's chaining.
-        a.load(.rsi, X86Memory(.rdi, Int32(BlockCache.entryCountOffset)), bytes: 2, signed: true)
-        a.cmp(.rsi, .rdx)
-        a.jump(if: .greater, to: boundary)
         a.mov(.rdi, frame(FrameSlot.codeTable))
         a.mov(.rdi, X86Memory(.rdi, index: .rcx, scale: 8))
         a.test(.rdi, .rdi)
         a.jump(if: .equal, to: boundary)
-        a.store(frame(FrameSlot.blockPC), .rax, bytes: 8)
-        a.jump(.rdi)
+        a.jump(.rdi)  // the prologue checks budget, interrupts and the rest
         a.bind(boundary)
+        let boundaryOffset = a.offset
+        a.store(frame(FrameSlot.exitPC), .rax, bytes: 8)
         a.store(frame(FrameSlot.exitKind), immediate: Int32(TranslatedExit.atBoundary.rawValue))
         a.jump(to: exitLabel)
         guard let base = memory.install(a.finish()) else { fatalError("translator code memory cannot hold its stubs") }
@@ -133,27 +122,41 @@ final class Translator {
         stubs.enter = address + UInt(enterOffset)
         stubs.exit = address + UInt(exitOffset)
         stubs.dispatch = address + UInt(dispatchOffset)
+        stubs.boundary = address + UInt(boundaryOffset)
         stubs.callout = unsafeBitCast(calloutToInterpreter, to: UInt.self)
         enter = unsafeBitCast(stubs.enter, to: TranslatedEnter.self)
     }
 
-    /// Compiles the block and installs its code; nil when code memory is full (the caller flushes).
-    func compile(ops: UnsafeMutablePointer<MicroOp>, count: Int, byteLength: Int) -> UInt? {
+    /// Compiles the block and installs its code; returns the address of its prologue (the chained entry; the
+    /// body starts `prologueSize` bytes later), or nil when code memory is full (the caller flushes).
+    func compile(ops: UnsafeMutablePointer<MicroOp>, count: Int, byteLength: Int, paddr: UInt64, cache: BlockCache) -> UInt? {
         let start = Translator.now()
-        var compiler = BlockCompiler(ops: ops, count: count, byteLength: byteLength, stubs: stubs)
+        var compiler = BlockCompiler(ops: ops, count: count, byteLength: byteLength, paddr: paddr, cache: cache, stubs: stubs)
         let code = compiler.compile()
         guard let space = memory.allocate(code.count) else { return nil }
         code.withUnsafeBytes { space.writable.copyMemory(from: $0.baseAddress!, byteCount: code.count) }
         let executable = UInt(bitPattern: space.executable)
+        (space.writable + Translator.prologueAddressField).storeBytes(of: UInt64(executable).littleEndian, as: UInt64.self)
         for jump in compiler.externalJumps {
-            let next = Int64(bitPattern: UInt64(executable + UInt(jump.field + 4)))
-            let displacement = Int32(truncatingIfNeeded: Int64(bitPattern: UInt64(jump.target)) - next)
-            (space.writable + jump.field).storeBytes(of: displacement.littleEndian, as: Int32.self)
+            Translator.patchRel32(space.writable + jump.field, end: executable + UInt(jump.field + 4), target: jump.target)
+        }
+        for link in compiler.pendingLinks {
+            pendingLinks[link.target, default: []].append((space.writable + link.field, executable + UInt(link.field + 4)))
+        }
+        // Exits (of this block too) that were waiting for this block now jump straight to it.
+        if let waiting = pendingLinks.removeValue(forKey: paddr) {
+            for site in waiting { Translator.patchRel32(site.field, end: site.end, target: executable) }
         }
         blocksCompiled &+= 1
         codeBytes &+= UInt64(code.count)
         compileNanoseconds &+= Translator.now() &- start
         return executable
+    }
+
+    /// Points the rel32 field at `field` (whose instruction ends at `end` in the executable view) at `target`.
+    static func patchRel32(_ field: UnsafeMutableRawPointer, end: UInt, target: UInt) {
+        let displacement = Int32(truncatingIfNeeded: Int64(bitPattern: UInt64(target)) &- Int64(bitPattern: UInt64(end)))
+        field.storeBytes(of: displacement.littleEndian, as: Int32.self)
     }
 
     static func now() -> UInt64 {
