@@ -32,7 +32,7 @@ let package = Package(
         // Guest-physical memory: RAM, the MMIO bus, code-page tracking.
         .target(name: "RivetMemory", dependencies: ["RivetSnapshot"], swiftSettings: optimize),
         // The hart: state, decoder, interpreter, CSRs, traps, MMU/TLB.
-        .target(name: "RivetCPU", dependencies: ["RivetFloat", "RivetMemory", "RivetSnapshot",
+        .target(name: "RivetCPU", dependencies: ["RivetFloat", "RivetMemory", "RivetSnapshot", "RivetJIT",
                                                .product(name: "Atomics", package: "swift-atomics")], swiftSettings: optimize),
         // Block devices: raw and qcow2 with backing chains.
         .target(name: "RivetStorage", dependencies: ["CZlib"], swiftSettings: optimize),
@@ -48,8 +48,8 @@ let package = Package(
         .target(name: "RivetGDB", dependencies: ["RivetMachine", "RivetUser", "RivetCPU"], swiftSettings: optimize),
         // The process virtual machine: one RISC-V Linux program on the host (rivet user).
         .target(name: "RivetUser", dependencies: ["RivetCPU", "RivetMemory", "RivetSnapshot"], swiftSettings: optimize),
-        // Groundwork for the translator (issue 11): W^X code memory and an x86-64 assembler (docs/translator.md).
-        .target(name: "RivetJIT", dependencies: ["RivetCPU"], swiftSettings: optimize),
+        // Host code generation for the translator: W^X code memory and an x86-64 assembler (docs/translator.md).
+        .target(name: "RivetJIT", swiftSettings: optimize),
         // The lockstep differential tester (issue 11): seeded random RV64GC streams run on the interpreter and
         // the translator, compared block by block (docs/translator.md, "Differential testing").
         .target(name: "RivetLockstep", dependencies: ["RivetCPU", "RivetMemory", "RivetISA"], swiftSettings: optimize),

@@ -32,6 +32,16 @@ public final class BlockCache: CodeInvalidationListener {
 
     let table: UnsafeMutablePointer<Entry>
     let pool: UnsafeMutablePointer<MicroOp>
+    /// Per table slot: the address of the block's translated code, or 0 (valid while the slot's entry is).
+    let codeTable: UnsafeMutablePointer<UInt>
+    /// Per table slot: how often the block ran in the interpreter (saturating), to pick blocks to compile.
+    let heatTable: UnsafeMutablePointer<UInt8>
+    /// The translated code, created when a hart of this cache first compiles a block.
+    @exclusivity(unchecked) var translator: Translator? = nil
+    /// Set when code memory could not be created: the cache stays interpreted.
+    @exclusivity(unchecked) var translatorUnavailable = false
+    /// Byte offset of `Entry.count`, which translated code reads when chaining.
+    static let entryCountOffset = MemoryLayout<Entry>.offset(of: \Entry.count)!
     @exclusivity(unchecked) var poolUsed = 0
     /// Ops the pool may hold before it is flushed (grows from `initialPoolLimit` to `poolCapacity`).
     @exclusivity(unchecked) public private(set) var poolLimit = BlockCache.initialPoolLimit
@@ -51,12 +61,18 @@ public final class BlockCache: CodeInvalidationListener {
         self.ram = ram
         table = BlockCache.mapZeroed(BlockCache.tableBytes).bindMemory(to: Entry.self, capacity: BlockCache.tableSize)
         pool = BlockCache.mapZeroed(BlockCache.poolBytes).bindMemory(to: MicroOp.self, capacity: BlockCache.poolCapacity)
+        codeTable = BlockCache.mapZeroed(BlockCache.tableSize * MemoryLayout<UInt>.stride).bindMemory(to: UInt.self, capacity: BlockCache.tableSize)
+        heatTable = BlockCache.mapZeroed(BlockCache.tableSize).bindMemory(to: UInt8.self, capacity: BlockCache.tableSize)
+        precondition(MemoryLayout<Entry>.stride == 16 && MemoryLayout<Entry>.offset(of: \Entry.paddr) == 0,
+                     "translated code assumes 16-byte block table entries with paddr first")
         ram.addCodeListener(self)
     }
 
     deinit {
         munmap(table, BlockCache.tableBytes)
         munmap(pool, BlockCache.poolBytes)
+        munmap(codeTable, BlockCache.tableSize * MemoryLayout<UInt>.stride)
+        munmap(heatTable, BlockCache.tableSize)
     }
 
     /// Zero-filled anonymous memory that becomes resident only where it is written.
@@ -77,6 +93,12 @@ public final class BlockCache: CodeInvalidationListener {
         let usedBytes = (poolUsed * MemoryLayout<MicroOp>.stride + 4095) & ~4095
         if usedBytes > 0 { madvise(pool, min(usedBytes, BlockCache.poolBytes), MADV_DONTNEED) }
         poolUsed = 0
+        // Translated code goes with the blocks it was compiled from (it points into the pool).
+        if let translator {
+            madvise(codeTable, BlockCache.tableSize * MemoryLayout<UInt>.stride, MADV_DONTNEED)
+            madvise(heatTable, BlockCache.tableSize, MADV_DONTNEED)
+            translator.reset()
+        }
         // Pages stay marked as code (other caches may hold blocks for them); a needless slow-path store
         // just finds no block to drop.
     }
@@ -86,6 +108,7 @@ public final class BlockCache: CodeInvalidationListener {
         let page = physicalPage & ~(GuestRAM.pageSize - 1)
         for i in 0..<BlockCache.tableSize where table[i].paddr & ~(GuestRAM.pageSize - 1) == page {
             table[i].paddr = BlockCache.emptyAddress
+            codeTable[i] = 0  // translated code checks this in its prologue: links to it now fail over to lookup
         }
     }
 
@@ -127,6 +150,33 @@ public final class BlockCache: CodeInvalidationListener {
         flushAll()
     }
 
+    /// Compiles the block in `slot` (described by `entry`) and records its code address. Returns nil when the
+    /// cache had to be flushed to make room (the caller's entry is then stale), 0 when this host cannot
+    /// translate.
+    func translate(slot: Int, entry: Entry) -> UInt? {
+        if translator == nil {
+            if translatorUnavailable { return 0 }
+            do { translator = try Translator() } catch {
+                translatorUnavailable = true
+                return 0
+            }
+        }
+        let t = translator.unsafelyUnwrapped
+        guard let code = t.compile(ops: pool + Int(entry.start), count: Int(entry.count), byteLength: Int(entry.byteLength),
+                                   paddr: entry.paddr, cache: self) else {
+            flushAll()  // code memory full: start again with both empty
+            return nil
+        }
+        codeTable[slot] = code
+        return code
+    }
+
+    /// Translation statistics for this cache: (blocks compiled, code bytes, compile nanoseconds, flushes).
+    public var translationStatistics: (blocks: UInt64, bytes: UInt64, nanoseconds: UInt64, flushes: UInt64) {
+        guard let t = translator else { return (0, 0, 0, 0) }
+        return (t.blocksCompiled, t.codeBytes, t.compileNanoseconds, t.flushes)
+    }
+
     /// Decodes the block at `paddr` (which must be in RAM) and records it.
     func decodeBlock(at paddr: UInt64) -> Entry {
         if poolUsed + BlockCache.maxBlockOps > poolLimit { poolFull() }
@@ -158,7 +208,10 @@ public final class BlockCache: CodeInvalidationListener {
         poolUsed += n
         blocksDecoded &+= 1
         ram.markCodePage(Int((paddr - ram.base) >> GuestRAM.pageShift))
-        table[BlockCache.slot(paddr)] = entry
+        let slot = BlockCache.slot(paddr)
+        table[slot] = entry
+        codeTable[slot] = 0
+        heatTable[slot] = 0
         return entry
     }
 }

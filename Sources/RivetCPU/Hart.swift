@@ -27,6 +27,8 @@ public final class Hart {
     public let x: UnsafeMutablePointer<UInt64>
     /// f0...f31 as raw bits (singles NaN-boxed).
     public let f: UnsafeMutablePointer<UInt64>
+    /// The register frame x and f live in, with the per-block fields translated code reads (HartFrame.swift).
+    let frame: UnsafeMutablePointer<UInt64>
     @exclusivity(unchecked) public var csr = CSRFile()
     /// The widest paging mode satp accepts (the narrower ones are accepted too).
     @exclusivity(unchecked) public var mmuMode: MMUMode = .sv57
@@ -72,12 +74,28 @@ public final class Hart {
     // MARK: Software TLB (see MMU.swift)
     let tlbStorage: UnsafeMutablePointer<TLBEntry>
     /// Current data set (reads at [0, N), writes at [N, 2N)) and fetch set.
-    @exclusivity(unchecked) var dataTLB: UnsafeMutablePointer<TLBEntry>
-    @exclusivity(unchecked) var fetchTLB: UnsafeMutablePointer<TLBEntry>
-    @exclusivity(unchecked) var seenCodeEpoch: UInt64 = 0
+    /// (These live in the register frame, where translated code reads them: see HartFrame.swift.)
+    var dataTLB: UnsafeMutablePointer<TLBEntry> {
+        @inline(__always) get { UnsafeMutablePointer(bitPattern: UInt(frame[FrameSlot.dataTLB])).unsafelyUnwrapped }
+        @inline(__always) set { frame[FrameSlot.dataTLB] = UInt64(UInt(bitPattern: newValue)) }
+    }
+    var fetchTLB: UnsafeMutablePointer<TLBEntry> {
+        @inline(__always) get { UnsafeMutablePointer(bitPattern: UInt(frame[FrameSlot.fetchTLB])).unsafelyUnwrapped }
+        @inline(__always) set { frame[FrameSlot.fetchTLB] = UInt64(UInt(bitPattern: newValue)) }
+    }
+    var seenCodeEpoch: UInt64 {
+        @inline(__always) get { frame[FrameSlot.seenCodeEpoch] }
+        @inline(__always) set { frame[FrameSlot.seenCodeEpoch] = newValue }
+    }
     /// Current generations of read/fetch and of write entries (see MMU.swift).
-    @exclusivity(unchecked) var readGeneration: UInt64 = TLB.firstGeneration
-    @exclusivity(unchecked) var writeGeneration: UInt64 = TLB.firstGeneration
+    var readGeneration: UInt64 {
+        @inline(__always) get { frame[FrameSlot.readGeneration] }
+        @inline(__always) set { frame[FrameSlot.readGeneration] = newValue }
+    }
+    var writeGeneration: UInt64 {
+        @inline(__always) get { frame[FrameSlot.writeGeneration] }
+        @inline(__always) set { frame[FrameSlot.writeGeneration] = newValue }
+    }
     /// The S-mode set holds entries for U pages (filled while SUM was set).
     @exclusivity(unchecked) var supervisorTLBHasUserPages = false
     /// Some entry came from a superpage (an address-specific sfence.vma must then flush everything).
@@ -89,7 +107,10 @@ public final class Hart {
     /// Instructions of the current block already retired (read by CSR accesses to instret).
     @exclusivity(unchecked) var retiredInBlock: UInt64 = 0
     /// The block pc of the block being executed.
-    @exclusivity(unchecked) var blockPC: UInt64 = 0
+    var blockPC: UInt64 {
+        @inline(__always) get { frame[FrameSlot.blockPC] }
+        @inline(__always) set { frame[FrameSlot.blockPC] = newValue }
+    }
     /// Set when a block raised an exception at its first instruction: that costs one unit of work whether
     /// or not the block was reached by chaining, so budgets do not depend on what the block cache holds.
     @exclusivity(unchecked) var trapAtBlockStart = false
@@ -99,10 +120,23 @@ public final class Hart {
 
     /// Set from any thread to make this hart drop its TLB before its next block (user mode: munmap or
     /// mprotect by another guest thread).
-    public let tlbFlushRequest = UnsafeAtomic<Bool>.create(false)
+    public let tlbFlushRequest: UnsafeAtomic<Bool>
 
     /// Asks this hart, from any thread, to drop its TLB before its next block.
     public func requestTLBFlush() { tlbFlushRequest.store(true, ordering: .releasing) }
+
+    // MARK: Translation (Translator/)
+    /// True when hot blocks are compiled to host code (`accelerator == .jit` on a host that can).
+    @exclusivity(unchecked) var translating = false
+    /// How this hart executes guest code. `.jit` on a host without a translator means `.interp`.
+    public var accelerator: Accelerator {
+        get { translating ? .jit : .interp }
+        set { translating = newValue == .jit && Accelerator.translatorAvailable }
+    }
+    /// Times a block runs in the interpreter before it is compiled (0: compile at first use).
+    @exclusivity(unchecked) public var translationThreshold = 16
+    /// Chain blocks without returning to the run loop (both modes). Off only for lockstep testing.
+    @exclusivity(unchecked) public var chainingEnabled = true
 
     /// Print each retired instruction (run-elf --trace).
     @exclusivity(unchecked) public var traceHook: ((UInt64, UInt32) -> Void)? = nil
@@ -122,11 +156,12 @@ public final class Hart {
         ramSize = bus.ram.size
         ramHost = bus.ram.host
         codeEpoch = bus.ram.codeEpochCell
-        x = .allocate(capacity: 33); x.initialize(repeating: 0, count: 33)
-        f = .allocate(capacity: 32); f.initialize(repeating: 0, count: 32)
+        frame = .allocate(capacity: FrameSlot.count); frame.initialize(repeating: 0, count: FrameSlot.count)
+        x = frame + FrameSlot.x
+        f = frame + FrameSlot.f
+        tlbFlushRequest = UnsafeAtomic<Bool>(at: UnsafeMutableRawPointer(frame + FrameSlot.tlbFlushRequest)
+            .bindMemory(to: Bool.AtomicRepresentation.self, capacity: 1))
         tlbStorage = BlockCache.mapZeroed(TLB.storageBytes).bindMemory(to: TLBEntry.self, capacity: TLB.setEntries * 3)
-        dataTLB = tlbStorage
-        fetchTLB = tlbStorage
         scratchOp = .allocate(capacity: 1)
         pmpRules = .allocate(capacity: PMP.entryCount)
         pmpRules.initialize(repeating: PMPRule(low: 0, high: 0, permissions: 0, locked: false), count: PMP.entryCount)
@@ -135,14 +170,16 @@ public final class Hart {
         pmpPageCacheValues = .allocate(capacity: PMP.pageCacheSlots)
         pmpPageCacheValues.initialize(repeating: 0, count: PMP.pageCacheSlots)
         csr.mhartid = UInt64(hartID)
+        frame[FrameSlot.readGeneration] = TLB.firstGeneration
+        frame[FrameSlot.writeGeneration] = TLB.firstGeneration
         clearTLBStorage()
         updateTranslationMode()
+        prepareFrameForTranslation()
     }
 
     deinit {
-        x.deallocate(); f.deallocate(); munmap(tlbStorage, TLB.storageBytes); scratchOp.deallocate(); pmpRules.deallocate()
+        frame.deallocate(); munmap(tlbStorage, TLB.storageBytes); scratchOp.deallocate(); pmpRules.deallocate()
         pmpPageCacheKeys.deallocate(); pmpPageCacheValues.deallocate()
-        tlbFlushRequest.destroy()
     }
 
     /// Resets to the power-on state: M-mode at `pc`, registers zero.

@@ -30,9 +30,26 @@ extension Hart {
     /// Runs up to about `budget` instructions (whole blocks), taking interrupts between blocks.
     /// Returns early when the hart waits for an interrupt.
     public func run(budget: Int) -> HartStop {
+        runLoop(budget: budget, singleBlock: false)
+    }
+
+    /// One pass of the run loop: interrupts, then exactly one block (or one instruction), never chaining into
+    /// the next. Returns the work done. For lockstep testing of the two accelerators (block by block).
+    public func runBlock() -> Int {
+        let before = work
+        let chaining = chainingEnabled
+        chainingEnabled = false
+        _ = runLoop(budget: Int.max, singleBlock: true)
+        chainingEnabled = chaining
+        return Int(work &- before)
+    }
+
+    @inline(__always)
+    func runLoop(budget: Int, singleBlock: Bool) -> HartStop {
         var executed = 0
         defer { work &+= UInt64(executed) }
-        while executed < budget {
+        if budget <= 0 { return .budgetExhausted }
+        repeat {
             if let code = pendingInterrupt(), !(debugArmed && debug.unsafelyUnwrapped.singleStep) {
                 waitingForInterrupt = false
                 takeTrap(cause: code, tval: 0, epc: pc, interrupt: true)
@@ -83,9 +100,28 @@ extension Hart {
                 executed += max(executeSingle(paddr), 1)
                 continue
             }
+            if translating {
+                // Hot blocks run as host code; a block is compiled after it ran `translationThreshold` times
+                // here (interpreted blocks then return to this loop after each block, so the count is exact).
+                let slot = BlockCache.slot(paddr)
+                var code = cache.codeTable[slot]
+                if code == 0 {
+                    let heat = cache.heatTable[slot]
+                    if Int(heat) >= translationThreshold {
+                        guard let compiled = cache.translate(slot: slot, entry: entry) else { continue }  // cache flushed
+                        code = compiled
+                    } else if heat < UInt8.max {
+                        cache.heatTable[slot] = heat &+ 1
+                    }
+                }
+                if code != 0 {
+                    executed &+= runTranslated(code, blockCount: Int(entry.count), budgetLeft: budget - executed)
+                    continue
+                }
+            }
             blockPC = pc
             let n = executeBlock(cache.pool + Int(entry.start), count: Int(entry.count), byteLength: UInt64(entry.byteLength),
-                                 chainBudget: budget - executed)
+                                 chainBudget: chainingEnabled && !translating ? budget - executed : 0)
             // Work is retired instructions plus one per exception that retired nothing in its block. It must
             // not depend on chaining (which depends on the block cache and TLB, not saved in snapshots):
             // a chained run that traps at a block's first instruction costs what the unchained run costs.
@@ -93,7 +129,7 @@ extension Hart {
             if trapAtBlockStart { trapAtBlockStart = false; cost &+= 1 }
             executed &+= max(cost, 1)
             instret &+= UInt64(n)
-        }
+        } while executed < budget && !singleBlock
         return .budgetExhausted
     }
 

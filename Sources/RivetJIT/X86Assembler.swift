@@ -190,6 +190,18 @@ public struct X86Assembler {
         }
     }
 
+    /// `mov dst, qword [m]`.
+    public mutating func mov(_ dst: X86Register, _ memory: X86Memory) {
+        memoryForm([0x8B], w: true, reg: dst, memory)
+    }
+
+    /// `movabs dst, imm64`: always the 10-byte form, so code that is patched or measured has a fixed size.
+    public mutating func movabs(_ dst: X86Register, _ immediate: UInt64) {
+        rex(w: true, rm: dst.rawValue)
+        emit(0xB8 + dst.low3)
+        emit64(immediate)
+    }
+
     /// Loads 1, 2, 4 or 8 bytes from memory into a 64-bit register, sign- or zero-extended (RISC-V lb..ld).
     public mutating func load(_ dst: X86Register, _ memory: X86Memory, bytes size: Int, signed: Bool) {
         switch (size, signed) {
@@ -262,6 +274,23 @@ public struct X86Assembler {
             emit(UInt8(bitPattern: small))
         } else {
             extensionForm([0x81], w: width == .bits64, extension: operation.rawValue, rm: dst)
+            emit32(UInt32(bitPattern: immediate))
+        }
+    }
+
+    /// `op [m], src`: read-modify-write of a frame field (counters) without a register round trip.
+    public mutating func alu(_ operation: X86ALUOperation, _ memory: X86Memory, _ src: X86Register, width: X86Width = .bits64) {
+        memoryForm([operation.rawValue << 3 | 0x01], w: width == .bits64, reg: src, memory)
+    }
+
+    /// `op [m], imm` (sign-extended imm8 form when it fits, else imm32).
+    public mutating func alu(_ operation: X86ALUOperation, _ memory: X86Memory, immediate: Int32, width: X86Width = .bits64) {
+        let n = X86Register(rawValue: operation.rawValue)!  // the ModRM reg field carries the opcode extension
+        if let small = Int8(exactly: immediate) {
+            memoryForm([0x83], w: width == .bits64, reg: n, memory)
+            emit(UInt8(bitPattern: small))
+        } else {
+            memoryForm([0x81], w: width == .bits64, reg: n, memory)
             emit32(UInt32(bitPattern: immediate))
         }
     }
@@ -362,6 +391,11 @@ public struct X86Assembler {
     /// `jmp rel32` / `call rel32` with a displacement computed by the caller (from the end of this instruction),
     /// for targets outside this buffer once its final address is known.
     public mutating func jump(displacement: Int32) { emit(0xE9); emit32(UInt32(bitPattern: displacement)) }
+    public mutating func jump(if condition: X86Condition, displacement: Int32) {
+        emit(0x0F)
+        emit(0x80 | condition.rawValue)
+        emit32(UInt32(bitPattern: displacement))
+    }
     public mutating func call(displacement: Int32) { emit(0xE8); emit32(UInt32(bitPattern: displacement)) }
 
     /// `call rel32` to a label.

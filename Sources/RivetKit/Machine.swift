@@ -50,6 +50,7 @@ public final class Machine {
         config.hartCount = configuration.hartCount
         config.icount = configuration.deterministic
         config.mmuMode = configuration.mmuMode
+        config.accelerator = configuration.accelerator
         config.firmware = try readWholeFile(configuration.firmwarePath)
         config.loadImagesAtStart = configuration.incoming == nil
         var kernelPath = configuration.kernelPath

@@ -34,6 +34,9 @@ public struct MachineConfiguration {
     public var networkCards: [NetworkCard] = []
     /// Deterministic mode (`--icount`): the clock follows retired instructions, not the host's time.
     public var deterministic = false
+    /// How the harts execute guest code (`--accel`): `.jit` compiles hot blocks to host code (x86-64; the
+    /// default there), `.interp` interprets everything. Both give the same results.
+    public var accelerator: Accelerator = .hostDefault
     /// End the run (``MachineExit/stopped(_:)``) after this much work by all harts together.
     public var maxInstructions: UInt64? = nil
     /// End the run (``MachineExit/stopped(_:)``) after this many seconds of host time.

@@ -21,6 +21,10 @@ public struct VirtMachineConfig {
     public var networkCards: [NetworkCard] = []
     /// Deterministic mode: mtime advances with retired instructions only.
     public var icount = false
+    /// How the harts execute guest code: the translator (default where the host has one) or the interpreter.
+    public var accelerator: Accelerator = .hostDefault
+    /// Runs of a block in the interpreter before it is compiled (nil: the hart's default).
+    public var translationThreshold: Int? = nil
     /// False when the machine will be restored from a stream (RAM is replaced anyway).
     public var loadImagesAtStart = true
     /// The widest paging mode of every hart (`--cpu rv64,mmu=...`); the device tree says the same.
@@ -159,6 +163,8 @@ public final class VirtMachine {
         for id in 0..<config.hartCount {
             let hart = Hart(hartID: id, bus: bus, cache: cache, wires: wires, clock: clock)
             hart.mmuMode = config.mmuMode
+            hart.accelerator = config.accelerator
+            if let t = config.translationThreshold { hart.translationThreshold = t }
             hs.append(hart)
         }
         harts = hs

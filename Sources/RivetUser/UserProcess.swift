@@ -15,6 +15,10 @@ public struct UserOptions {
     public var environment: [String]
     /// Guest-physical pool size (reserved, not committed).
     public var poolSize: UInt64 = 16 << 30
+    /// How the guest threads' harts execute code (`--accel`).
+    public var accelerator: Accelerator = .hostDefault
+    /// Runs of a block in the interpreter before it is compiled (nil: the hart's default).
+    public var translationThreshold: Int? = nil
 
     public init(program: String, arguments: [String], argv0: String? = nil, sysroot: String?, strace: Bool, environment: [String]) {
         self.program = program; self.arguments = arguments; self.argv0 = argv0
@@ -166,6 +170,8 @@ public final class UserProcess {
         let id = freeHartIDs.popLast() ?? 0
         let cache = BlockCache(ram: ram)
         let hart = Hart(hartID: id, bus: bus, cache: cache, wires: wires, clock: clock)
+        hart.accelerator = options.accelerator
+        if let t = options.translationThreshold { hart.translationThreshold = t }
         hart.reset(pc: mm.trapVectorPA + 4)
         hart.writeCSR(CSR.mtvec, mm.trapVectorPA)
         hart.writeCSR(CSR.satp, mm.satp)

@@ -15,6 +15,8 @@ extension Run {
         c.hartCount = smp
         if let text = cpu { c.mmuMode = try CPUOption(text).mmuMode }
         c.deterministic = icount
+        c.accelerator = try AccelOption.parse(accel)
+        c.boardSettings.translationThreshold = try AccelOption.threshold()
         c.maxInstructions = maxInstructions
         c.timeLimitSeconds = timeLimit
         c.incoming = incoming

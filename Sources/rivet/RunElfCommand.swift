@@ -28,6 +28,7 @@ struct RunElf: ParsableCommand {
     var signature: String?
     @Option(help: "Bytes per line of the signature file: 4 or 8.") var signatureGranularity: Int = 4
     @Option(help: "CPU: rv64[,mmu=sv39|sv48|sv57] (the widest paging mode; default sv57).") var cpu: String?
+    @Option(help: AccelOption.help) var accel: String?
 
     func validate() throws {
         guard signatureGranularity == 4 || signatureGranularity == 8 else {
@@ -53,6 +54,8 @@ struct RunElf: ParsableCommand {
             let runner = try BareMetalRunner(elf: elf, name: file, memorySize: size,
                                              output: { console.put($0, fd: $1) }, input: { console.get() })
             if let c = cpuOption { runner.hart.mmuMode = c.mmuMode }
+            runner.hart.accelerator = try AccelOption.parse(accel)
+            if let t = try AccelOption.threshold() { runner.hart.translationThreshold = t }
             if let (b, e) = signatureRange, !runner.ram.contains(b, length: e - b) {
                 throw CLIError("\(file): the signature 0x\(String(b, radix: 16))-0x\(String(e, radix: 16)) is outside RAM")
             }

@@ -31,6 +31,7 @@ struct User: ParsableCommand {
     @Flag(help: "Register rivet with binfmt_misc for riscv64 ELF executables (root), then exit.") var installBinfmt = false
     @Flag(help: "Remove the binfmt_misc registration made by --install-binfmt, then exit.") var uninstallBinfmt = false
     @Option(help: "Where binfmt_misc is mounted.") var binfmtMisc = Binfmt.defaultMount
+    @Option(help: AccelOption.help) var accel: String?
     @Argument(parsing: .captureForPassthrough, help: "The program and its arguments.")
     var command: [String] = []
 
@@ -61,8 +62,10 @@ struct User: ParsableCommand {
             environment.removeAll { $0.hasPrefix(key + "=") }
             environment.append(kv)
         }
-        let options = UserOptions(program: program, arguments: Array(cmd.dropFirst()), argv0: argv0, sysroot: root,
+        var options = UserOptions(program: program, arguments: Array(cmd.dropFirst()), argv0: argv0, sysroot: root,
                                   strace: strace, environment: environment)
+        options.accelerator = try AccelOption.parse(accel)
+        options.translationThreshold = try AccelOption.threshold()
         do {
             let process = try UserProcess(options: options)
             var server: GDBServer? = nil

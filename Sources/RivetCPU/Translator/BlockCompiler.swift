@@ -1,0 +1,645 @@
+import RivetJIT
+
+/// Compiles one decoded block (its micro-ops, as the interpreter runs them) to x86-64.
+///
+/// Register use: rbx holds the hart's register frame for the whole run (HartFrame.swift), so guest register n
+/// lives at `[rbx + 8n]`; rax, rcx, rdx, rsi, rdi are scratch. Within a block, the guest registers it uses most
+/// are cached in host registers (`RegisterCache`): loaded at first use, written back to the frame before
+/// anything that reads the frame (a call into the interpreter) and at every exit. Between blocks the frame is
+/// the only copy, so exceptions and exits always leave it exact.
+///
+/// What is compiled inline: integer and M-extension arithmetic, branches and jumps, loads and stores through an
+/// inline software-TLB check. Everything else (floating point, atomics, CSRs, system instructions, TLB misses)
+/// calls the interpreter for that one instruction (`translatedCallout`), which is the reference for its
+/// semantics, its exceptions and its side effects. A callout that traps ends the block with the trap taken; a
+/// block's last instruction, if it is a system instruction, always hands control back to the run loop.
+struct BlockCompiler {
+    private var a = X86Assembler()
+    private let ops: UnsafeMutablePointer<MicroOp>
+    private let count: Int
+    private let byteLength: Int
+    private let stubs: TranslatorStubs
+    /// The block's guest-physical address and its block-table slot.
+    private let paddr: UInt64
+    private let slotIndex: Int
+    /// Where translations of other blocks are found (for direct links to blocks on the same page).
+    private unowned(unsafe) let cache: BlockCache
+    /// rel32 fields that jump to the shared stubs or to other blocks, patched once the code's address is known.
+    private(set) var externalJumps: [(field: Int, target: UInt)] = []
+    /// rel32 fields of direct exits to blocks on this page not compiled yet: (field, target paddr). They jump
+    /// to the dispatcher until the target is compiled, and are then patched to jump to it.
+    private(set) var pendingLinks: [(field: Int, target: UInt64)] = []
+    /// Out-of-line TLB-miss paths, each with the register-cache state it must restore.
+    private var slowPaths: [SlowPath] = []
+    /// One exit per op index that can trap (the frame is already written back when they are reached).
+    private var trapExits: [(label: X86Label, index: Int)] = []
+    private var registers: RegisterCache
+
+    private struct SlowPath {
+        var entry: X86Label
+        var resume: X86Label
+        var index: Int
+        /// Cached registers to write back before the call, and to reload after it.
+        var writeBack: [(guest: UInt8, host: X86Register)]
+        var reload: [(guest: UInt8, host: X86Register)]
+    }
+
+    init(ops: UnsafeMutablePointer<MicroOp>, count: Int, byteLength: Int, paddr: UInt64, cache: BlockCache, stubs: TranslatorStubs) {
+        self.ops = ops
+        self.count = count
+        self.byteLength = byteLength
+        self.paddr = paddr
+        self.slotIndex = BlockCache.slot(paddr)
+        self.cache = cache
+        self.stubs = stubs
+        registers = RegisterCache(ops: ops, count: count)
+    }
+
+    // MARK: Operands
+
+    @inline(__always) private func frameX(_ r: UInt8) -> X86Memory { X86Memory(.rbx, Int32(FrameSlot.x + Int(r)) * 8) }
+    @inline(__always) private func slot(_ s: Int) -> X86Memory { X86Memory(.rbx, FrameSlot.offset(s)) }
+
+    private mutating func jumpExternal(_ target: UInt, condition: X86Condition? = nil) {
+        if let condition { a.jump(if: condition, displacement: 0) } else { a.jump(displacement: 0) }
+        externalJumps.append((a.offset - 4, target))
+    }
+
+    /// The host register caching guest `r`, loading it first if this is its first use.
+    private mutating func cachedForRead(_ r: UInt8) -> X86Register? {
+        guard let i = registers.index(of: r) else { return nil }
+        if !registers.entries[i].loaded {
+            a.mov(registers.entries[i].host, frameX(r))
+            registers.entries[i].loaded = true
+        }
+        return registers.entries[i].host
+    }
+
+    /// dst = guest r.
+    private mutating func read(_ r: UInt8, into dst: X86Register) {
+        if r == 0 {
+            a.xor(dst, dst, width: .bits32)
+        } else if let h = cachedForRead(r) {
+            if h != dst { a.mov(dst, h) }
+        } else {
+            a.mov(dst, frameX(r))
+        }
+    }
+
+    /// `dst op= guest r`, from its host register or straight from the frame.
+    private mutating func alu(_ operation: X86ALUOperation, _ dst: X86Register, guest r: UInt8, width: X86Width = .bits64) {
+        if r != 0, let h = cachedForRead(r) {
+            a.alu(operation, dst, h, width: width)
+        } else {
+            a.alu(operation, dst, frameX(r), width: width)  // x0 reads the frame's zero
+        }
+    }
+
+    /// A register holding guest r for an instruction that only reads it (rcx if it is not cached).
+    private mutating func readOnly(_ r: UInt8, scratch: X86Register) -> X86Register {
+        if r != 0, let h = cachedForRead(r) { return h }
+        read(r, into: scratch)
+        return scratch
+    }
+
+    /// Where to compute a result for guest rd: its host register, unless that would clobber `avoid` (a source
+    /// still to be read), else rax.
+    private func destination(_ rd: UInt8, avoiding avoid: UInt8? = nil) -> X86Register {
+        guard let i = registers.index(of: rd), rd != avoid || avoid == nil else { return .rax }
+        return registers.entries[i].host
+    }
+
+    /// guest rd = src.
+    private mutating func write(_ rd: UInt8, from src: X86Register) {
+        if rd == 0 || rd >= 32 { return }  // x0 (rewritten to the sink, 32) discards writes
+        if let i = registers.index(of: rd) {
+            let h = registers.entries[i].host
+            if h != src { a.mov(h, src) }
+            registers.entries[i].loaded = true
+            registers.entries[i].dirty = true
+        } else {
+            a.store(frameX(rd), src, bytes: 8)
+        }
+    }
+
+    /// Stores every dirty cached register to the frame (before calls into Swift and at exits).
+    private mutating func writeBackAll() {
+        for i in registers.entries.indices where registers.entries[i].dirty {
+            a.store(frameX(registers.entries[i].guest), registers.entries[i].host, bytes: 8)
+            registers.entries[i].dirty = false
+        }
+    }
+
+    /// After a call: caller-saved host registers are gone, and the call may have written guest `rd`.
+    private mutating func forgetAfterCall(rd: UInt8) {
+        for i in registers.entries.indices {
+            if registers.entries[i].host.isCallerSaved || registers.entries[i].guest == rd {
+                registers.entries[i].loaded = false
+            }
+        }
+    }
+
+    /// `reg = value` for any 64-bit value.
+    private mutating func loadImmediate(_ reg: X86Register, _ value: Int64) {
+        a.mov(reg, immediate: UInt64(bitPattern: value))
+    }
+
+    /// `reg op= imm` with an immediate of any size.
+    private mutating func aluImmediate(_ operation: X86ALUOperation, _ reg: X86Register, _ imm: Int64, width: X86Width = .bits64) {
+        if let small = Int32(exactly: imm) {
+            a.alu(operation, reg, immediate: small, width: width)
+        } else {
+            loadImmediate(.rcx, imm)
+            a.alu(operation, reg, .rcx, width: width)
+        }
+    }
+
+    // MARK: The block
+
+    /// Emits the whole block; the caller installs it and patches `externalJumps`.
+    mutating func compile() -> [UInt8] {
+        emitPrologue()
+        var i = 0
+        var ended = false
+        while i < count {
+            let op = ops[i]
+            if emitControlTransfer(op) {
+                ended = true
+                break
+            }
+            if !emitInline(op, index: i) {
+                if op.op.endsBlock {
+                    emitFinalCallout(index: i)
+                    ended = true
+                    break
+                }
+                emitCallout(index: i)
+            }
+            i += 1
+        }
+        if !ended {
+            // Fell off the end (the block was cut at its size limit or a page end, or ended in a fence).
+            writeBackAll()
+            emitRetire()
+            a.mov(.rax, slot(FrameSlot.blockPC))
+            emitDirectExit(offset: Int64(byteLength))
+        }
+        emitOutOfLinePaths()
+        return a.finish()
+    }
+
+    /// The checked entry other blocks chain to (rax = this block's virtual pc). It is exactly
+    /// `Translator.prologueSize` bytes, so the run loop enters at the body right after it: the run loop has
+    /// made these decisions itself. Exits to the dispatcher when this code is no longer the slot's translation
+    /// (the block was dropped or replaced: links to it are never unpatched), and at the boundary when the next
+    /// block does not fit in the budget, an interrupt enabled in mie is pending, a page became a code page, or
+    /// another thread asked for a TLB flush - the interpreter's conditions for chaining.
+    private mutating func emitPrologue() {
+        let start = a.offset
+        a.movabs(.rcx, UInt64(UInt(bitPattern: cache.codeTable + slotIndex)))
+        a.movabs(.rdx, 0)  // this prologue's address, written at Translator.prologueAddressField once known
+        a.alu(.cmp, .rdx, X86Memory(.rcx))
+        jumpExternal(stubs.dispatch, condition: .notEqual)
+        a.alu(.cmp, slot(FrameSlot.remaining), immediate: Int32(count))
+        jumpExternal(stubs.boundary, condition: .less)
+        a.mov(.rcx, slot(FrameSlot.pinsAddress))
+        a.mov(.rcx, X86Memory(.rcx))
+        a.alu(.or, .rcx, slot(FrameSlot.mip))
+        a.alu(.and, .rcx, slot(FrameSlot.mie))
+        jumpExternal(stubs.boundary, condition: .notEqual)
+        a.mov(.rcx, slot(FrameSlot.codeEpochAddress))
+        a.mov(.rcx, X86Memory(.rcx))
+        a.alu(.cmp, .rcx, slot(FrameSlot.seenCodeEpoch))
+        jumpExternal(stubs.boundary, condition: .notEqual)
+        a.load(.rcx, slot(FrameSlot.tlbFlushRequest), bytes: 1, signed: false)
+        a.test(.rcx, .rcx, width: .bits32)
+        jumpExternal(stubs.boundary, condition: .notEqual)
+        a.store(slot(FrameSlot.blockPC), .rax, bytes: 8)
+        precondition(a.offset - start == Translator.prologueSize, "translated block prologue has the wrong size")
+    }
+
+    /// Counts the block's instructions as retired (before the final compare: it changes the flags).
+    private mutating func emitRetire() {
+        a.alu(.sub, slot(FrameSlot.remaining), immediate: Int32(count))
+    }
+
+    /// rax = blockPC on entry; leaves for blockPC + offset. A target on this block's page is a fixed physical
+    /// address, so the exit jumps straight to its translation (or is linked to it once it exists); anything
+    /// else goes through the dispatcher's lookup.
+    private mutating func emitDirectExit(offset: Int64) {
+        a.lea(.rax, X86Memory(.rax, Int32(offset)))
+        let pageOffset = Int64(paddr & 0xfff)
+        let targetPageOffset = pageOffset + offset
+        guard targetPageOffset >= 0 && targetPageOffset < 4096 else {
+            jumpExternal(stubs.dispatch)
+            return
+        }
+        let target = UInt64(Int64(paddr) + offset)
+        let targetSlot = BlockCache.slot(target)
+        if cache.table[targetSlot].paddr == target, cache.codeTable[targetSlot] != 0 {
+            jumpExternal(cache.codeTable[targetSlot])
+        } else {
+            jumpExternal(stubs.dispatch)
+            pendingLinks.append((a.offset - 4, target))
+        }
+    }
+
+    private mutating func emitOutOfLinePaths() {
+        for path in slowPaths {
+            a.bind(path.entry)
+            for r in path.writeBack { a.store(frameX(r.guest), r.host, bytes: 8) }
+            emitCallInterpreter(index: path.index)
+            a.test(.rax, .rax)
+            a.jump(if: .equal, to: trapLabel(path.index))
+            for r in path.reload { a.mov(r.host, frameX(r.guest)) }
+            a.jump(to: path.resume)
+        }
+        slowPaths.removeAll()
+        for exit in trapExits {
+            a.bind(exit.label)
+            if exit.index > 0 { a.alu(.sub, slot(FrameSlot.remaining), immediate: Int32(exit.index)) }
+            a.store(slot(FrameSlot.exitKind), immediate: Int32(TranslatedExit.pcSet.rawValue))
+            jumpExternal(stubs.exit)
+        }
+    }
+
+    private mutating func trapLabel(_ index: Int) -> X86Label {
+        if let existing = trapExits.first(where: { $0.index == index }) { return existing.label }
+        let label = a.makeLabel()
+        trapExits.append((label, index))
+        return label
+    }
+
+    // MARK: Calls into the interpreter
+
+    /// Calls `translatedCallout(hart, op, index, byteLength)`; rax = instructions retired (0 after a trap).
+    private mutating func emitCallInterpreter(index: Int) {
+        a.mov(.rdi, slot(FrameSlot.hart))
+        a.mov(.rsi, immediate: UInt64(UInt(bitPattern: ops + index)))
+        a.mov(.rdx, immediate: UInt64(index))
+        a.mov(.rcx, immediate: UInt64(byteLength))
+        a.mov(.rax, immediate: UInt64(stubs.callout))
+        a.call(.rax)
+    }
+
+    /// An instruction in the middle of the block run by the interpreter: continue unless it trapped.
+    private mutating func emitCallout(index: Int) {
+        writeBackAll()
+        emitCallInterpreter(index: index)
+        a.test(.rax, .rax)
+        a.jump(if: .equal, to: trapLabel(index))
+        forgetAfterCall(rd: ops[index].rd)
+    }
+
+    /// A system instruction that ends the block: the interpreter runs it and sets pc; back to the run loop.
+    private mutating func emitFinalCallout(index: Int) {
+        writeBackAll()
+        emitCallInterpreter(index: index)
+        if index > 0 { a.alu(.add, .rax, immediate: Int32(index)) }
+        a.alu(.sub, slot(FrameSlot.remaining), .rax)
+        a.store(slot(FrameSlot.exitKind), immediate: Int32(TranslatedExit.pcSet.rawValue))
+        jumpExternal(stubs.exit)
+    }
+
+    // MARK: Control transfer (always the block's last op)
+
+    private mutating func emitControlTransfer(_ op: MicroOp) -> Bool {
+        let here = Int64(op.pcOffset)
+        let condition: X86Condition
+        switch op.op {
+        case .jal:
+            a.mov(.rax, slot(FrameSlot.blockPC))
+            a.lea(.rcx, X86Memory(.rax, Int32(here + Int64(op.extra))))
+            write(op.rd, from: .rcx)
+            writeBackAll()
+            emitRetire()
+            emitDirectExit(offset: here + op.imm)
+            return true
+        case .jalr:
+            let base = readOnly(op.rs1, scratch: .rcx)
+            if let small = Int32(exactly: op.imm) {
+                a.lea(.rdx, X86Memory(base, small))
+            } else {
+                loadImmediate(.rdx, op.imm)
+                a.add(.rdx, base)
+            }
+            a.alu(.and, .rdx, immediate: -2)
+            a.mov(.rax, slot(FrameSlot.blockPC))
+            a.lea(.rcx, X86Memory(.rax, Int32(here + Int64(op.extra))))
+            write(op.rd, from: .rcx)
+            writeBackAll()
+            a.mov(.rax, .rdx)
+            emitRetire()
+            jumpExternal(stubs.dispatch)
+            return true
+        case .beq: condition = .equal
+        case .bne: condition = .notEqual
+        case .blt: condition = .less
+        case .bge: condition = .greaterOrEqual
+        case .bltu: condition = .below
+        case .bgeu: condition = .aboveOrEqual
+        default: return false
+        }
+        writeBackAll()
+        emitRetire()
+        let lhs = readOnly(op.rs1, scratch: .rax)
+        alu(.cmp, lhs, guest: op.rs2)
+        a.mov(.rax, slot(FrameSlot.blockPC))  // mov leaves the flags alone
+        let taken = a.makeLabel()
+        a.jump(if: condition, to: taken)
+        emitDirectExit(offset: Int64(byteLength))
+        a.bind(taken)
+        emitDirectExit(offset: here + op.imm)
+        return true
+    }
+
+    // MARK: Inline operations
+
+    /// Emits `op` inline; false if it must go to the interpreter.
+    private mutating func emitInline(_ op: MicroOp, index i: Int) -> Bool {
+        switch op.op {
+        case .nop: break
+        case .fence: a.mfence()  // orders earlier stores before later loads (x86-64 is otherwise TSO)
+        case .lui:
+            let d = destination(op.rd)
+            loadImmediate(d, op.imm)
+            write(op.rd, from: d)
+        case .auipc:
+            let d = destination(op.rd)
+            a.mov(d, slot(FrameSlot.blockPC))
+            aluImmediate(.add, d, Int64(op.pcOffset) &+ op.imm)
+            write(op.rd, from: d)
+        case .addi, .xori, .ori, .andi:
+            let d = destination(op.rd)
+            read(op.rs1, into: d)
+            let operation: X86ALUOperation = op.op == .addi ? .add : op.op == .xori ? .xor : op.op == .ori ? .or : .and
+            if !(operation == .add && op.imm == 0) { aluImmediate(operation, d, op.imm) }
+            write(op.rd, from: d)
+        case .slti, .sltiu:
+            let lhs = readOnly(op.rs1, scratch: .rax)
+            aluImmediate(.cmp, lhs, op.imm)
+            a.set(op.op == .slti ? .less : .below, .rax)
+            a.movzx(.rax, .rax, fromBytes: 1)
+            write(op.rd, from: .rax)
+        case .slli, .srli, .srai:
+            let d = destination(op.rd)
+            read(op.rs1, into: d)
+            a.shift(op.op == .slli ? .shl : op.op == .srli ? .shr : .sar, d, by: UInt8(op.imm & 63))
+            write(op.rd, from: d)
+        case .addiw:
+            let d = destination(op.rd)
+            read(op.rs1, into: d)
+            aluImmediate(.add, d, op.imm, width: .bits32)
+            a.movsxd(d, d)
+            write(op.rd, from: d)
+        case .slliw, .srliw, .sraiw:
+            let d = destination(op.rd)
+            read(op.rs1, into: d)
+            a.shift(op.op == .slliw ? .shl : op.op == .srliw ? .shr : .sar, d, by: UInt8(op.imm & 31), width: .bits32)
+            a.movsxd(d, d)
+            write(op.rd, from: d)
+        case .add, .sub, .xor, .or, .and:
+            let d = destination(op.rd, avoiding: op.rs2 == op.rs1 ? nil : op.rs2)
+            read(op.rs1, into: d)
+            let operation: X86ALUOperation = op.op == .add ? .add : op.op == .sub ? .sub : op.op == .xor ? .xor : op.op == .or ? .or : .and
+            alu(operation, d, guest: op.rs2)
+            write(op.rd, from: d)
+        case .addw, .subw:
+            let d = destination(op.rd, avoiding: op.rs2 == op.rs1 ? nil : op.rs2)
+            read(op.rs1, into: d)
+            alu(op.op == .addw ? .add : .sub, d, guest: op.rs2, width: .bits32)
+            a.movsxd(d, d)
+            write(op.rd, from: d)
+        case .sll, .srl, .sra:
+            read(op.rs2, into: .rcx)
+            let d = destination(op.rd)
+            read(op.rs1, into: d)
+            a.shiftByCL(op.op == .sll ? .shl : op.op == .srl ? .shr : .sar, d)
+            write(op.rd, from: d)
+        case .sllw, .srlw, .sraw:
+            read(op.rs2, into: .rcx)
+            let d = destination(op.rd)
+            read(op.rs1, into: d)
+            a.shiftByCL(op.op == .sllw ? .shl : op.op == .srlw ? .shr : .sar, d, width: .bits32)
+            a.movsxd(d, d)
+            write(op.rd, from: d)
+        case .slt, .sltu:
+            let lhs = readOnly(op.rs1, scratch: .rax)
+            alu(.cmp, lhs, guest: op.rs2)
+            a.set(op.op == .slt ? .less : .below, .rax)
+            a.movzx(.rax, .rax, fromBytes: 1)
+            write(op.rd, from: .rax)
+        case .mul, .mulw:
+            let rhs = readOnly(op.rs2, scratch: .rcx)
+            let d = destination(op.rd, avoiding: op.rs2 == op.rs1 ? nil : op.rs2)
+            read(op.rs1, into: d)
+            if op.op == .mul {
+                a.imul(d, rhs)
+            } else {
+                a.imul(d, rhs, width: .bits32)
+                a.movsxd(d, d)
+            }
+            write(op.rd, from: d)
+        case .mulh, .mulhu:
+            read(op.rs1, into: .rax)
+            let rhs = readOnly(op.rs2, scratch: .rcx)
+            if op.op == .mulh { a.imul(rhs) } else { a.mul(rhs) }
+            write(op.rd, from: .rdx)
+        case .mulhsu:
+            // high(signed a * unsigned b) = high(unsigned a * b) - (a < 0 ? b : 0)
+            read(op.rs1, into: .rax)
+            read(op.rs2, into: .rsi)
+            a.mul(.rsi)
+            read(op.rs1, into: .rcx)
+            a.shift(.sar, .rcx, by: 63)
+            a.and(.rcx, .rsi)
+            a.sub(.rdx, .rcx)
+            write(op.rd, from: .rdx)
+        case .div: emitDivision(op, signed: true, remainder: false, width: .bits64)
+        case .divu: emitDivision(op, signed: false, remainder: false, width: .bits64)
+        case .rem: emitDivision(op, signed: true, remainder: true, width: .bits64)
+        case .remu: emitDivision(op, signed: false, remainder: true, width: .bits64)
+        case .divw: emitDivision(op, signed: true, remainder: false, width: .bits32)
+        case .divuw: emitDivision(op, signed: false, remainder: false, width: .bits32)
+        case .remw: emitDivision(op, signed: true, remainder: true, width: .bits32)
+        case .remuw: emitDivision(op, signed: false, remainder: true, width: .bits32)
+        case .lb: emitLoad(op, index: i, bytes: 1, signed: true)
+        case .lh: emitLoad(op, index: i, bytes: 2, signed: true)
+        case .lw: emitLoad(op, index: i, bytes: 4, signed: true)
+        case .ld: emitLoad(op, index: i, bytes: 8, signed: false)
+        case .lbu: emitLoad(op, index: i, bytes: 1, signed: false)
+        case .lhu: emitLoad(op, index: i, bytes: 2, signed: false)
+        case .lwu: emitLoad(op, index: i, bytes: 4, signed: false)
+        case .sb: emitStore(op, index: i, bytes: 1)
+        case .sh: emitStore(op, index: i, bytes: 2)
+        case .sw: emitStore(op, index: i, bytes: 4)
+        case .sd: emitStore(op, index: i, bytes: 8)
+        default: return false
+        }
+        return true
+    }
+
+    /// RISC-V division: x86's div/idiv fault on a zero divisor and on INT_MIN / -1, where RISC-V defines the
+    /// results (all ones or the dividend for a zero divisor; the dividend or zero for the overflow).
+    private mutating func emitDivision(_ op: MicroOp, signed: Bool, remainder: Bool, width: X86Width) {
+        let zero = a.makeLabel(), overflow = a.makeLabel(), done = a.makeLabel()
+        read(op.rs1, into: .rax)
+        read(op.rs2, into: .rcx)
+        a.test(.rcx, .rcx, width: width)
+        a.jump(if: .equal, to: zero)
+        let normal = a.makeLabel()
+        if signed {
+            a.alu(.cmp, .rcx, immediate: -1, width: width)
+            a.jump(if: .notEqual, to: normal)
+            if width == .bits64 {
+                a.mov(.rdx, immediate: 0x8000_0000_0000_0000)
+                a.cmp(.rax, .rdx)
+            } else {
+                a.alu(.cmp, .rax, immediate: Int32.min, width: .bits32)
+            }
+            a.jump(if: .equal, to: overflow)
+        }
+        a.bind(normal)
+        if signed {
+            a.signExtendAccumulator(width: width)
+            a.idiv(.rcx, width: width)
+        } else {
+            a.xor(.rdx, .rdx, width: .bits32)
+            a.div(.rcx, width: width)
+        }
+        if remainder { a.mov(.rax, .rdx) }
+        if width == .bits32 { a.movsxd(.rax, .rax) }
+        a.jump(to: done)
+        a.bind(zero)
+        if remainder {
+            if width == .bits32 { a.movsxd(.rax, .rax) }  // the dividend, sign-extended from 32 bits
+        } else {
+            a.mov(.rax, immediate: UInt64.max)
+        }
+        a.jump(to: done)
+        a.bind(overflow)  // INT_MIN / -1: quotient INT_MIN (the dividend), remainder 0
+        if remainder {
+            a.xor(.rax, .rax, width: .bits32)
+        } else if width == .bits32 {
+            a.movsxd(.rax, .rax)
+        }
+        a.bind(done)
+        write(op.rd, from: .rax)
+    }
+
+    /// Leaves rsi = the virtual address and checks the data TLB inline: rcx = this page's entry (of the read
+    /// set; the write set is 64 KiB above), compared with the tag an access of `size` bytes needs. A miss goes
+    /// to an out-of-line call of the interpreter for this instruction. On a hit rsi becomes the host address.
+    /// Returns the label where both paths continue.
+    private mutating func emitTLBCheck(_ op: MicroOp, index: Int, bytes size: Int, write: Bool) -> X86Label {
+        let base = readOnly(op.rs1, scratch: .rsi)
+        if let small = Int32(exactly: op.imm) {
+            if small != 0 || base != .rsi { a.lea(.rsi, X86Memory(base, small)) }
+        } else {
+            loadImmediate(.rsi, op.imm)
+            a.add(.rsi, base)
+        }
+        a.mov(.rcx, .rsi)
+        a.shift(.shr, .rcx, by: UInt8(TLB.bits))
+        a.alu(.and, .rcx, immediate: Int32(TLB.entries - 1), width: .bits32)
+        a.shift(.shl, .rcx, by: 4, width: .bits32)
+        a.alu(.add, .rcx, slot(FrameSlot.dataTLB))
+        a.mov(.rdx, .rsi)
+        // The tag keeps the low address bits of a misaligned access, so it never matches (slow path).
+        a.alu(.and, .rdx, immediate: Int32(-4096 | (size - 1)))
+        a.alu(.or, .rdx, slot(write ? FrameSlot.writeGeneration : FrameSlot.readGeneration))
+        let setOffset: Int32 = write ? Int32(TLB.entries * MemoryLayout<TLBEntry>.stride) : 0
+        a.alu(.cmp, .rdx, X86Memory(.rcx, setOffset))
+        let slow = a.makeLabel(), resume = a.makeLabel()
+        a.jump(if: .notEqual, to: slow)
+        a.alu(.add, .rsi, X86Memory(.rcx, setOffset + 8))  // + addend: the host address
+        // The slow path writes back what is dirty now and restores what the call clobbers (and a load's rd).
+        var writeBack: [(UInt8, X86Register)] = []
+        var reload: [(UInt8, X86Register)] = []
+        for e in registers.entries {
+            if e.dirty { writeBack.append((e.guest, e.host)) }
+            if e.loaded && e.host.isCallerSaved { reload.append((e.guest, e.host)) }
+        }
+        if !write, let i = registers.index(of: op.rd), !registers.entries[i].host.isCallerSaved || !registers.entries[i].loaded {
+            reload.append((op.rd, registers.entries[i].host))
+        }
+        slowPaths.append(SlowPath(entry: slow, resume: resume, index: index, writeBack: writeBack, reload: reload))
+        return resume
+    }
+
+    private mutating func emitLoad(_ op: MicroOp, index: Int, bytes size: Int, signed: Bool) {
+        let resume = emitTLBCheck(op, index: index, bytes: size, write: false)
+        let d = destination(op.rd)
+        a.load(d, X86Memory(.rsi), bytes: size, signed: signed)
+        write(op.rd, from: d)
+        a.bind(resume)
+    }
+
+    private mutating func emitStore(_ op: MicroOp, index: Int, bytes size: Int) {
+        // Read the value first: a register's first load must happen where both paths pass.
+        let value = readOnly(op.rs2, scratch: .rax)
+        let resume = emitTLBCheck(op, index: index, bytes: size, write: true)
+        a.store(X86Memory(.rsi), value, bytes: size)
+        a.bind(resume)
+    }
+}
+
+extension X86Register {
+    /// Clobbered by calls in the System V ABI (rax, rcx, rdx, rsi, rdi are scratch anyway).
+    var isCallerSaved: Bool { self == .r8 || self == .r9 || self == .r10 || self == .r11 }
+}
+
+/// Which guest registers a block keeps in host registers, and their state during compilation.
+struct RegisterCache {
+    struct Entry {
+        var guest: UInt8
+        var host: X86Register
+        /// The host register holds the guest value (loaded, or written since).
+        var loaded = false
+        /// The host register holds a value the frame does not have yet.
+        var dirty = false
+    }
+    /// Callee-saved ones first: they survive calls into the interpreter.
+    static let hosts: [X86Register] = [.r12, .r13, .r14, .r15, .rbp, .r8, .r9, .r10, .r11]
+    var entries: [Entry] = []
+    private var indexOfGuest = [Int8](repeating: -1, count: 33)
+
+    /// Caches the guest registers used at least twice by the block's inline instructions, most used first.
+    init(ops: UnsafeMutablePointer<MicroOp>, count: Int) {
+        var uses = [Int](repeating: 0, count: 32)
+        for i in 0..<count {
+            let op = ops[i]
+            guard op.op.isIntegerOnly else { continue }
+            if op.rd < 32 { uses[Int(op.rd)] += 1 }
+            uses[Int(op.rs1) & 31] += 1
+            uses[Int(op.rs2) & 31] += 1
+        }
+        uses[0] = 0
+        let chosen = (1..<32).filter { uses[$0] >= 2 }.sorted { uses[$0] > uses[$1] }.prefix(RegisterCache.hosts.count)
+        for (n, g) in chosen.enumerated() {
+            indexOfGuest[g] = Int8(n)
+            entries.append(Entry(guest: UInt8(g), host: RegisterCache.hosts[n]))
+        }
+    }
+
+    @inline(__always) func index(of guest: UInt8) -> Int? {
+        let i = indexOfGuest[Int(guest) & 31 | (guest >= 32 ? 32 : 0)]
+        return i < 0 ? nil : Int(i)
+    }
+}
+
+extension Op {
+    /// Integer ops whose rd, rs1 and rs2 all name x registers (the ones the register cache counts).
+    var isIntegerOnly: Bool {
+        switch self {
+        case .lui, .auipc, .addi, .slti, .sltiu, .xori, .ori, .andi, .slli, .srli, .srai, .addiw, .slliw, .srliw, .sraiw,
+             .add, .sub, .sll, .slt, .sltu, .xor, .srl, .sra, .or, .and, .addw, .subw, .sllw, .srlw, .sraw,
+             .mul, .mulh, .mulhsu, .mulhu, .div, .divu, .rem, .remu, .mulw, .divw, .divuw, .remw, .remuw,
+             .jal, .jalr, .beq, .bne, .blt, .bge, .bltu, .bgeu,
+             .lb, .lh, .lw, .ld, .lbu, .lhu, .lwu, .sb, .sh, .sw, .sd:
+            return true
+        default:
+            return false
+        }
+    }
+}

@@ -1,0 +1,57 @@
+/// The hart's register frame: one allocation holding the guest registers and everything generated code reads
+/// per block, at fixed offsets from one base register (rbx in translated code). The interpreter uses the same
+/// storage (`Hart.x`, `Hart.f` and the properties below are views of it), so nothing is copied when execution
+/// moves between interpreted and translated blocks.
+///
+/// Slots are 8 bytes. Fields Swift owns but generated code reads (TLB generations and set pointers, the
+/// block's pc, the code epoch seen) are stored here and exposed to Swift as computed properties; values
+/// generated code only reads between exits (the interrupt enables) are mirrored in before entering it.
+enum FrameSlot {
+    /// x0...x31, then 32: the sink for writes to x0.
+    static let x = 0
+    /// f0...f31 as raw bits.
+    static let f = 33
+    static let readGeneration = 65
+    static let writeGeneration = 66
+    /// Address of the current data TLB set (reads at [0, N), writes at [N, 2N)).
+    static let dataTLB = 67
+    /// Address of the current fetch TLB set.
+    static let fetchTLB = 68
+    /// Virtual pc of the block being executed.
+    static let blockPC = 69
+    /// Instructions the translated run may still start (the chain budget left), signed.
+    static let remaining = 70
+    /// `remaining` when translated code was entered (so retired instructions = this - remaining).
+    static let retired = 71
+    /// The pc to continue at when translated code exits normally.
+    static let exitPC = 72
+    /// `Unmanaged<Hart>` pointer, the first argument of calls out to Swift.
+    static let hart = 73
+    /// Address of `wires.pins[hartID]` (device-driven interrupt pins).
+    static let pinsAddress = 74
+    /// csr.mie and csr.mip, mirrored on entry (only CSR instructions change them, and those exit).
+    static let mie = 75
+    static let mip = 76
+    /// Address of the RAM's code epoch (bumped when a page becomes a code page).
+    static let codeEpochAddress = 77
+    static let seenCodeEpoch = 78
+    /// The atomic flag another thread sets to make this hart drop its TLB (its first byte).
+    static let tlbFlushRequest = 79
+    /// The block cache's table of entries and its table of translated code addresses.
+    static let blockTable = 80
+    static let codeTable = 81
+    /// How translated code last exited (`TranslatedExit`).
+    static let exitKind = 82
+    static let count = 96
+
+    @inline(__always) static func offset(_ slot: Int) -> Int32 { Int32(slot * 8) }
+}
+
+/// How a run of translated code ended.
+enum TranslatedExit: UInt64 {
+    /// Left at a block boundary: continue at `exitPC`.
+    case atBoundary = 0
+    /// An instruction executed by the interpreter trapped or changed control (mret, ecall, csr...): `pc`
+    /// is already set.
+    case pcSet = 1
+}

@@ -1,0 +1,167 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import RivetJIT
+
+/// Addresses of the shared code every translated block jumps to (generated at the start of the code region).
+struct TranslatorStubs {
+    /// `enter(frame, code)`: saves the host's callee-saved registers, points rbx at the frame, jumps to code.
+    var enter: UInt = 0
+    /// Restores the host registers and returns to the run loop.
+    var exit: UInt = 0
+    /// rax = the next guest pc: look up its translation (fetch TLB, block table) and jump to its prologue,
+    /// or leave at the boundary.
+    var dispatch: UInt = 0
+    /// rax = the next guest pc: leave translated code at a block boundary (the run loop continues at rax).
+    var boundary: UInt = 0
+    /// The Swift function translated code calls to run one instruction in the interpreter.
+    var callout: UInt = 0
+}
+
+/// Calls from translated code into the interpreter: `(hart, op, index in block, block byte length) -> retired`.
+typealias TranslatedCallout = @convention(c) (UnsafeMutableRawPointer, UnsafeMutableRawPointer, Int, Int) -> Int
+typealias TranslatedEnter = @convention(c) (UnsafeMutablePointer<UInt64>, UInt) -> Void
+
+private let calloutToInterpreter: TranslatedCallout = { hart, op, index, byteLength in
+    Unmanaged<Hart>.fromOpaque(hart).takeUnretainedValue().translatedCallout(op.assumingMemoryBound(to: MicroOp.self), index: index, byteLength: byteLength)
+}
+
+/// The translated code of one block cache: code memory, its stubs, and statistics. Code lives as long as the
+/// block cache's decoded blocks: a flush of the cache (pool full, reset, restore) drops both together, and it
+/// happens only on the run loop of the one hart that uses this cache, never while its code runs.
+final class Translator {
+    /// Bytes of code memory per block cache (reserved address space; pages cost memory only when written).
+    static let codeCapacity = 32 << 20
+    let memory: ExecutableMemory
+    private(set) var stubs = TranslatorStubs()
+    private(set) var enter: TranslatedEnter
+    /// Direct exits waiting for a block on their page to be compiled: target paddr -> the rel32 fields
+    /// (writable address, executable address of the byte after the field) to patch when it is.
+    private var pendingLinks: [UInt64: [(field: UnsafeMutableRawPointer, end: UInt)]] = [:]
+    /// Size of every block's checked entry (BlockCompiler.emitPrologue); the run loop enters right after it.
+    static let prologueSize = 118
+    /// Offset of the imm64 in the prologue's `movabs rdx, <own address>`, written once the address is known.
+    static let prologueAddressField = 12
+    /// Statistics (rivet --jit-stats): blocks compiled, bytes of code, host nanoseconds spent compiling, flushes.
+    var blocksCompiled: UInt64 = 0
+    var codeBytes: UInt64 = 0
+    var compileNanoseconds: UInt64 = 0
+    var flushes: UInt64 = 0
+
+    init() throws {
+        memory = try ExecutableMemory(capacity: Translator.codeCapacity)
+        enter = unsafeBitCast(0 as UInt, to: TranslatedEnter.self)
+        installStubs()
+    }
+
+    /// Forgets all code and writes the stubs again at the start of the region.
+    func reset() {
+        memory.reset()
+        pendingLinks.removeAll()
+        flushes &+= 1
+        installStubs()
+    }
+
+    private func installStubs() {
+        var a = X86Assembler()
+        let exitLabel = a.makeLabel(), dispatchLabel = a.makeLabel(), boundary = a.makeLabel()
+        let saved: [X86Register] = [.rbx, .rbp, .r12, .r13, .r14, .r15]
+        func frame(_ s: Int) -> X86Memory { X86Memory(.rbx, FrameSlot.offset(s)) }
+        // enter(frame: rdi, code: rsi). Six pushes after the return address leave rsp 8 off 16-byte
+        // alignment; one more slot realigns it for the calls translated code makes.
+        let enterOffset = a.offset
+        for r in saved { a.push(r) }
+        a.alu(.sub, .rsp, immediate: 8)
+        a.mov(.rbx, .rdi)
+        a.jump(.rsi)
+        // exit
+        a.bind(exitLabel)
+        let exitOffset = a.offset
+        a.alu(.add, .rsp, immediate: 8)
+        for r in saved.reversed() { a.pop(r) }
+        a.ret()
+        // dispatch: rax = next pc. Fetch TLB: the next pc's physical address.
+        a.bind(dispatchLabel)
+        let dispatchOffset = a.offset
+        a.mov(.rcx, .rax)
+        a.shift(.shr, .rcx, by: UInt8(TLB.bits))
+        a.alu(.and, .rcx, immediate: Int32(TLB.entries - 1), width: .bits32)
+        a.shift(.shl, .rcx, by: 4, width: .bits32)
+        a.alu(.add, .rcx, frame(FrameSlot.fetchTLB))
+        a.mov(.rsi, .rax)
+        a.alu(.and, .rsi, immediate: -4096)
+        a.alu(.or, .rsi, frame(FrameSlot.readGeneration))
+        a.alu(.cmp, .rsi, X86Memory(.rcx))
+        a.jump(if: .notEqual, to: boundary)
+        a.mov(.rsi, .rax)
+        a.alu(.add, .rsi, X86Memory(.rcx, 8))
+        // The block table slot (BlockCache.slot): ((pa >> 1) ^ (pa >> 17)) & (size - 1).
+        a.mov(.rcx, .rsi)
+        a.shift(.shr, .rcx, by: 1)
+        a.mov(.rdi, .rsi)
+        a.shift(.shr, .rdi, by: 17)
+        a.xor(.rcx, .rdi)
+        a.alu(.and, .rcx, immediate: Int32(BlockCache.tableSize - 1), width: .bits32)
+        a.mov(.rdi, .rcx)
+        a.shift(.shl, .rdi, by: 4)
+        a.alu(.add, .rdi, frame(FrameSlot.blockTable))
+        a.alu(.cmp, .rsi, X86Memory(.rdi))
+        a.jump(if: .notEqual, to: boundary)
+        a.mov(.rdi, frame(FrameSlot.codeTable))
+        a.mov(.rdi, X86Memory(.rdi, index: .rcx, scale: 8))
+        a.test(.rdi, .rdi)
+        a.jump(if: .equal, to: boundary)
+        a.jump(.rdi)  // the prologue checks budget, interrupts and the rest
+        a.bind(boundary)
+        let boundaryOffset = a.offset
+        a.store(frame(FrameSlot.exitPC), .rax, bytes: 8)
+        a.store(frame(FrameSlot.exitKind), immediate: Int32(TranslatedExit.atBoundary.rawValue))
+        a.jump(to: exitLabel)
+        guard let base = memory.install(a.finish()) else { fatalError("translator code memory cannot hold its stubs") }
+        let address = UInt(bitPattern: base)
+        stubs.enter = address + UInt(enterOffset)
+        stubs.exit = address + UInt(exitOffset)
+        stubs.dispatch = address + UInt(dispatchOffset)
+        stubs.boundary = address + UInt(boundaryOffset)
+        stubs.callout = unsafeBitCast(calloutToInterpreter, to: UInt.self)
+        enter = unsafeBitCast(stubs.enter, to: TranslatedEnter.self)
+    }
+
+    /// Compiles the block and installs its code; returns the address of its prologue (the chained entry; the
+    /// body starts `prologueSize` bytes later), or nil when code memory is full (the caller flushes).
+    func compile(ops: UnsafeMutablePointer<MicroOp>, count: Int, byteLength: Int, paddr: UInt64, cache: BlockCache) -> UInt? {
+        let start = Translator.now()
+        var compiler = BlockCompiler(ops: ops, count: count, byteLength: byteLength, paddr: paddr, cache: cache, stubs: stubs)
+        let code = compiler.compile()
+        guard let space = memory.allocate(code.count) else { return nil }
+        code.withUnsafeBytes { space.writable.copyMemory(from: $0.baseAddress!, byteCount: code.count) }
+        let executable = UInt(bitPattern: space.executable)
+        (space.writable + Translator.prologueAddressField).storeBytes(of: UInt64(executable).littleEndian, as: UInt64.self)
+        for jump in compiler.externalJumps {
+            Translator.patchRel32(space.writable + jump.field, end: executable + UInt(jump.field + 4), target: jump.target)
+        }
+        for link in compiler.pendingLinks {
+            pendingLinks[link.target, default: []].append((space.writable + link.field, executable + UInt(link.field + 4)))
+        }
+        // Exits (of this block too) that were waiting for this block now jump straight to it.
+        if let waiting = pendingLinks.removeValue(forKey: paddr) {
+            for site in waiting { Translator.patchRel32(site.field, end: site.end, target: executable) }
+        }
+        blocksCompiled &+= 1
+        codeBytes &+= UInt64(code.count)
+        compileNanoseconds &+= Translator.now() &- start
+        return executable
+    }
+
+    /// Points the rel32 field at `field` (whose instruction ends at `end` in the executable view) at `target`.
+    static func patchRel32(_ field: UnsafeMutableRawPointer, end: UInt, target: UInt) {
+        let displacement = Int32(truncatingIfNeeded: Int64(bitPattern: UInt64(target)) &- Int64(bitPattern: UInt64(end)))
+        field.storeBytes(of: displacement.littleEndian, as: Int32.self)
+    }
+
+    static func now() -> UInt64 {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return UInt64(t.tv_sec) &* 1_000_000_000 &+ UInt64(t.tv_nsec)
+    }
+}
