@@ -33,6 +33,11 @@ public struct LockstepOutcome {
     /// traps; minstret itself is writable, so it says less).
     public var blocks = 0
     public var work: UInt64 = 0
+    /// Traps taken in the block-by-block phase (blocks that ended in a handler), and how many were interrupts.
+    public var traps = 0
+    public var interrupts = 0
+    /// Blocks the candidate compiled to host code, both phases together (0 for the interpreter).
+    public var compiledBlocks: UInt64 = 0
     /// The stream reached its exit (not the step limit).
     public var finished = false
 }
@@ -60,8 +65,8 @@ public final class LockstepRunner {
     }
 
     public func run(_ stream: LockstepStream) throws -> LockstepOutcome {
-        let outcome = try runBlockByBlock(stream)
-        try runChained(stream)
+        var outcome = try runBlockByBlock(stream)
+        outcome.compiledBlocks &+= try runChained(stream)
         return outcome
     }
 
@@ -93,6 +98,7 @@ public final class LockstepRunner {
         var outcome = LockstepOutcome()
         codeLength = 0
         try compare(a, b, stream: stream, phase: "block by block", step: 0, blockPC: a.hart.pc, privilege: a.hart.privilege.rawValue)
+        var lastTrap = (a.hart.csr.mcause, a.hart.csr.mepc)
         while outcome.blocks < maxBlocks {
             if a.hart.pc == stream.exit { outcome.finished = true; break }
             let blockPC = a.hart.pc, privilege = a.hart.privilege.rawValue
@@ -102,14 +108,26 @@ public final class LockstepRunner {
             outcome.blocks += 1
             corruptCandidate?(outcome.blocks, b.hart)
             try compare(a, b, stream: stream, phase: "block by block", step: outcome.blocks, blockPC: blockPC, privilege: privilege)
+            // An exception leaves the block at a handler's first instruction; an interrupt is taken at the start
+            // of the step (and the handler's first block runs in it): a new (mcause, mepc) with the top bit set.
+            let pc = a.hart.pc
+            if pc == StreamLayout.page(StreamLayout.machineHandlerPage) || pc == StreamLayout.page(StreamLayout.supervisorHandlerPage) {
+                outcome.traps += 1
+            }
+            let trap = (a.hart.csr.mcause, a.hart.csr.mepc)
+            if trap != lastTrap && trap.0 >> 63 != 0 { outcome.interrupts += 1; outcome.traps += 1 }
+            lastTrap = trap
             a.wake(); b.wake()
         }
         outcome.work = a.hart.work
+        outcome.compiledBlocks = b.cache.translationStatistics.blocks
         return outcome
     }
 
     /// Slices of random length (the same for both), so budgets end inside and between blocks.
-    func runChained(_ stream: LockstepStream) throws {
+    /// Returns the blocks the candidate compiled.
+    @discardableResult
+    func runChained(_ stream: LockstepStream) throws -> UInt64 {
         let (a, b) = try pair(stream)
         var random = LockstepRandom(seed: stream.seed ^ 0x5eed)
         var step = 0
@@ -126,5 +144,6 @@ public final class LockstepRunner {
             a.wake(); b.wake()
             if atExit { break }
         }
+        return b.cache.translationStatistics.blocks
     }
 }

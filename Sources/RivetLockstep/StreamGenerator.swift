@@ -343,6 +343,17 @@ public struct StreamGenerator {
 
     mutating func csrItem() {
         count("csr")
+        if mode == .machine && random.percent(20) {
+            // Raise (or drop) an interrupt: set bits in mip, or flip mstatus.MIE. Taken at a block boundary
+            // when mie and MIE allow.
+            count("interrupt")
+            let t = scratchRegister()
+            let toMIP = random.percent(60)
+            code.loadImmediate(t, toMIP ? [0x2, 0x20, 0x200, 0x222][random.below(4)] : 0x8)
+            code.emit(Encode.i(0x73, random.percent(75) ? 2 : 3, random.percent(50) ? 0 : scratchRegister(), t, toMIP ? 0x344 : 0x300))
+            mnemonics.append(toMIP ? "interrupt" : "mstatus.MIE")
+            return
+        }
         if random.percent(20) && !(mode == .user) {
             // Flip translation- and FP-relevant status bits: FS (FP on/off), MXR, SUM.
             var mask: UInt64 = random.pick([0x6000, 0x2000, 1 << 19])
@@ -449,13 +460,15 @@ public struct StreamGenerator {
     // MARK: Trap handlers
 
     /// Skips the trapping instruction (2 or 4 bytes, read at the exception pc) and returns; a fetch fault
-    /// (access or page) goes to the exit instead. Uses x30 and x31 only.
+    /// (access or page) goes to the exit instead; an interrupt clears mip's writable bits and returns.
+    /// Uses x30 and x31 only.
     func handler(machine: Bool, exit: UInt64) -> [UInt8] {
         let (t5, t6) = StreamGenerator.handlerScratch
         let cause = machine ? 0x342 : 0x142, epc = machine ? 0x341 : 0x141
         var h = CodeBuffer(base: StreamLayout.page(machine ? StreamLayout.machineHandlerPage : StreamLayout.supervisorHandlerPage))
-        let fetchFault = h.newLabel()
+        let fetchFault = h.newLabel(), interrupt = h.newLabel()
         h.emit(Encode.csrrs(t6, cause, 0))
+        h.emit(Encode.blt(t6, 0, 0), target: Fields.branch, label: interrupt)
         h.emit(Encode.addi(t5, t6, -1))
         h.emit(Encode.beq(t5, 0, 0), target: Fields.branch, label: fetchFault)
         h.emit(Encode.addi(t5, t6, -12))
@@ -473,6 +486,12 @@ public struct StreamGenerator {
         h.emitAddress(t6, exit)
         h.emit(Encode.csrrw(0, epc, t6))
         h.emit(machine ? Encode.mret : Encode.sret)
+        // An interrupt (the stream set a pending bit in mip): clear the software-writable ones and return to
+        // the interrupted instruction.
+        h.bind(interrupt)
+        h.emit(Encode.addi(t5, 0, 0x222))
+        h.emit(Encode.i(0x73, 3, 0, t5, machine ? 0x344 : 0x144))
+        h.emit(machine ? Encode.mret : Encode.sret)
         h.finish()
         return h.bytes
     }
@@ -489,7 +508,9 @@ public struct StreamGenerator {
         var status: UInt64 = fpOff ? 0 : (random.percent(50) ? 0x2000 : 0x6000)
         if keepSUM || random.percent(30) { status |= 1 << 18 }
         if random.percent(20) { status |= 1 << 19 }
+        if mode == .machine && random.percent(70) { status |= 0x8 }  // MIE: interrupts the stream raises are taken
         csrs.append((0x300, status))
+        if mode == .machine { csrs.append((0x304, [0, 0x222, 0x2, 0x20, 0x200][random.below(5)])) }  // mie
         if mode != .machine && random.percent(50) {
             // Delegate some exceptions to the S handler.
             let delegable: [UInt64] = [2, 3, 4, 5, 6, 7, 8, 12, 13, 15]

@@ -1,4 +1,5 @@
 import ArgumentParser
+import RivetCPU
 import RivetLockstep
 #if canImport(Glibc)
 import Glibc
@@ -34,7 +35,7 @@ struct Lockstep: ParsableCommand {
             print("stream 0x\(String(streamSeed, radix: 16)): \(stream.description)")
             do {
                 let outcome = try runner.run(stream)
-                print("agree: \(outcome.blocks) blocks, \(outcome.work) instructions and traps, \(outcome.finished ? "reached the exit" : "stopped at the block limit")")
+                print("agree: \(outcome.blocks) blocks, \(outcome.work) instructions and traps, \(outcome.compiledBlocks) blocks compiled, \(outcome.traps) traps (\(outcome.interrupts) interrupts), \(outcome.finished ? "reached the exit" : "stopped at the block limit")")
             } catch let mismatch as LockstepMismatch {
                 print(mismatch.description)
                 throw ExitCode(1)
@@ -44,7 +45,8 @@ struct Lockstep: ParsableCommand {
         let base = try Lockstep.parseSeed(seed)
         let start = Lockstep.now()
         var blocks = 0, finished = 0, mismatches = 0, ran = 0
-        var work: UInt64 = 0
+        var work: UInt64 = 0, compiled: UInt64 = 0
+        var traps = 0, interrupts = 0
         var lastReport = start
         for i in 0..<streams {
             let streamSeed = LockstepRandom.streamSeed(base, index: i)
@@ -53,6 +55,9 @@ struct Lockstep: ParsableCommand {
                 let outcome = try runner.run(seed: streamSeed)
                 blocks += outcome.blocks
                 work &+= outcome.work
+                compiled &+= outcome.compiledBlocks
+                traps += outcome.traps
+                interrupts += outcome.interrupts
                 if outcome.finished { finished += 1 }
             } catch let mismatch as LockstepMismatch {
                 mismatches += 1
@@ -67,7 +72,7 @@ struct Lockstep: ParsableCommand {
             }
         }
         let seconds = Lockstep.now() - start
-        print("lockstep: seed \(seed), \(ran) streams (interp vs \(candidate)), \(blocks) blocks, \(work) instructions and traps, "
+        print("lockstep: seed \(seed), \(ran) streams (interp vs \(candidate)), \(blocks) blocks, \(work) instructions and traps, \(compiled) blocks compiled, \(traps) traps (\(interrupts) interrupts), "
               + "\(finished) reached their exit, \(mismatches) mismatches, \(Double(Int(seconds * 10)) / 10) s")
         if mismatches > 0 { throw ExitCode(1) }
     }

@@ -12,11 +12,12 @@ import RivetISA
 
     /// Runs `LockstepTests.streams` streams on two threads (a runner and its machines each), as a debug build
     /// is slow: returns mismatch reports and totals.
-    static func runStreams(candidate: Accelerator) -> (mismatches: [String], finished: Int, blocks: Int, work: UInt64) {
+    static func runStreams(candidate: Accelerator) -> (mismatches: [String], finished: Int, blocks: Int, work: UInt64, compiled: UInt64, traps: Int, interrupts: Int) {
         let lock = NSLock()
         var mismatches: [String] = []
         var finished = 0, blocks = 0
-        var work: UInt64 = 0
+        var work: UInt64 = 0, compiled: UInt64 = 0
+        var traps = 0, interrupts = 0
         let threads = 2
         DispatchQueue.concurrentPerform(iterations: threads) { t in
             let runner = LockstepRunner(reference: .interp, candidate: candidate)
@@ -30,6 +31,9 @@ import RivetISA
                     if outcome.finished { finished += 1 }
                     blocks += outcome.blocks
                     work += outcome.work
+                    compiled += outcome.compiledBlocks
+                    traps += outcome.traps
+                    interrupts += outcome.interrupts
                     lock.unlock()
                 } catch let mismatch as LockstepMismatch {
                     lock.lock(); mismatches.append(mismatch.description); lock.unlock()
@@ -40,16 +44,21 @@ import RivetISA
                 if enough { break }
             }
         }
-        return (mismatches, finished, blocks, work)
+        return (mismatches, finished, blocks, work, compiled, traps, interrupts)
     }
 
     @Test func interpreterAndTranslatorAgreeOnThousandsOfStreams() throws {
-        let (mismatches, finished, blocks, work) = LockstepTests.runStreams(candidate: .jit)
+        let (mismatches, finished, blocks, work, compiled, traps, interrupts) = LockstepTests.runStreams(candidate: .jit)
         #expect(mismatches.isEmpty, "\(mismatches.joined(separator: "\n"))")
         // The streams do real work, and almost all reach their exit (a wild jump may spin until the limit).
         #expect(finished >= LockstepTests.streams * 95 / 100, "only \(finished) of \(LockstepTests.streams) streams reached their exit")
         #expect(work > UInt64(LockstepTests.streams) * 50, "only \(work) instructions and traps")
         #expect(blocks > LockstepTests.streams * 20)
+        // Exceptions of every stream and interrupts the M-mode streams raise were taken.
+        #expect(traps > LockstepTests.streams * 2, "only \(traps) traps")
+        #expect(interrupts > LockstepTests.streams / 100, "only \(interrupts) interrupts")
+        // The candidate really ran translated code (every block is compiled at its first use).
+        if Accelerator.translatorAvailable { #expect(compiled > UInt64(blocks) / 4, "only \(compiled) blocks compiled") }
     }
 
     /// The generator covers every instruction the machine executes, both widths, and the special cases.
@@ -65,7 +74,7 @@ import RivetISA
         }
         let missing = StreamGenerator.allMnemonics.subtracting(seen)
         #expect(missing.isEmpty, "never generated: \(missing.sorted())")
-        for special in ["illegal", "c.unimp", "reserved-rm", "self-modify", "self-modify+fence.i", "loop", "c.ebreak"] {
+        for special in ["illegal", "c.unimp", "reserved-rm", "self-modify", "self-modify+fence.i", "loop", "c.ebreak", "interrupt", "mstatus.MIE"] {
             #expect(seen.contains(special), "no \(special) case generated")
         }
         #expect(modes == [0, 1, 3])
