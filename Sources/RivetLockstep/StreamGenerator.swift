@@ -410,15 +410,27 @@ public struct StreamGenerator {
         }
     }
 
+    static let patchableRows = integerRows.filter { !$0.isCompressed }
+    static let replacementRows = (integerRows + floatRows).filter { !$0.isCompressed }
+
     /// A store that replaces an instruction a few items ahead (or the very next one, in the same block),
     /// with or without fence.i.
     mutating func selfModifyingItem() {
         count("self-modifying")
         let intoThisBlock = random.percent(30)
-        guard let original = synthesize(random.pick(StreamGenerator.integerRows.filter { !$0.isCompressed })),
-              let replacement = synthesize(random.pick((StreamGenerator.integerRows + StreamGenerator.floatRows).filter { !$0.isCompressed }))
-        else { return }
+        guard let original = synthesize(random.pick(StreamGenerator.patchableRows)) else { return }
         let label = code.newLabel()
+        emitPatch(label)
+        if intoThisBlock {
+            code.bind(label); code.emit(original)
+        } else {
+            pendingSlots.append((random.range(1...4), label, original))
+        }
+    }
+
+    /// Stores a random instruction over the one at `label`, with or without fence.i.
+    mutating func emitPatch(_ label: Int) {
+        guard let replacement = synthesize(random.pick(StreamGenerator.replacementRows)) else { return }
         let base = scratchRegister()
         var value = scratchRegister()
         while value == base { value = scratchRegister() }
@@ -434,11 +446,6 @@ public struct StreamGenerator {
         }
         let fence = random.percent(50)
         if fence { code.emit(Encode.fenceI) }
-        if intoThisBlock {
-            code.bind(label); code.emit(original)
-        } else {
-            pendingSlots.append((random.range(1...4), label, original))
-        }
         mnemonics.append(fence ? "self-modify+fence.i" : "self-modify")
     }
 
@@ -450,7 +457,14 @@ public struct StreamGenerator {
         code.emit(Encode.addi(counter, 0, Int64(random.range(1...4))))
         let head = code.address
         inLoop = true
+        // Now and then the body rewrites its own first instruction: the next pass runs code that was
+        // already executed (and translated) in its old form.
+        let rewritten = random.percent(35) ? code.newLabel() : nil
+        if let rewritten, let original = synthesize(random.pick(StreamGenerator.patchableRows)) {
+            code.bind(rewritten); code.emit(original)
+        }
         for _ in 0..<random.range(1...5) { item() }
+        if let rewritten { emitPatch(rewritten); mnemonics.append("self-modify-loop") }
         inLoop = false
         code.emit(Encode.addi(counter, counter, -1))
         code.emit(Encode.blt(0, counter, Int64(bitPattern: head &- code.address)))
