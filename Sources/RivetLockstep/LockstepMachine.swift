@@ -16,15 +16,16 @@ public final class LockstepMachine {
     public let hart: Hart
     public let accelerator: Accelerator
 
-    public init(accelerator: Accelerator) throws {
+    /// `translationThreshold` 0 compiles every block at its first use; more leaves blocks in the interpreter
+    /// for that many runs first (mixed interpreted and translated blocks, links made later).
+    public init(accelerator: Accelerator, translationThreshold: Int = 0) throws {
         ram = try GuestRAM(base: StreamLayout.ramBase, size: StreamLayout.ramSize)
         bus = PhysicalBus(ram: ram)
         cache = BlockCache(ram: ram)
         hart = Hart(hartID: 0, bus: bus, cache: cache, wires: wires, clock: clock)
         self.accelerator = accelerator
         hart.accelerator = accelerator
-        // Compile every block at its first use, so the translator runs all the code the interpreter does.
-        hart.translationThreshold = 0
+        hart.translationThreshold = translationThreshold
     }
 
     /// Writes the stream into memory and sets the hart up to start it.
