@@ -52,6 +52,10 @@ public struct StreamGenerator {
     /// Streams that delegate traps to S-mode must keep SUM (the S handler reads U code).
     let keepSUM: Bool
     let fpOff: Bool
+    /// Half the streams draw operands from a few registers only, so values flow from instruction to
+    /// instruction within a block (register caching in translated code); empty = all registers.
+    let xPool: [Int]
+    let fPool: [Int]
 
     public static func generate(seed: UInt64) -> LockstepStream {
         var g = StreamGenerator(seed: seed)
@@ -70,6 +74,14 @@ public struct StreamGenerator {
         exitLabel = code.newLabel()
         keepSUM = mode == .user
         fpOff = random.percent(8)
+        if random.percent(50) {
+            var pool: [Int] = []
+            for _ in 0..<random.range(3...7) { pool.append(random.range(1...15)) }
+            xPool = pool.filter { $0 != StreamGenerator.loopCounter }
+            fPool = (0..<random.range(2...5)).map { _ in random.range(6...13) }
+        } else {
+            xPool = []; fPool = []
+        }
         self.mode = mode
         self.code = code
         self.random = random
@@ -79,7 +91,8 @@ public struct StreamGenerator {
 
     mutating func build() -> LockstepStream {
         let items = random.range(16...72)
-        for _ in 0..<items { item() }
+        // Code stays well inside its pages (at most ~5 KiB: this limit plus one item).
+        for _ in 0..<items where code.bytes.count < 3000 { item() }
         // Whatever is still pending lands here, before the exit.
         for slot in pendingSlots { code.bind(slot.label); code.emit(slot.word) }
         for pending in pendingLabels { code.bind(pending.label) }
@@ -127,7 +140,8 @@ public struct StreamGenerator {
         beginItem()
         let roll = random.below(100)
         switch roll {
-        case 0..<26: integerItem()
+        case 0..<3: if inLoop { integerItem() } else { straightLineItem() }
+        case 3..<26: integerItem()
         case 26..<42: floatItem()
         case 42..<62: memoryItem()
         case 62..<68: atomicItem()
@@ -153,7 +167,7 @@ public struct StreamGenerator {
                     let value: Int64
                     switch field.kind {
                     case .xRegister, .fRegister:
-                        value = field.offset == 8 ? Int64(8 + random.below(8)) : Int64(random.below(32))
+                        value = Int64(register(field.kind == .xRegister ? xPool : fPool, compressed: field.offset == 8))
                     case .roundingMode:
                         value = allowReservedRounding ? Int64(random.pick([5, 6])) : Int64(random.pick([0, 1, 2, 3, 4, 7, 7, 7]))
                     case .shiftAmount:
@@ -201,6 +215,21 @@ public struct StreamGenerator {
             return
         }
         emitRandom(random.pick(StreamGenerator.floatRows))
+    }
+
+    /// An operand register: from the stream's pool when it has one (x8-x15 / f8-f15 for compressed fields).
+    mutating func register(_ pool: [Int], compressed: Bool) -> Int {
+        let usable = compressed ? pool.filter { (8...15).contains($0) } : pool
+        if !usable.isEmpty && random.percent(90) { return random.pick(usable) }
+        return compressed ? 8 + random.below(8) : random.below(32)
+    }
+
+    /// A run of 8-30 integer and memory instructions without a block end (long translated blocks).
+    mutating func straightLineItem() {
+        count("straight-line")
+        for _ in 0..<random.range(8...30) {
+            if random.percent(80) { emitRandom(random.pick(StreamGenerator.integerRows)) } else { memoryItem() }
+        }
     }
 
     /// A register the random part may overwrite (not x0, not the loop counter).
