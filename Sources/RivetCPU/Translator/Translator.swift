@@ -29,7 +29,7 @@ private let calloutToInterpreter: TranslatedCallout = { hart, op, index, byteLen
 /// The translated code of one block cache: code memory, its stubs, and statistics. Code lives as long as the
 /// block cache's decoded blocks: a flush of the cache (pool full, reset, restore) drops both together, and it
 /// happens only on the run loop of the one hart that uses this cache, never while its code runs.
-final class Translator {
+public final class Translator {
     /// Bytes of code memory per block cache (reserved address space; pages cost memory only when written).
     static let codeCapacity = 32 << 20
     let memory: ExecutableMemory
@@ -147,6 +147,11 @@ final class Translator {
         if let waiting = pendingLinks.removeValue(forKey: paddr) {
             for site in waiting { Translator.patchRel32(site.field, end: site.end, target: executable) }
         }
+        describe(executable: executable, size: code.count, paddr: paddr)
+        if Translator.perfMap != nil, let dump = fopen("/tmp/rivet-jit-\(getpid())-\(String(executable, radix: 16)).bin", "w") {
+            _ = code.withUnsafeBytes { fwrite($0.baseAddress, 1, code.count, dump) }
+            fclose(dump)
+        }
         blocksCompiled &+= 1
         codeBytes &+= UInt64(code.count)
         compileNanoseconds &+= Translator.now() &- start
@@ -157,6 +162,22 @@ final class Translator {
     static func patchRel32(_ field: UnsafeMutableRawPointer, end: UInt, target: UInt) {
         let displacement = Int32(truncatingIfNeeded: Int64(bitPattern: UInt64(target)) &- Int64(bitPattern: UInt64(end)))
         field.storeBytes(of: displacement.littleEndian, as: Int32.self)
+    }
+
+    /// When set, every compiled block is described in perf's JIT map format (`/tmp/perf-PID.map`: start, size,
+    /// name), so `perf report` names translated code by guest physical address (docs/translator.md).
+    nonisolated(unsafe) public static var perfMap: UnsafeMutablePointer<FILE>? = nil
+
+    /// Turns on the perf map for this process (rivet does this when RIVET_PERF_MAP is set).
+    public static func enablePerfMap() {
+        guard perfMap == nil else { return }
+        perfMap = fopen("/tmp/perf-\(getpid()).map", "a")
+    }
+
+    private func describe(executable: UInt, size: Int, paddr: UInt64) {
+        guard let file = Translator.perfMap else { return }
+        fputs("\(String(executable, radix: 16)) \(String(size, radix: 16)) guest_\(String(paddr, radix: 16))\n", file)
+        fflush(file)
     }
 
     static func now() -> UInt64 {
