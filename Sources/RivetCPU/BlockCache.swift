@@ -171,6 +171,15 @@ public final class BlockCache: CodeInvalidationListener {
         return code
     }
 
+    /// In the child of a host fork() (`rivet user`): the code memory is a shared mapping the parent keeps
+    /// writing, so the child lets go of it (unmapping only its own views) and compiles into its own.
+    public func detachTranslationAfterFork() {
+        guard translator != nil else { return }
+        translator = nil
+        madvise(codeTable, BlockCache.tableSize * MemoryLayout<UInt>.stride, MADV_DONTNEED)
+        madvise(heatTable, BlockCache.tableSize, MADV_DONTNEED)
+    }
+
     /// Translation statistics for this cache: (blocks compiled, code bytes, compile nanoseconds, flushes).
     public var translationStatistics: (blocks: UInt64, bytes: UInt64, nanoseconds: UInt64, flushes: UInt64) {
         guard let t = translator else { return (0, 0, 0, 0) }

@@ -406,6 +406,8 @@ public struct X86Assembler {
 
     /// `jmp reg` and `call reg`: indirect targets (helpers at absolute addresses, chained-block lookups).
     public mutating func jump(_ target: X86Register) { extensionForm([0xFF], w: false, extension: 4, rm: target) }
+    /// `jmp qword [m]`: an indirect jump through a pointer in memory (inline caches of jump targets).
+    public mutating func jump(_ memory: X86Memory) { memoryForm([0xFF], w: false, reg: X86Register(rawValue: 4)!, memory) }
     public mutating func call(_ target: X86Register) { extensionForm([0xFF], w: false, extension: 2, rm: target) }
 
     public mutating func ret() { emit(0xC3) }

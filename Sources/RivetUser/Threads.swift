@@ -106,6 +106,7 @@ extension UserProcess {
         let pid = fork()
         if pid == 0 {
             lock.reinitAfterFork()
+            t.cache.detachTranslationAfterFork()
             t.tid = getpid()
             threads = [t.tid: t]
             if flags & CloneFlag.childSettid != 0 { mm.write32(ctid, UInt32(bitPattern: t.tid)) }

@@ -8,6 +8,7 @@ enum AccelOption {
     static let help = ArgumentHelp("How harts run guest code: jit (compile hot blocks to x86-64; the default on x86-64) or interp (the interpreter). Default from $RIVET_ACCEL if set.")
 
     static func parse(_ text: String?) throws -> Accelerator {
+        if ProcessInfoLite.environment("RIVET_PERF_MAP") != nil { Translator.enablePerfMap() }
         if let text { return try value(text, source: "--accel") }
         if let env = ProcessInfoLite.environment("RIVET_ACCEL"), !env.isEmpty { return try value(env, source: "RIVET_ACCEL") }
         return .hostDefault

@@ -44,7 +44,11 @@ struct BlockCompiler {
         var reload: [(guest: UInt8, host: X86Register)]
     }
 
-    init(ops: UnsafeMutablePointer<MicroOp>, count: Int, byteLength: Int, paddr: UInt64, cache: BlockCache, stubs: TranslatorStubs) {
+    private unowned(unsafe) let translator: Translator
+
+    init(ops: UnsafeMutablePointer<MicroOp>, count: Int, byteLength: Int, paddr: UInt64, cache: BlockCache, translator: Translator) {
+        self.translator = translator
+        let stubs = translator.stubs
         self.ops = ops
         self.count = count
         self.byteLength = byteLength
@@ -231,7 +235,7 @@ struct BlockCompiler {
         let pageOffset = Int64(paddr & 0xfff)
         let targetPageOffset = pageOffset + offset
         guard targetPageOffset >= 0 && targetPageOffset < 4096 else {
-            jumpExternal(stubs.dispatch)
+            emitIndirectExit()
             return
         }
         let target = UInt64(Int64(paddr) + offset)
@@ -242,6 +246,23 @@ struct BlockCompiler {
             jumpExternal(stubs.dispatch)
             pendingLinks.append((a.offset - 4, target))
         }
+    }
+
+    /// rax = the next pc, not known to be on this page (jalr, jumps to other pages): through this jump's own
+    /// inline cache, else the dispatcher's lookup, which fills the cache.
+    private mutating func emitIndirectExit() {
+        guard let site = translator.allocateSite() else {
+            jumpExternal(stubs.dispatch)
+            return
+        }
+        a.movabs(.r8, UInt64(UInt(bitPattern: site)))
+        a.alu(.cmp, .rax, X86Memory(.r8))
+        jumpExternal(stubs.dispatchAndRemember, condition: .notEqual)
+        a.mov(.rcx, slot(FrameSlot.readGeneration))
+        a.alu(.xor, .rcx, slot(FrameSlot.fetchTLB))
+        a.alu(.cmp, .rcx, X86Memory(.r8, 8))
+        jumpExternal(stubs.dispatchAndRemember, condition: .notEqual)
+        a.jump(X86Memory(.r8, 16))
     }
 
     private mutating func emitOutOfLinePaths() {
@@ -330,7 +351,7 @@ struct BlockCompiler {
             writeBackAll()
             a.mov(.rax, .rdx)
             emitRetire()
-            jumpExternal(stubs.dispatch)
+            emitIndirectExit()
             return true
         case .beq: condition = .equal
         case .bne: condition = .notEqual

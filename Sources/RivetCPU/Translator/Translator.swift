@@ -14,6 +14,8 @@ struct TranslatorStubs {
     var dispatch: UInt = 0
     /// rax = the next guest pc: leave translated code at a block boundary (the run loop continues at rax).
     var boundary: UInt = 0
+    /// As `dispatch`, and records what it found in the jump site's cache at r8 (see `JumpSite`).
+    var dispatchAndRemember: UInt = 0
     /// The Swift function translated code calls to run one instruction in the interpreter.
     var callout: UInt = 0
 }
@@ -29,7 +31,7 @@ private let calloutToInterpreter: TranslatedCallout = { hart, op, index, byteLen
 /// The translated code of one block cache: code memory, its stubs, and statistics. Code lives as long as the
 /// block cache's decoded blocks: a flush of the cache (pool full, reset, restore) drops both together, and it
 /// happens only on the run loop of the one hart that uses this cache, never while its code runs.
-final class Translator {
+public final class Translator {
     /// Bytes of code memory per block cache (reserved address space; pages cost memory only when written).
     static let codeCapacity = 32 << 20
     let memory: ExecutableMemory
@@ -42,6 +44,13 @@ final class Translator {
     static let prologueSize = 118
     /// Offset of the imm64 in the prologue's `movabs rdx, <own address>`, written once the address is known.
     static let prologueAddressField = 12
+    /// Inline caches of indirect and cross-page jumps, three words each: the guest pc last jumped to, the
+    /// translation context it was looked up in (read generation xor fetch TLB set: a TLB flush or a privilege
+    /// change invalidates it) and the target's prologue (which re-checks that the block is still current).
+    /// Zero-filled words never match (the context is never zero).
+    let sites: UnsafeMutablePointer<UInt64>
+    static let siteCapacity = 1 << 16
+    private var sitesUsed = 0
     /// Statistics (rivet --jit-stats): blocks compiled, bytes of code, host nanoseconds spent compiling, flushes.
     var blocksCompiled: UInt64 = 0
     var codeBytes: UInt64 = 0
@@ -50,13 +59,25 @@ final class Translator {
 
     init() throws {
         memory = try ExecutableMemory(capacity: Translator.codeCapacity)
+        sites = BlockCache.mapZeroed(Translator.siteCapacity * 24).bindMemory(to: UInt64.self, capacity: Translator.siteCapacity * 3)
         enter = unsafeBitCast(0 as UInt, to: TranslatedEnter.self)
         installStubs()
+    }
+
+    deinit { munmap(sites, Translator.siteCapacity * 24) }
+
+    /// A fresh jump-site cache, or nil when all are in use (the jump then always takes the dispatcher).
+    func allocateSite() -> UnsafeMutablePointer<UInt64>? {
+        guard sitesUsed < Translator.siteCapacity else { return nil }
+        sitesUsed += 1
+        return sites + (sitesUsed - 1) * 3
     }
 
     /// Forgets all code and writes the stubs again at the start of the region.
     func reset() {
         memory.reset()
+        madvise(sites, Translator.siteCapacity * 24, MADV_DONTNEED)
+        sitesUsed = 0
         pendingLinks.removeAll()
         flushes &+= 1
         installStubs()
@@ -80,38 +101,52 @@ final class Translator {
         a.alu(.add, .rsp, immediate: 8)
         for r in saved.reversed() { a.pop(r) }
         a.ret()
-        // dispatch: rax = next pc. Fetch TLB: the next pc's physical address.
+        // dispatch: rax = next pc. Fetch TLB: the next pc's physical address, then the block table and the
+        // code table; the target's prologue checks the budget, interrupts and the rest. The remembering variant
+        // (r8 = a jump site's cache) stores the pc, the translation context and the target before jumping.
+        func emitLookup(remember: Bool) {
+            a.mov(.rcx, .rax)
+            a.shift(.shr, .rcx, by: UInt8(TLB.bits))
+            a.alu(.and, .rcx, immediate: Int32(TLB.entries - 1), width: .bits32)
+            a.shift(.shl, .rcx, by: 4, width: .bits32)
+            a.alu(.add, .rcx, frame(FrameSlot.fetchTLB))
+            a.mov(.rsi, .rax)
+            a.alu(.and, .rsi, immediate: -4096)
+            a.alu(.or, .rsi, frame(FrameSlot.readGeneration))
+            a.alu(.cmp, .rsi, X86Memory(.rcx))
+            a.jump(if: .notEqual, to: boundary)
+            a.mov(.rsi, .rax)
+            a.alu(.add, .rsi, X86Memory(.rcx, 8))
+            // The block table slot (BlockCache.slot): ((pa >> 1) ^ (pa >> 17)) & (size - 1).
+            a.mov(.rcx, .rsi)
+            a.shift(.shr, .rcx, by: 1)
+            a.mov(.rdi, .rsi)
+            a.shift(.shr, .rdi, by: 17)
+            a.xor(.rcx, .rdi)
+            a.alu(.and, .rcx, immediate: Int32(BlockCache.tableSize - 1), width: .bits32)
+            a.mov(.rdi, .rcx)
+            a.shift(.shl, .rdi, by: 4)
+            a.alu(.add, .rdi, frame(FrameSlot.blockTable))
+            a.alu(.cmp, .rsi, X86Memory(.rdi))
+            a.jump(if: .notEqual, to: boundary)
+            a.mov(.rdi, frame(FrameSlot.codeTable))
+            a.mov(.rdi, X86Memory(.rdi, index: .rcx, scale: 8))
+            a.test(.rdi, .rdi)
+            a.jump(if: .equal, to: boundary)
+            if remember {
+                a.store(X86Memory(.r8), .rax, bytes: 8)
+                a.mov(.rcx, frame(FrameSlot.readGeneration))
+                a.alu(.xor, .rcx, frame(FrameSlot.fetchTLB))
+                a.store(X86Memory(.r8, 8), .rcx, bytes: 8)
+                a.store(X86Memory(.r8, 16), .rdi, bytes: 8)
+            }
+            a.jump(.rdi)
+        }
         a.bind(dispatchLabel)
         let dispatchOffset = a.offset
-        a.mov(.rcx, .rax)
-        a.shift(.shr, .rcx, by: UInt8(TLB.bits))
-        a.alu(.and, .rcx, immediate: Int32(TLB.entries - 1), width: .bits32)
-        a.shift(.shl, .rcx, by: 4, width: .bits32)
-        a.alu(.add, .rcx, frame(FrameSlot.fetchTLB))
-        a.mov(.rsi, .rax)
-        a.alu(.and, .rsi, immediate: -4096)
-        a.alu(.or, .rsi, frame(FrameSlot.readGeneration))
-        a.alu(.cmp, .rsi, X86Memory(.rcx))
-        a.jump(if: .notEqual, to: boundary)
-        a.mov(.rsi, .rax)
-        a.alu(.add, .rsi, X86Memory(.rcx, 8))
-        // The block table slot (BlockCache.slot): ((pa >> 1) ^ (pa >> 17)) & (size - 1).
-        a.mov(.rcx, .rsi)
-        a.shift(.shr, .rcx, by: 1)
-        a.mov(.rdi, .rsi)
-        a.shift(.shr, .rdi, by: 17)
-        a.xor(.rcx, .rdi)
-        a.alu(.and, .rcx, immediate: Int32(BlockCache.tableSize - 1), width: .bits32)
-        a.mov(.rdi, .rcx)
-        a.shift(.shl, .rdi, by: 4)
-        a.alu(.add, .rdi, frame(FrameSlot.blockTable))
-        a.alu(.cmp, .rsi, X86Memory(.rdi))
-        a.jump(if: .notEqual, to: boundary)
-        a.mov(.rdi, frame(FrameSlot.codeTable))
-        a.mov(.rdi, X86Memory(.rdi, index: .rcx, scale: 8))
-        a.test(.rdi, .rdi)
-        a.jump(if: .equal, to: boundary)
-        a.jump(.rdi)  // the prologue checks budget, interrupts and the rest
+        emitLookup(remember: false)
+        let rememberOffset = a.offset
+        emitLookup(remember: true)
         a.bind(boundary)
         let boundaryOffset = a.offset
         a.store(frame(FrameSlot.exitPC), .rax, bytes: 8)
@@ -123,6 +158,7 @@ final class Translator {
         stubs.exit = address + UInt(exitOffset)
         stubs.dispatch = address + UInt(dispatchOffset)
         stubs.boundary = address + UInt(boundaryOffset)
+        stubs.dispatchAndRemember = address + UInt(rememberOffset)
         stubs.callout = unsafeBitCast(calloutToInterpreter, to: UInt.self)
         enter = unsafeBitCast(stubs.enter, to: TranslatedEnter.self)
     }
@@ -131,7 +167,7 @@ final class Translator {
     /// body starts `prologueSize` bytes later), or nil when code memory is full (the caller flushes).
     func compile(ops: UnsafeMutablePointer<MicroOp>, count: Int, byteLength: Int, paddr: UInt64, cache: BlockCache) -> UInt? {
         let start = Translator.now()
-        var compiler = BlockCompiler(ops: ops, count: count, byteLength: byteLength, paddr: paddr, cache: cache, stubs: stubs)
+        var compiler = BlockCompiler(ops: ops, count: count, byteLength: byteLength, paddr: paddr, cache: cache, translator: self)
         let code = compiler.compile()
         guard let space = memory.allocate(code.count) else { return nil }
         code.withUnsafeBytes { space.writable.copyMemory(from: $0.baseAddress!, byteCount: code.count) }
@@ -147,6 +183,11 @@ final class Translator {
         if let waiting = pendingLinks.removeValue(forKey: paddr) {
             for site in waiting { Translator.patchRel32(site.field, end: site.end, target: executable) }
         }
+        describe(executable: executable, size: code.count, paddr: paddr)
+        if Translator.perfMap != nil, let dump = fopen("/tmp/rivet-jit-\(getpid())-\(String(executable, radix: 16)).bin", "w") {
+            _ = code.withUnsafeBytes { fwrite($0.baseAddress, 1, code.count, dump) }
+            fclose(dump)
+        }
         blocksCompiled &+= 1
         codeBytes &+= UInt64(code.count)
         compileNanoseconds &+= Translator.now() &- start
@@ -157,6 +198,22 @@ final class Translator {
     static func patchRel32(_ field: UnsafeMutableRawPointer, end: UInt, target: UInt) {
         let displacement = Int32(truncatingIfNeeded: Int64(bitPattern: UInt64(target)) &- Int64(bitPattern: UInt64(end)))
         field.storeBytes(of: displacement.littleEndian, as: Int32.self)
+    }
+
+    /// When set, every compiled block is described in perf's JIT map format (`/tmp/perf-PID.map`: start, size,
+    /// name), so `perf report` names translated code by guest physical address (docs/translator.md).
+    nonisolated(unsafe) public static var perfMap: UnsafeMutablePointer<FILE>? = nil
+
+    /// Turns on the perf map for this process (rivet does this when RIVET_PERF_MAP is set).
+    public static func enablePerfMap() {
+        guard perfMap == nil else { return }
+        perfMap = fopen("/tmp/perf-\(getpid()).map", "a")
+    }
+
+    private func describe(executable: UInt, size: Int, paddr: UInt64) {
+        guard let file = Translator.perfMap else { return }
+        fputs("\(String(executable, radix: 16)) \(String(size, radix: 16)) guest_\(String(paddr, radix: 16))\n", file)
+        fflush(file)
     }
 
     static func now() -> UInt64 {
