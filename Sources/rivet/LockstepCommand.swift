@@ -58,7 +58,9 @@ struct Lockstep: ParsableCommand {
                 compiled &+= outcome.compiledBlocks
                 traps += outcome.traps
                 interrupts += outcome.interrupts
-                if outcome.finished { finished += 1 }
+                if outcome.finished { finished += 1 } else if ran - finished <= 3 {
+                    fputs("lockstep: stream 0x\(String(streamSeed, radix: 16)) stopped at the block limit (rivet lockstep --replay 0x\(String(streamSeed, radix: 16)))\n", stderr)
+                }
             } catch let mismatch as LockstepMismatch {
                 mismatches += 1
                 print(mismatch.description)
