@@ -33,7 +33,8 @@ private let calloutToInterpreter: TranslatedCallout = { hart, op, index, byteLen
 /// happens only on the run loop of the one hart that uses this cache, never while its code runs.
 public final class Translator {
     /// Bytes of code memory per block cache (reserved address space; pages cost memory only when written).
-    static let codeCapacity = 32 << 20
+    /// Settable for tests of the full-cache flush (rivet: RIVET_JIT_CACHE_KB).
+    nonisolated(unsafe) public static var codeCapacity = 32 << 20
     let memory: ExecutableMemory
     private(set) var stubs = TranslatorStubs()
     private(set) var enter: TranslatedEnter
