@@ -25,7 +25,10 @@ typealias TranslatedCallout = @convention(c) (UnsafeMutableRawPointer, UnsafeMut
 typealias TranslatedEnter = @convention(c) (UnsafeMutablePointer<UInt64>, UInt) -> Void
 
 private let calloutToInterpreter: TranslatedCallout = { hart, op, index, byteLength in
-    Unmanaged<Hart>.fromOpaque(hart).takeUnretainedValue().translatedCallout(op.assumingMemoryBound(to: MicroOp.self), index: index, byteLength: byteLength)
+    // The hart outlives its translated code: no retain/release on this path.
+    Unmanaged<Hart>.fromOpaque(hart)._withUnsafeGuaranteedRef {
+        $0.translatedCallout(op.assumingMemoryBound(to: MicroOp.self), index: index, byteLength: byteLength)
+    }
 }
 
 /// The translated code of one block cache: code memory, its stubs, and statistics. Code lives as long as the
