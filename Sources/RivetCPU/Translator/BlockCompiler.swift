@@ -559,12 +559,13 @@ struct BlockCompiler {
     private mutating func emitTLBCheck(_ op: MicroOp, index: Int, bytes size: Int, write: Bool,
                                        loadsIntegerRegister: Bool = true, needsFloatDirty: Bool = false) -> X86Label {
         let slow = a.makeLabel(), resume = a.makeLabel()
+        // The base register's first load (if cached) must come before any jump to the slow path.
+        let base = readOnly(op.rs1, scratch: .rsi)
         if needsFloatDirty {
             // FP loads and stores run inline only while mstatus.FS is Dirty (otherwise they set it, or trap).
             a.alu(.cmp, slot(FrameSlot.floatDirty), immediate: 0)
             a.jump(if: .equal, to: slow)
         }
-        let base = readOnly(op.rs1, scratch: .rsi)
         if let small = Int32(exactly: op.imm) {
             if small != 0 || base != .rsi { a.lea(.rsi, X86Memory(base, small)) }
         } else {
