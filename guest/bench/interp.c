@@ -1,6 +1,6 @@
 /* interp: a small stack-machine bytecode interpreter (switch dispatch, a value stack, calls and
  * returns in the bytecode) running a fixed program: recursive fib, a counted loop with a
- * multiply-xor hash, and a call per iteration. argv[1] = outer iterations (default 200).
+ * multiply-xor hash, and a call per iteration. argv[1] = outer iterations (default 700).
  * The workload is branchy and indirect-jump heavy, the opposite of long straight blocks. */
 #include "benchlib.h"
 
@@ -174,7 +174,7 @@ static int64_t expected(int64_t iterations)
 
 int main(int argc, char **argv)
 {
-    uint64_t iterations = bench_arg(argc, argv, 200, 1000000, "iterations");
+    uint64_t iterations = bench_arg(argc, argv, 700, 1000000, "iterations");
     assemble((int64_t)iterations);
 
     double t0 = bench_now();

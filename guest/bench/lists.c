@@ -1,7 +1,7 @@
 /* lists: pointer-chasing with malloc/free. Each round builds a sorted singly linked list by
  * insertion, searches it, reverses it, then builds an unbalanced binary search tree from random keys
  * and walks it recursively (sum, height, in-order check), and frees everything.
- * argv[1] = rounds (default 70). The checksum folds every result in. */
+ * argv[1] = rounds (default 250). The checksum folds every result in. */
 #include "benchlib.h"
 
 #include <stdio.h>
@@ -122,7 +122,7 @@ static void tree_free(struct tree *t)
 
 int main(int argc, char **argv)
 {
-    uint64_t rounds = bench_arg(argc, argv, 70, 100000, "rounds");
+    uint64_t rounds = bench_arg(argc, argv, 250, 100000, "rounds");
     uint64_t seed = 0x9e3779b97f4a7c15ULL;
     uint64_t check = 0xcbf29ce484222325ULL;
 

@@ -1,7 +1,7 @@
 /* qsortcall: libc qsort() and bsearch() with comparison callbacks, so most of the time goes to
  * indirect calls into small functions and their returns. Each round fills an array of records
  * with pseudo-random keys, sorts it by one of three comparators (chosen per round), checks the
- * order, and looks keys up with bsearch(). argv[1] = rounds (default 12). */
+ * order, and looks keys up with bsearch(). argv[1] = rounds (default 40). */
 #include "benchlib.h"
 
 #include <stdio.h>
@@ -42,7 +42,7 @@ typedef int (*comparator)(const void *, const void *);
 
 int main(int argc, char **argv)
 {
-    uint64_t rounds = bench_arg(argc, argv, 12, 100000, "rounds");
+    uint64_t rounds = bench_arg(argc, argv, 40, 100000, "rounds");
     static const comparator orders[] = { by_key, by_group_then_key_desc, by_name };
     struct record *recs = malloc(RECORDS * sizeof *recs);
     if (recs == NULL) {
