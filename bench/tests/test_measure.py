@@ -69,7 +69,9 @@ def test_dd_seconds_from_uptime_readings():
 def test_idle_measures_cpu_of_a_busy_and_a_waiting_process():
     busy = sample("idle", "--settle", "0.1", "--window", "1", "--",
                   "sh", "-c", "echo 'RIVET-GUEST: init reached'; while :; do :; done")
-    assert busy["value"] > 50
+    # A busy loop gets a full core on a quiet host but only a share under load (42 % seen at load 7 on
+    # 2 cores), so the bound only has to separate it from the waiting process.
+    assert busy["value"] > 15
     idle = sample("idle", "--settle", "0.1", "--window", "1", "--",
                   "sh", "-c", "echo 'RIVET-GUEST: init reached'; cat >/dev/null")
     assert idle["value"] < 10
