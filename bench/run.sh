@@ -81,6 +81,11 @@ fi
 for f in Image initramfs.cpio.gz; do
     [ -f "$guest/$f" ] || { echo "run.sh: $guest/$f missing (run guest/build.sh)" >&2; exit 1; }
 done
+for w in "${workloads[@]}"; do  # an older guest lacks newer /bench programs (build.sh keeps a copy in bench/)
+    case $w in intloop|sha256|sort|nbody|memwalk|interp|lists|qsortcall)
+        [ -f "$guest/bench/$w" ] || { echo "run.sh: guest $guest has no /bench/$w (built before it existed: run guest/build.sh and use the directory it prints)" >&2; exit 1; } ;;
+    esac
+done
 
 results=$here/results
 mkdir -p "$results/logs"
