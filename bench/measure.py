@@ -267,6 +267,11 @@ def fmt(v, digits=3):
     return "-" if v is None else f"{v:.{digits}f}"
 
 
+def is_rivet(vm):
+    """Rivet samples are tagged `rivet`, or `rivet-MODE` when run.sh was given --accel (one per mode)."""
+    return vm == "rivet" or (isinstance(vm, str) and vm.startswith("rivet-") and len(vm) > 6)
+
+
 def cmd_report(argv):
     if len(argv) != 2:
         fail("usage: measure.py report SAMPLES.jsonl OUT.json")
@@ -283,43 +288,64 @@ def cmd_report(argv):
                 fail(f"{samples_path}:{n}: bad JSON ({e})")
     meta = {}
     order = []
+    variants = []  # rivet vm names in first-seen order: ["rivet"] or e.g. ["rivet-jit", "rivet-interp"]
     groups = {}
     for s in samples:
         if s.get("kind") == "meta":
             meta.update({k: v for k, v in s.items() if k != "kind"})
             continue
         w = s.get("workload")
-        if w is None or s.get("vm") not in ("rivet", "qemu"):
+        vm = s.get("vm")
+        if w is None or not (vm == "qemu" or is_rivet(vm)):
             fail(f"sample without workload/vm tags: {s}")
+        if is_rivet(vm) and vm not in variants:
+            variants.append(vm)
         if w not in groups:
-            groups[w] = {"rivet": [], "qemu": [], "label": s.get("label", w)}
+            groups[w] = {"label": s.get("label", w), "qemu": []}
             order.append(w)
-        groups[w][s["vm"]].append(s)
+        groups[w].setdefault(vm, []).append(s)
+    if not variants:
+        variants = ["rivet"]
 
     rows = []
     for w in order:
         g = groups[w]
-        r = median_or_none([s.get("value") for s in g["rivet"]])
         q = median_or_none([s.get("value") for s in g["qemu"]])
-        mips = median_or_none([s.get("mips") for s in g["rivet"]])
-        rivet_results = {s.get("bench_result") for s in g["rivet"] if s.get("bench_result")}
-        qemu_results = {s.get("bench_result") for s in g["qemu"] if s.get("bench_result")}
+        per_variant = []
+        for vm in variants:
+            vs = g.get(vm, [])
+            r = median_or_none([s.get("value") for s in vs])
+            per_variant.append({
+                "vm": vm,
+                "value": r,
+                "ratio": (r / q) if r is not None and q else None,
+                "mips": median_or_none([s.get("mips") for s in vs]),
+                "samples": [s.get("value") for s in vs],
+            })
+        all_rivet = [s for vm in variants for s in g.get(vm, [])]
+        results = {vm: {s.get("bench_result") for s in g.get(vm, []) if s.get("bench_result")}
+                   for vm in variants + ["qemu"]}
         match = None
-        if rivet_results and qemu_results:
-            match = rivet_results == qemu_results and len(rivet_results) == 1
-        errors = sorted({f"{s['vm']}: {s['error']}" for s in g["rivet"] + g["qemu"] if s.get("error")})
+        present = [r for r in results.values() if r]
+        if results["qemu"] and any(results[vm] for vm in variants):
+            union = set().union(*present)
+            match = len(union) == 1
+        errors = sorted({f"{s['vm']}: {s['error']}" for s in all_rivet + g["qemu"] if s.get("error")})
+        first = per_variant[0]
         rows.append({
             "workload": w,
             "label": g["label"],
             "unit": UNITS.get(w, "s"),
-            "rivet": r,
+            # The first rivet variant, under the names the single-variant report always used.
+            "rivet": first["value"],
             "qemu": q,
-            "ratio": (r / q) if r is not None and q else None,
-            "rivet_mips": mips,
-            "mips_scope": g["rivet"][0].get("mips_scope") if g["rivet"] else None,
+            "ratio": first["ratio"],
+            "rivet_mips": first["mips"],
+            "mips_scope": next((s.get("mips_scope") for s in all_rivet), None),
             "results_match": match,
-            "rivet_samples": [s.get("value") for s in g["rivet"]],
+            "rivet_samples": first["samples"],
             "qemu_samples": [s.get("value") for s in g["qemu"]],
+            "variants": per_variant,
             "errors": errors,
         })
 
@@ -329,7 +355,10 @@ def cmd_report(argv):
               f"load average {fmt(meta.get('load_average_start'), 2)} at start, {fmt(meta.get('load_average_end'), 2)} at end")
         print(f"# rivet: {meta.get('rivet_bin', '?')} (built {meta.get('rivet_built', '?')}, "
               f"sha256 {meta.get('rivet_sha256_prefix', '?')}...)")
-    head = f"{'workload':<34} {'unit':>6} {'rivet':>9} {'qemu':>9} {'rivet/qemu':>10} {'rivet MIPS':>11}  notes"
+    width = max([9] + [len(vm) for vm in variants])
+    head = f"{'workload':<34} {'unit':>6} " + " ".join(f"{vm:>{width}}" for vm in variants) + f" {'qemu':>9} "
+    head += " ".join(f"{vm + '/qemu':>{max(10, len(vm) + 5)}}" for vm in variants)
+    head += " " + " ".join(f"{(vm + ' MIPS'):>{max(11, len(vm) + 5)}}" for vm in variants) + "  notes"
     print(head)
     print("-" * len(head))
     for row in rows:
@@ -342,9 +371,21 @@ def cmd_report(argv):
             notes.append("results match")
         notes += [f"FAILED {e}" for e in row["errors"]]
         digits = 1 if row["unit"] == "% CPU" else 3
-        print(f"{row['label']:<34} {row['unit']:>6} {fmt(row['rivet'], digits):>9} {fmt(row['qemu'], digits):>9} "
-              f"{fmt(row['ratio'], 2):>10} {fmt(row['rivet_mips'], 1):>11}  {'; '.join(notes)}")
+        line = f"{row['label']:<34} {row['unit']:>6} "
+        line += " ".join(f"{fmt(v['value'], digits):>{width}}" for v in row["variants"])
+        line += f" {fmt(row['qemu'], digits):>9} "
+        line += " ".join(f"{fmt(v['ratio'], 2):>{max(10, len(v['vm']) + 5)}}" for v in row["variants"])
+        line += " " + " ".join(f"{fmt(v['mips'], 1):>{max(11, len(v['vm']) + 5)}}" for v in row["variants"])
+        print(f"{line}  {'; '.join(notes)}")
+    # The compact form: one line per workload, easy to paste or diff between runs.
+    print()
+    print("# summary: workload " + " ".join(variants) + " qemu " + " ".join(f"{vm}/qemu" for vm in variants))
+    for row in rows:
+        digits = 1 if row["unit"] == "% CPU" else 3
+        print(" ".join([row["workload"]] + [fmt(v["value"], digits) for v in row["variants"]]
+                       + [fmt(row["qemu"], digits)] + [fmt(v["ratio"], 2) for v in row["variants"]]))
     out = dict(meta)
+    out["rivet_variants"] = variants
     out["workloads"] = rows
     out["samples"] = [s for s in samples if s.get("kind") != "meta"]
     tmp = out_path + ".tmp"

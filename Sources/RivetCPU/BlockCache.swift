@@ -22,10 +22,10 @@ public final class BlockCache: CodeInvalidationListener {
         var byteLength: Int16
     }
 
-    static let tableBits = 16
+    static let tableBits = 18
     static let tableSize = 1 << tableBits
     static let poolCapacity = 1 << 20
-    static let initialPoolLimit = 1 << 17
+    static let initialPoolLimit = 1 << 18
     static let maxBlockOps = 64
     /// A pool that fills again within this many host nanoseconds of its last flush is too small.
     static let regrowWindow: UInt64 = 2_000_000_000

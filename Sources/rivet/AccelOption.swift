@@ -9,6 +9,13 @@ enum AccelOption {
 
     static func parse(_ text: String?) throws -> Accelerator {
         if ProcessInfoLite.environment("RIVET_PERF_MAP") != nil { Translator.enablePerfMap() }
+        if let text = ProcessInfoLite.environment("RIVET_JIT_CACHE_KB"), !text.isEmpty {
+            // A small code cache, to test flushing it when full (docs/translator.md).
+            guard let kb = Int(text), kb >= 64, kb <= 1 << 20 else {
+                throw CLIError("RIVET_JIT_CACHE_KB \(text): not a number of KiB from 64 to 1048576")
+            }
+            Translator.codeCapacity = kb << 10
+        }
         if let text { return try value(text, source: "--accel") }
         if let env = ProcessInfoLite.environment("RIVET_ACCEL"), !env.isEmpty { return try value(env, source: "RIVET_ACCEL") }
         return .hostDefault

@@ -40,6 +40,8 @@ struct RunElf: ParsableCommand {
         do {
             let size = try parseMemorySize(memory)
             let cpuOption = try cpu.map { try CPUOption($0) }
+            let accelerator = try AccelOption.parse(accel)
+            let threshold = try AccelOption.threshold()
             let bytes = try readFile(file)
             let elf = try ELFImage(bytes: bytes, name: file)
             var signatureRange: (UInt64, UInt64)? = nil
@@ -54,8 +56,8 @@ struct RunElf: ParsableCommand {
             let runner = try BareMetalRunner(elf: elf, name: file, memorySize: size,
                                              output: { console.put($0, fd: $1) }, input: { console.get() })
             if let c = cpuOption { runner.hart.mmuMode = c.mmuMode }
-            runner.hart.accelerator = try AccelOption.parse(accel)
-            if let t = try AccelOption.threshold() { runner.hart.translationThreshold = t }
+            runner.hart.accelerator = accelerator
+            if let t = threshold { runner.hart.translationThreshold = t }
             if let (b, e) = signatureRange, !runner.ram.contains(b, length: e - b) {
                 throw CLIError("\(file): the signature 0x\(String(b, radix: 16))-0x\(String(e, radix: 16)) is outside RAM")
             }

@@ -69,7 +69,9 @@ def test_dd_seconds_from_uptime_readings():
 def test_idle_measures_cpu_of_a_busy_and_a_waiting_process():
     busy = sample("idle", "--settle", "0.1", "--window", "1", "--",
                   "sh", "-c", "echo 'RIVET-GUEST: init reached'; while :; do :; done")
-    assert busy["value"] > 50
+    # A busy loop gets a full core on a quiet host but only a share under load (42 % seen at load 7 on
+    # 2 cores), so the bound only has to separate it from the waiting process.
+    assert busy["value"] > 15
     idle = sample("idle", "--settle", "0.1", "--window", "1", "--",
                   "sh", "-c", "echo 'RIVET-GUEST: init reached'; cat >/dev/null")
     assert idle["value"] < 10
@@ -105,3 +107,39 @@ def test_report_medians_ratios_and_result_check(tmp_path):
     assert nbody["results_match"] is False
     assert "RESULTS DIFFER" in p.stdout
     assert data["date"] == "today"
+
+
+def test_report_with_one_column_per_accelerator(tmp_path):
+    samples = tmp_path / "s.jsonl"
+    rows = []
+    for vm, v in (("rivet-jit", 0.5), ("rivet-interp", 4.0), ("qemu", 1.0)):
+        rows.append({"vm": vm, "workload": "interp", "value": v, "bench_result": "acc:1"})
+    for vm, v in (("rivet-jit", 0.8), ("rivet-interp", None), ("qemu", 0.4)):
+        rows.append({"vm": vm, "workload": "poweroff", "value": v, **({"error": "timed out"} if v is None else {})})
+    samples.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = tmp_path / "out.json"
+    p = helper("report", str(samples), str(out), check=False)
+    assert p.returncode == 1  # the interp poweroff run failed
+    data = json.loads(out.read_text())
+    assert data["rivet_variants"] == ["rivet-jit", "rivet-interp"]
+    interp = next(w for w in data["workloads"] if w["workload"] == "interp")
+    by_vm = {v["vm"]: v for v in interp["variants"]}
+    assert by_vm["rivet-jit"]["ratio"] == 0.5 and by_vm["rivet-interp"]["ratio"] == 4.0
+    assert interp["results_match"] is True
+    assert "rivet-jit/qemu" in p.stdout and "rivet-interp/qemu" in p.stdout
+    summary = p.stdout[p.stdout.index("# summary:"):].splitlines()
+    assert summary[0] == "# summary: workload rivet-jit rivet-interp qemu rivet-jit/qemu rivet-interp/qemu"
+    assert summary[1] == "interp 0.500 4.000 1.000 0.50 4.00"
+    assert summary[2] == "poweroff 0.800 - 0.400 2.00 -"
+    assert "FAILED rivet-interp: timed out" in p.stdout
+
+
+def test_report_flags_a_result_that_differs_between_accelerators(tmp_path):
+    samples = tmp_path / "s.jsonl"
+    rows = [{"vm": "rivet-jit", "workload": "lists", "value": 1.0, "bench_result": "check:2"},
+            {"vm": "rivet-interp", "workload": "lists", "value": 3.0, "bench_result": "check:1"},
+            {"vm": "qemu", "workload": "lists", "value": 1.0, "bench_result": "check:1"}]
+    samples.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = tmp_path / "out.json"
+    p = helper("report", str(samples), str(out), check=False)
+    assert p.returncode == 1 and "RESULTS DIFFER" in p.stdout

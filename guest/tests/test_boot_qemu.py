@@ -14,7 +14,7 @@ import pytest
 
 FIRMWARE = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_jump.bin"
 MARKER = "RIVET-GUEST: init reached"
-BENCHES = ["intloop", "sha256", "sort", "nbody", "memwalk"]
+BENCHES = ["intloop", "sha256", "sort", "nbody", "memwalk", "interp", "lists", "qsortcall"]
 
 
 def guest_dir():

@@ -495,6 +495,10 @@ struct BlockCompiler {
         case .sh: emitStore(op, index: i, bytes: 2)
         case .sw: emitStore(op, index: i, bytes: 4)
         case .sd: emitStore(op, index: i, bytes: 8)
+        case .fld: emitFloatLoad(op, index: i, bytes: 8)
+        case .flw: emitFloatLoad(op, index: i, bytes: 4)
+        case .fsd: emitFloatStore(op, index: i, bytes: 8)
+        case .fsw: emitFloatStore(op, index: i, bytes: 4)
         default: return false
         }
         return true
@@ -552,8 +556,16 @@ struct BlockCompiler {
     /// set; the write set is 64 KiB above), compared with the tag an access of `size` bytes needs. A miss goes
     /// to an out-of-line call of the interpreter for this instruction. On a hit rsi becomes the host address.
     /// Returns the label where both paths continue.
-    private mutating func emitTLBCheck(_ op: MicroOp, index: Int, bytes size: Int, write: Bool) -> X86Label {
+    private mutating func emitTLBCheck(_ op: MicroOp, index: Int, bytes size: Int, write: Bool,
+                                       loadsIntegerRegister: Bool = true, needsFloatDirty: Bool = false) -> X86Label {
+        let slow = a.makeLabel(), resume = a.makeLabel()
+        // The base register's first load (if cached) must come before any jump to the slow path.
         let base = readOnly(op.rs1, scratch: .rsi)
+        if needsFloatDirty {
+            // FP loads and stores run inline only while mstatus.FS is Dirty (otherwise they set it, or trap).
+            a.alu(.cmp, slot(FrameSlot.floatDirty), immediate: 0)
+            a.jump(if: .equal, to: slow)
+        }
         if let small = Int32(exactly: op.imm) {
             if small != 0 || base != .rsi { a.lea(.rsi, X86Memory(base, small)) }
         } else {
@@ -571,7 +583,6 @@ struct BlockCompiler {
         a.alu(.or, .rdx, slot(write ? FrameSlot.writeGeneration : FrameSlot.readGeneration))
         let setOffset: Int32 = write ? Int32(TLB.entries * MemoryLayout<TLBEntry>.stride) : 0
         a.alu(.cmp, .rdx, X86Memory(.rcx, setOffset))
-        let slow = a.makeLabel(), resume = a.makeLabel()
         a.jump(if: .notEqual, to: slow)
         a.alu(.add, .rsi, X86Memory(.rcx, setOffset + 8))  // + addend: the host address
         // The slow path writes back what is dirty now and restores what the call clobbers (and a load's rd).
@@ -581,7 +592,7 @@ struct BlockCompiler {
             if e.dirty { writeBack.append((e.guest, e.host)) }
             if e.loaded && e.host.isCallerSaved { reload.append((e.guest, e.host)) }
         }
-        if !write, let i = registers.index(of: op.rd), !registers.entries[i].host.isCallerSaved || !registers.entries[i].loaded {
+        if !write, loadsIntegerRegister, let i = registers.index(of: op.rd), !registers.entries[i].host.isCallerSaved || !registers.entries[i].loaded {
             reload.append((op.rd, registers.entries[i].host))
         }
         slowPaths.append(SlowPath(entry: slow, resume: resume, index: index, writeBack: writeBack, reload: reload))
@@ -601,6 +612,29 @@ struct BlockCompiler {
         let value = readOnly(op.rs2, scratch: .rax)
         let resume = emitTLBCheck(op, index: index, bytes: size, write: true)
         a.store(X86Memory(.rsi), value, bytes: size)
+        a.bind(resume)
+    }
+}
+
+extension BlockCompiler {
+    @inline(__always) private func frameF(_ r: UInt8) -> X86Memory { X86Memory(.rbx, Int32(FrameSlot.f + Int(r)) * 8) }
+
+    /// fld/flw: a single is NaN-boxed (the upper 32 bits set), as the interpreter stores it.
+    fileprivate mutating func emitFloatLoad(_ op: MicroOp, index: Int, bytes size: Int) {
+        let resume = emitTLBCheck(op, index: index, bytes: size, write: false, loadsIntegerRegister: false, needsFloatDirty: true)
+        a.load(.rax, X86Memory(.rsi), bytes: size, signed: false)
+        if size == 4 {
+            a.mov(.rcx, immediate: 0xffff_ffff_0000_0000)
+            a.or(.rax, .rcx)
+        }
+        a.store(frameF(op.rd), .rax, bytes: 8)
+        a.bind(resume)
+    }
+
+    fileprivate mutating func emitFloatStore(_ op: MicroOp, index: Int, bytes size: Int) {
+        a.mov(.rax, frameF(op.rs2))
+        let resume = emitTLBCheck(op, index: index, bytes: size, write: true, needsFloatDirty: true)
+        a.store(X86Memory(.rsi), .rax, bytes: size)
         a.bind(resume)
     }
 }

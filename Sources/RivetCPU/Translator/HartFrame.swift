@@ -42,6 +42,9 @@ enum FrameSlot {
     static let codeTable = 81
     /// How translated code last exited (`TranslatedExit`).
     static let exitKind = 82
+    /// 1 when mstatus.FS is Dirty, so FP loads and stores may run inline (they would otherwise set it or
+    /// trap); refreshed on entry and after each callout.
+    static let floatDirty = 83
     static let count = 96
 
     @inline(__always) static func offset(_ slot: Int) -> Int32 { Int32(slot * 8) }

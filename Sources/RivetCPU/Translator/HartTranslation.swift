@@ -1,3 +1,4 @@
+import RivetFloat
 import RivetMemory
 
 extension Hart {
@@ -22,6 +23,7 @@ extension Hart {
         frame[FrameSlot.retired] = UInt64(bitPattern: start)
         frame[FrameSlot.mie] = csr.mie
         frame[FrameSlot.mip] = csr.mip
+        frame[FrameSlot.floatDirty] = csr.mstatus & MStatus.fsMask == MStatus.fsDirty ? 1 : 0
         blockPC = pc
         cache.translator.unsafelyUnwrapped.enter(frame, code &+ UInt(Translator.prologueSize))
         let retired = Int(start &- Int64(bitPattern: frame[FrameSlot.remaining]))
@@ -37,11 +39,64 @@ extension Hart {
     /// trapped (the trap is taken: pc is the handler's). Instructions that read instret (CSR reads) see the
     /// ones retired before them in this run, as in the interpreter.
     func translatedCallout(_ op: UnsafeMutablePointer<MicroOp>, index: Int, byteLength: Int) -> Int {
+        // Floating point (the most frequent callout): straight to the arithmetic. Anything it refuses (FS off,
+        // a reserved rounding mode) goes through the interpreter below, which raises the trap.
+        if op.pointee.op.rawValue >= Op.faddS.rawValue, translatedFloat(op.pointee) {
+            frame[FrameSlot.floatDirty] = 1
+            return 1
+        }
         let before = frame[FrameSlot.retired] &- frame[FrameSlot.remaining] &+ UInt64(index)
         instret &+= before
         let n = executeBlock(op, count: 1, byteLength: UInt64(byteLength))
         instret &-= before
         trapAtBlockStart = n == 0 && index == 0
+        frame[FrameSlot.floatDirty] = csr.mstatus & MStatus.fsMask == MStatus.fsDirty ? 1 : 0
         return n
+    }
+
+    /// One F/D arithmetic op as the interpreter computes it; false (nothing changed) when it must trap.
+    @inline(__always)
+    func translatedFloat(_ op: MicroOp) -> Bool {
+        switch op.op {
+        case .faddD, .fsubD, .fmulD, .fdivD:
+            guard fpAllowed, let rm = roundingMode(op.extra) else { return false }
+            var fl = UInt32(truncatingIfNeeded: csr.fflags)
+            let a = f[Int(op.rs1)], b = f[Int(op.rs2)]
+            let r: UInt64
+            switch op.op {
+            case .faddD: r = RVFloat.add_d(a, b, rm, &fl)
+            case .fsubD: r = RVFloat.sub_d(a, b, rm, &fl)
+            case .fmulD: r = RVFloat.mul_d(a, b, rm, &fl)
+            default: r = RVFloat.div_d(a, b, rm, &fl)
+            }
+            f[Int(op.rd)] = r
+            csr.fflags = UInt64(fl)
+            csr.mstatus |= MStatus.fsDirty
+            return true
+        case .fmaddD, .fmsubD, .fnmsubD, .fnmaddD:
+            guard fpAllowed, let rm = roundingMode(op.extra) else { return false }
+            var fl = UInt32(truncatingIfNeeded: csr.fflags)
+            let a = f[Int(op.rs1)], b = f[Int(op.rs2)], c = f[Int(op.rs3)]
+            let r: UInt64
+            switch op.op {
+            case .fmaddD: r = RVFloat.madd_d(a, b, c, rm, &fl)
+            case .fmsubD: r = RVFloat.msub_d(a, b, c, rm, &fl)
+            case .fnmsubD: r = RVFloat.nmsub_d(a, b, c, rm, &fl)
+            default: r = RVFloat.nmadd_d(a, b, c, rm, &fl)
+            }
+            f[Int(op.rd)] = r
+            csr.fflags = UInt64(fl)
+            csr.mstatus |= MStatus.fsDirty
+            return true
+        case .fsgnjD, .fsgnjnD, .fsgnjxD:
+            guard fpAllowed else { return false }
+            let a = f[Int(op.rs1)], b = f[Int(op.rs2)]
+            let sign: UInt64 = op.op == .fsgnjD ? b : (op.op == .fsgnjnD ? ~b : a ^ b)
+            f[Int(op.rd)] = (a & ~(1 << 63)) | (sign & (1 << 63))
+            csr.mstatus |= MStatus.fsDirty
+            return true
+        default:
+            return executeFloat(op)
+        }
     }
 }

@@ -25,7 +25,10 @@ typealias TranslatedCallout = @convention(c) (UnsafeMutableRawPointer, UnsafeMut
 typealias TranslatedEnter = @convention(c) (UnsafeMutablePointer<UInt64>, UInt) -> Void
 
 private let calloutToInterpreter: TranslatedCallout = { hart, op, index, byteLength in
-    Unmanaged<Hart>.fromOpaque(hart).takeUnretainedValue().translatedCallout(op.assumingMemoryBound(to: MicroOp.self), index: index, byteLength: byteLength)
+    // The hart outlives its translated code: no retain/release on this path.
+    Unmanaged<Hart>.fromOpaque(hart)._withUnsafeGuaranteedRef {
+        $0.translatedCallout(op.assumingMemoryBound(to: MicroOp.self), index: index, byteLength: byteLength)
+    }
 }
 
 /// The translated code of one block cache: code memory, its stubs, and statistics. Code lives as long as the
@@ -33,7 +36,8 @@ private let calloutToInterpreter: TranslatedCallout = { hart, op, index, byteLen
 /// happens only on the run loop of the one hart that uses this cache, never while its code runs.
 public final class Translator {
     /// Bytes of code memory per block cache (reserved address space; pages cost memory only when written).
-    static let codeCapacity = 32 << 20
+    /// Settable for tests of the full-cache flush (rivet: RIVET_JIT_CACHE_KB).
+    nonisolated(unsafe) public static var codeCapacity = 32 << 20
     let memory: ExecutableMemory
     private(set) var stubs = TranslatorStubs()
     private(set) var enter: TranslatedEnter
