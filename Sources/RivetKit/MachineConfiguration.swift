@@ -34,6 +34,9 @@ public struct MachineConfiguration {
     public var networkCards: [NetworkCard] = []
     /// Deterministic mode (`--icount`): the clock follows retired instructions, not the host's time.
     public var deterministic = false
+    /// With more than one hart: a host thread per hart (default) or all on one thread; `deterministic`
+    /// always uses one thread.
+    public var hartThreads: HartThreading = .multi
     /// End the run (``MachineExit/stopped(_:)``) after this much work by all harts together.
     public var maxInstructions: UInt64? = nil
     /// End the run (``MachineExit/stopped(_:)``) after this many seconds of host time.

@@ -15,6 +15,7 @@ extension Run {
         c.hartCount = smp
         if let text = cpu { c.mmuMode = try CPUOption(text).mmuMode }
         c.deterministic = icount
+        c.hartThreads = try hartThreadsOption()
         c.maxInstructions = maxInstructions
         c.timeLimitSeconds = timeLimit
         c.incoming = incoming
@@ -27,5 +28,15 @@ extension Run {
         c.standby = standby
         c.standbyHeartbeatMs = heartbeatMs
         return c
+    }
+}
+
+extension Run {
+    /// `--hart-threads single|multi`.
+    func hartThreadsOption() throws -> HartThreading {
+        guard let mode = HartThreading(rawValue: hartThreads) else {
+            throw CLIError("--hart-threads must be single or multi, not '\(hartThreads)'")
+        }
+        return mode
     }
 }
