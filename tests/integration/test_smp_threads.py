@@ -102,3 +102,20 @@ def test_a_bad_hart_threads_value_is_a_one_line_error(rivet_run, guest_dir):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "--hart-threads" in lines[0], r.describe()
     assert r.stdout == ""
+
+
+def test_reboot_with_busy_harts_brings_all_four_back(rivet_session, guest_dir):
+    # The guest's reset request reaches the machine's thread, which stops every hart thread, resets the
+    # board and lets them run the firmware again; the secondary harts must come back online.
+    s = rivet_session("--smp", "4", time_limit=150)
+    s.wait_for(PROMPT, start=s.wait_for(MARKER))
+    s.send(b"/bench/smpstress compute 4 100000000 & sleep 1; reboot\n")
+    s.wait_for(PROMPT, start=s.wait_for(MARKER, count=2))
+    start = len(s.output)
+    command = b"echo harts-$(nproc)-online"
+    s.send(command + b"\n")
+    s.wait_for(b"harts-4-online", start=start + len(command))
+    s.send(b"poweroff\n")
+    code, out, err = s.finish()
+    assert code == 0, out[-2000:] + err
+    assert out.count("OpenSBI v") == 2, out[-3000:]
