@@ -4,6 +4,9 @@
  *                                        every final count is exact, 1 otherwise
  *   smpstress compute THREADS ITERATIONS independent integer work per thread (no sharing): the
  *                                        parallel workload of bench/smp.sh
+ *   smpstress smc ROUNDS                 cross-hart code modification: a thread on CPU 0 rewrites a
+ *                                        function, flushes the icache (riscv_flush_icache: remote fence.i)
+ *                                        and a thread on CPU 1 calls it; every result must be the new one
  *
  * Each line it prints starts with SMPSTRESS (or BENCH for compute) so tests can find it. */
 #define _GNU_SOURCE
@@ -15,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define MAX_THREADS 16
 
@@ -127,6 +131,87 @@ static void *compute_thread(void *arg)
     return NULL;
 }
 
+static int cpus_used(void);
+
+/* Cross-hart self-modifying code. */
+typedef long (*const_fn)(void);
+static uint32_t *smc_code;
+static _Alignas(64) uint64_t smc_round;     /* written by the writer when round N's code is in place */
+static _Alignas(64) uint64_t smc_done;      /* written by the caller when it has run round N */
+static _Alignas(64) uint64_t smc_failures;
+
+static int32_t smc_value(uint64_t round) { return (int32_t)(round * 7919u) ^ ((round & 1) ? 0x5a5a5 : -3); }
+
+static void emit_const(uint32_t *code, int32_t value)
+{
+    /* lui a0, upper; addiw a0, a0, low; ret (hand-encoded, no assembler needed) */
+    uint32_t upper = ((uint32_t)value + 0x800u) >> 12;
+    int32_t low = (int32_t)((uint32_t)value << 20) >> 20;
+    code[0] = (upper & 0xfffff) << 12 | 10u << 7 | 0x37;
+    code[1] = ((uint32_t)low & 0xfff) << 20 | 10u << 15 | 10u << 7 | 0x1b;
+    code[2] = 1u << 15 | 0x67;
+}
+
+static void pin_to(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+static void *smc_writer(void *arg)
+{
+    (void)arg;
+    pin_to(0);
+    for (uint64_t r = 1; r <= iterations; r++) {
+        while (__atomic_load_n(&smc_done, __ATOMIC_ACQUIRE) != r - 1)
+            ;
+        emit_const(smc_code, smc_value(r));
+        __builtin___clear_cache((char *)smc_code, (char *)(smc_code + 3));
+        __atomic_store_n(&smc_round, r, __ATOMIC_RELEASE);
+    }
+    note_cpu(0);
+    return NULL;
+}
+
+static void *smc_caller(void *arg)
+{
+    (void)arg;
+    pin_to(1);
+    for (uint64_t r = 1; r <= iterations; r++) {
+        while (__atomic_load_n(&smc_round, __ATOMIC_ACQUIRE) != r)
+            ;
+        long got = ((const_fn)(uintptr_t)smc_code)();
+        if (got != (long)smc_value(r) && smc_failures++ < 5)
+            printf("SMPSTRESS smc round %llu: got %ld, wanted %ld\n", (unsigned long long)r, got, (long)smc_value(r));
+        __atomic_store_n(&smc_done, r, __ATOMIC_RELEASE);
+    }
+    note_cpu(1);
+    return NULL;
+}
+
+static int run_smc(void)
+{
+    smc_code = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (smc_code == MAP_FAILED) {
+        perror("smpstress: mmap RWX");
+        return 1;
+    }
+    emit_const(smc_code, 0);
+    __builtin___clear_cache((char *)smc_code, (char *)(smc_code + 3));
+    pthread_t writer, caller;
+    thread_count = 2;
+    pthread_create(&caller, NULL, smc_caller, NULL);
+    pthread_create(&writer, NULL, smc_writer, NULL);
+    pthread_join(writer, NULL);
+    pthread_join(caller, NULL);
+    printf("SMPSTRESS smc rounds=%llu failures=%llu cpus-used=%d\n", (unsigned long long)iterations,
+           (unsigned long long)smc_failures, cpus_used());
+    printf("SMPSTRESS %s\n", smc_failures == 0 ? "PASS" : "FAIL");
+    return smc_failures == 0 ? 0 : 1;
+}
+
 static int run_threads(void *(*body)(void *))
 {
     pthread_t threads[MAX_THREADS];
@@ -159,8 +244,12 @@ static int expect(const char *what, uint64_t got, uint64_t want)
 
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "smc") == 0) {
+        iterations = bench_arg(argc - 1, argv + 1, 1000, 1ULL << 32, "rounds");
+        return run_smc();
+    }
     if (argc < 2 || (strcmp(argv[1], "check") != 0 && strcmp(argv[1], "compute") != 0)) {
-        fprintf(stderr, "usage: smpstress check|compute [THREADS [ITERATIONS]]\n");
+        fprintf(stderr, "usage: smpstress check|compute [THREADS [ITERATIONS]] | smc [ROUNDS]\n");
         return 2;
     }
     thread_count = (int)bench_arg(argc - 1, argv + 1, 4, MAX_THREADS, "threads");

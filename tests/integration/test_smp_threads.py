@@ -1,6 +1,7 @@
 """One host thread per hart (`rivet run --smp N`, --hart-threads multi by default): SMP Linux boots with every
 hart online, a pthreads program in the guest gets exact counts from AMOs, LR/SC loops, a mutex and a spinlock
-across 4 harts (in both threading modes), QMP stop/cont and a snapshot taken while 4 harts are busy continue
+across 4 harts (in both threading modes), code rewritten on one hart runs new on another after fence.i,
+QMP stop/cont and a snapshot taken while 4 harts are busy continue
 the same program to its exact counts, and --icount with 2 harts (always one thread) stays byte-identical."""
 import re
 import subprocess
@@ -49,6 +50,17 @@ def test_atomics_and_locks_across_four_harts_are_exact(rivet_run, guest_dir, mod
     used = int(re.search(r"cpus-used=(\d+)", r.stdout).group(1))
     assert used >= 2, f"the 4 threads never ran on more than one hart\n{r.describe()}"
     assert "run exit status 0" in r.stdout
+
+
+@pytest.mark.parametrize("mode", ["multi", "single"])
+def test_code_rewritten_on_one_hart_runs_new_on_another(rivet_run, guest_dir, mode):
+    # A thread pinned to CPU 0 rewrites a function and flushes the icache (Linux: remote fence.i through
+    # SBI); a thread pinned to CPU 1 calls it each round. Hart 1's decoded blocks must be dropped by then.
+    r = rivet_run("--smp", "2", "--hart-threads", mode, "--append", append("/bench/smpstress smc 2000"),
+                  time_limit=120)
+    assert r.returncode == 0, r.describe()
+    assert "SMPSTRESS smc rounds=2000 failures=0 cpus-used=2" in r.stdout, r.describe()
+    assert "SMPSTRESS PASS" in r.stdout
 
 
 def test_stop_cont_and_snapshot_while_four_harts_are_busy(rivet_bin, guest_dir, tmp_path):
