@@ -292,7 +292,8 @@ extension VirtMachine {
                 group.stop()
                 return .stopped("instruction limit \(limit) reached")
             }
-            waitForEvents(milliseconds: maxInstructions == nil ? 10 : 1)
+            // Requests held back by the 1 ms spacing above, and instruction limits, are looked at again soon.
+            waitForEvents(milliseconds: maxInstructions == nil && !control.hasRequests ? 10 : 1)
         }
     }
 
