@@ -50,8 +50,10 @@ public enum MachineExit: Equatable {
 
 /// The `virt` board: QEMU's memory map and interrupt numbers, so Debian's OpenSBI and Linux run unchanged.
 ///
-/// Harts run round-robin on one host thread in slices of `sliceInstructions`; devices run synchronously
-/// on the same thread. A hart switch clears LR reservations, which makes LR/SC correct across harts.
+/// With hart threads (`usesHartThreads`: more than one hart, `--hart-threads multi`, no icount) each hart
+/// runs on its own host thread (HartThreads.swift). Otherwise harts run round-robin on one host thread in
+/// slices of `sliceInstructions`, devices synchronously on the same thread, and a hart switch clears LR
+/// reservations.
 public final class VirtMachine {
     public static let ramBase: UInt64 = 0x8000_0000
     public static let kernelOffset: UInt64 = 0x20_0000
