@@ -30,7 +30,7 @@ let package = Package(
         // IEEE-754 arithmetic with RISC-V semantics (rounding modes, fflags, NaN rules).
         .target(name: "RivetFloat", swiftSettings: optimize),
         // Guest-physical memory: RAM, the MMIO bus, code-page tracking.
-        .target(name: "RivetMemory", dependencies: ["RivetSnapshot"], swiftSettings: optimize),
+        .target(name: "RivetMemory", dependencies: ["RivetSnapshot", .product(name: "Atomics", package: "swift-atomics")], swiftSettings: optimize),
         // The hart: state, decoder, interpreter, CSRs, traps, MMU/TLB.
         .target(name: "RivetCPU", dependencies: ["RivetFloat", "RivetMemory", "RivetSnapshot", "RivetJIT",
                                                .product(name: "Atomics", package: "swift-atomics")], swiftSettings: optimize),
@@ -41,7 +41,8 @@ let package = Package(
         // Network backends for virtio-net: user-mode NAT (libslirp), socket links, tap devices.
         .target(name: "RivetNet", dependencies: ["CSlirp", "RivetDevices"], swiftSettings: optimize),
         // The `virt` board: memory map, device tree, boot loading, run loop.
-        .target(name: "RivetMachine", dependencies: ["RivetDevices", "RivetCPU", "RivetMemory", "RivetStorage", "RivetSnapshot"], swiftSettings: optimize),
+        .target(name: "RivetMachine", dependencies: ["RivetDevices", "RivetCPU", "RivetMemory", "RivetStorage", "RivetSnapshot",
+                                                   .product(name: "Atomics", package: "swift-atomics")], swiftSettings: optimize),
         // The QMP management socket (QEMU's machine protocol) in front of a running machine.
         .target(name: "RivetQMP", dependencies: ["RivetMachine", "RivetSnapshot"], swiftSettings: optimize),
         // The GDB remote stub (gdb-multiarch's protocol) in front of a machine or a process.

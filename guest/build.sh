@@ -108,7 +108,7 @@ fi
 
 # --- 4: bench programs (small, always rebuilt with the recipe)
 step 4 "bench programs"
-BENCH_NAMES=(intloop sha256 sort nbody memwalk smc abwalk seqdisk interp lists qsortcall)
+BENCH_NAMES=(intloop sha256 sort nbody memwalk smc abwalk seqdisk interp lists qsortcall smpstress)
 rm -rf "$WORK/bench"; mkdir -p "$WORK/bench"
 for b in "${BENCH_NAMES[@]}"; do
     run_logged "$WORK/bench.log" riscv64-linux-gnu-gcc -O2 -static -Wall -Wextra -Werror \

@@ -49,6 +49,8 @@ public final class BlockCache: CodeInvalidationListener {
     unowned(unsafe) let ram: GuestRAM
     @exclusivity(unchecked) public private(set) var blocksDecoded: UInt64 = 0
     @exclusivity(unchecked) public private(set) var invalidations: UInt64 = 0
+    /// Code-page writes from threads other than the owning hart's (multi-threaded machines only).
+    let foreignInvalidations = CodeInvalidationQueue()
 
     /// Address 0 is never RAM (RAM starts above it), so zero-filled slots are empty.
     static let emptyAddress: UInt64 = 0
@@ -104,6 +106,12 @@ public final class BlockCache: CodeInvalidationListener {
     }
 
     public func codePageWritten(_ physicalPage: UInt64) {
+        // Another thread's write to a cache owned by a hart thread: queued for the owner (CodeInvalidationQueue.swift).
+        if foreignInvalidations.owner != nil && foreignInvalidations.divert(physicalPage) { return }
+        dropBlocks(inPage: physicalPage)
+    }
+
+    func dropBlocks(inPage physicalPage: UInt64) {
         invalidations &+= 1
         let page = physicalPage & ~(GuestRAM.pageSize - 1)
         for i in 0..<BlockCache.tableSize where table[i].paddr & ~(GuestRAM.pageSize - 1) == page {

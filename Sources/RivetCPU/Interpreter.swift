@@ -365,6 +365,7 @@ extension Hart {
 
             case .fencei:
                 chainable = false  // stores already invalidate decoded code (see BlockCache)
+                cache.applyForeignInvalidations()  // and other threads' stores, queued (hart threads)
             case .ecall:
                 pendingCause = 8 + UInt64(privilege.rawValue); pendingTval = 0
                 return done &+ raiseAt(ops, i)

@@ -104,6 +104,14 @@ public final class CLINT: MMIODevice, Snapshottable {
         return d
     }
 
+    /// The earliest mtimecmp still ahead of `now` (UInt64.max = none). A compare value already passed keeps
+    /// MTIP high and cannot wake a hart again, so a sleeper waits for the next one (or a pin change).
+    public func nextDeadline(after now: UInt64) -> UInt64 {
+        var d = UInt64.max
+        for v in mtimecmp where v > now && v < d { d = v }
+        return d
+    }
+
     // MARK: Snapshot
 
     public var snapshotName: String { "clint" }

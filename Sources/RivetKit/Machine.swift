@@ -49,6 +49,7 @@ public final class Machine {
         config.memorySize = configuration.memorySize
         config.hartCount = configuration.hartCount
         config.icount = configuration.deterministic
+        config.hartThreads = configuration.hartThreads
         config.mmuMode = configuration.mmuMode
         config.accelerator = configuration.accelerator
         config.firmware = try readWholeFile(configuration.firmwarePath)

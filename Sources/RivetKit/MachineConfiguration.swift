@@ -37,6 +37,9 @@ public struct MachineConfiguration {
     /// How the harts execute guest code (`--accel`): `.jit` compiles hot blocks to host code (x86-64; the
     /// default there), `.interp` interprets everything. Both give the same results.
     public var accelerator: Accelerator = .hostDefault
+    /// With more than one hart: a host thread per hart (default) or all on one thread; `deterministic`
+    /// always uses one thread.
+    public var hartThreads: HartThreading = .multi
     /// End the run (``MachineExit/stopped(_:)``) after this much work by all harts together.
     public var maxInstructions: UInt64? = nil
     /// End the run (``MachineExit/stopped(_:)``) after this many seconds of host time.

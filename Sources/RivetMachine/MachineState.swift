@@ -238,7 +238,7 @@ extension VirtMachine {
 
         onRunLoop { m in
             m.ram.clear()
-            m.cache.flushAll()
+            m.flushDecodedCode()
         }
         var state = IncomingState()
         var byName: [String: Snapshottable] = [:]
@@ -296,7 +296,7 @@ extension VirtMachine {
         if case .instructionCount = clock.mode { clock.retiredInstructions = totalInstructions }
         if let m = clock.restoredMTime { clock.set(mtime: m) }
         clint.updateTimers()
-        cache.flushAll()
+        flushDecodedCode()
     }
 
     func readRAM(_ s: SectionHeader, from reader: StreamReader, mapFile: Bool, stats: inout SnapshotStats) throws {

@@ -271,7 +271,7 @@ final class Standby {
         if case .instructionCount = m.clock.mode { m.clock.retiredInstructions = m.totalInstructions }
         if let t = m.clock.restoredMTime { m.clock.set(mtime: t) }
         m.clint.updateTimers()
-        m.cache.flushAll()
+        m.flushDecodedCode()
         return nil
     }
 

@@ -34,6 +34,9 @@ public struct VirtMachineConfig {
     public var reloadBootImages: (() throws -> BootImages)? = nil
     /// `--device virtio-balloon`: a balloon (after the network cards), with free page reporting if set.
     public var balloon: BalloonConfig? = nil
+    /// With more than one hart: one host thread per hart (`multi`, the default) or all harts round-robin
+    /// on the machine's thread (`single`). `icount` always uses one thread (HartThreads.swift).
+    public var hartThreads: HartThreading = .multi
     public init() {}
 }
 
@@ -51,8 +54,10 @@ public enum MachineExit: Equatable {
 
 /// The `virt` board: QEMU's memory map and interrupt numbers, so Debian's OpenSBI and Linux run unchanged.
 ///
-/// Harts run round-robin on one host thread in slices of `sliceInstructions`; devices run synchronously
-/// on the same thread. A hart switch clears LR reservations, which makes LR/SC correct across harts.
+/// With hart threads (`usesHartThreads`: more than one hart, `--hart-threads multi`, no icount) each hart
+/// runs on its own host thread (HartThreads.swift). Otherwise harts run round-robin on one host thread in
+/// slices of `sliceInstructions`, devices synchronously on the same thread, and a hart switch clears LR
+/// reservations.
 public final class VirtMachine {
     public static let ramBase: UInt64 = 0x8000_0000
     public static let kernelOffset: UInt64 = 0x20_0000
@@ -71,6 +76,10 @@ public final class VirtMachine {
     public let syscon: SysconPower
     public let virtio: [VirtioMMIO]
     public let harts: [Hart]
+    /// Every hart's decoded-block cache: `cache` alone with one thread, one per hart with hart threads.
+    public let hartCaches: [BlockCache]
+    /// Each hart runs on its own host thread (HartThreads.swift).
+    public let usesHartThreads: Bool
     /// Where the serial port's bytes go and come from (the host terminal, memory, ...).
     public let console: MachineConsole
     /// Guest output passes here on its way to the console (held while a primary replicates; OutputCommit.swift).
@@ -159,9 +168,15 @@ public final class VirtMachine {
             guard let model = models[device.name] else { preconditionFailure("no model for board device \(device.name)") }
             bus.map(model, at: device.base, size: device.size, name: device.name)
         }
+        let threaded = config.hartThreads == .multi && config.hartCount > 1 && !config.icount
+        usesHartThreads = threaded
+        if threaded { bus.deviceLock = DeviceLock() }
+        var caches = [cache]
+        if threaded { for _ in 1..<config.hartCount { caches.append(BlockCache(ram: ram)) } }
+        hartCaches = caches
         var hs: [Hart] = []
         for id in 0..<config.hartCount {
-            let hart = Hart(hartID: id, bus: bus, cache: cache, wires: wires, clock: clock)
+            let hart = Hart(hartID: id, bus: bus, cache: hartCaches[usesHartThreads ? id : 0], wires: wires, clock: clock)
             hart.mmuMode = config.mmuMode
             hart.accelerator = config.accelerator
             if let t = config.translationThreshold { hart.translationThreshold = t }
@@ -224,7 +239,7 @@ public final class VirtMachine {
     /// Machine reset (guest reboot): devices and harts back to power-on, images reloaded.
     public func reset() throws {
         ram.clear()
-        cache.flushAll()
+        flushDecodedCode()
         wires.reset()
         clint.reset(); plic.reset(); uart.reset(); rtc.reset()
         for v in virtio { v.reset() }
@@ -237,6 +252,7 @@ public final class VirtMachine {
     /// Runs until power-off, a user quit, or (if given) `maxInstructions` retired.
     public func run(maxInstructions: UInt64? = nil, wallSeconds: Double? = nil) throws -> MachineExit {
         defer { console.flush() }
+        if usesHartThreads { return try runOnHartThreads(maxInstructions: maxInstructions, wallSeconds: wallSeconds) }
         var wallDeadline = wallSeconds.map { VirtualClock.hostNanoseconds() &+ UInt64($0 * 1e9) }
         while true {
             if diskStop.isPaused, let exit = waitWhileDiskStopped(wallDeadline: wallDeadline, wallSeconds: wallSeconds) { return exit }
@@ -301,7 +317,8 @@ public final class VirtMachine {
             let now = clock.mtime
             if deadline > now && deadline != UInt64.max { clock.offset &+= deadline - now }
         case .realTime:
-            guard let ns = clock.nanoseconds(until: deadline) else { return }
+            // A passed deadline leaves MTIP high (masked: the hart sleeps anyway); wait for the next one.
+            guard let ns = clock.nanoseconds(until: clint.nextDeadline(after: clock.mtime)) else { return }
             if ns == 0 { return }
             idleSleeps &+= 1
             idleNanoseconds &+= min(ns, 100_000_000)

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Atomics
 import RivetSnapshot
 
 /// Something that caches decoded instructions and must forget a page when its bytes change.
@@ -76,8 +77,16 @@ public final class GuestRAM {
     public func markCodePage(_ page: Int) {
         if codePages[page] == 0 {
             codePages[page] = 1
-            codeEpoch &+= 1
+            bumpCodeEpoch()
         }
+    }
+
+    /// An atomic increment: with hart threads two harts may mark pages at once, and a lost increment
+    /// would leave some hart's writable TLB entry for a code page in place.
+    @inline(never)
+    public func bumpCodeEpoch() {
+        _ = UnsafeAtomic<UInt64>(at: UnsafeMutableRawPointer(codeEpochCell).assumingMemoryBound(to: UInt64.AtomicRepresentation.self))
+            .loadThenWrappingIncrement(ordering: .acquiringAndReleasing)
     }
 
     public init(base: UInt64, size: UInt64) throws {
@@ -143,7 +152,7 @@ public final class GuestRAM {
     public func startDirtyLog() {
         dirtyPages.update(repeating: 0, count: pageCount)
         dirtyLoggingCell.pointee = true
-        codeEpoch &+= 1
+        bumpCodeEpoch()
     }
 
     public func stopDirtyLog() { dirtyLoggingCell.pointee = false }
@@ -162,7 +171,7 @@ public final class GuestRAM {
             i += 8
         }
         while i < pageCount { if dirtyPages[i] != 0 { pages.append(i); dirtyPages[i] = 0 }; i += 1 }
-        codeEpoch &+= 1
+        bumpCodeEpoch()
         return pages
     }
 

@@ -2,7 +2,9 @@
 ///
 /// Each hart has one word whose bits are the mip bits that hardware drives: MSIP (3), MTIP (7), SEIP (9),
 /// MEIP (11). Devices set and clear bits; a hart merges the word into its mip between blocks.
-/// Everything runs on the machine's thread, so no atomics are needed.
+/// With one host thread per hart (HartThreads.swift), devices change pins holding the machine's device
+/// lock (so changes never race each other) and store each word atomically; harts read the words without
+/// the lock (an aligned 8-byte load), and `onRaise` wakes a hart that sleeps in wfi.
 public final class InterruptWires {
     public static let msip: UInt64 = 1 << 3
     public static let mtip: UInt64 = 1 << 7
@@ -13,6 +15,9 @@ public final class InterruptWires {
     public let pins: UnsafeMutablePointer<UInt64>
     /// Bumped on every change so the run loop can notice new interrupts cheaply.
     @exclusivity(unchecked) public private(set) var generation: UInt64 = 0
+    /// Called (device lock held) when a pin of `hart` goes from low to high: wakes a hart thread in wfi.
+    /// Set before hart threads start.
+    @exclusivity(unchecked) public var onRaise: ((Int) -> Void)? = nil
 
     public init(hartCount: Int) {
         self.hartCount = hartCount
@@ -26,7 +31,12 @@ public final class InterruptWires {
         guard hart >= 0 && hart < hartCount else { return }
         let old = pins[hart]
         let new = level ? old | bit : old & ~bit
-        if new != old { pins[hart] = new; generation &+= 1 }
+        if new != old {
+            UnsafeAtomic<UInt64>(at: UnsafeMutableRawPointer(pins + hart).assumingMemoryBound(to: UInt64.AtomicRepresentation.self))
+                .store(new, ordering: .releasing)
+            generation &+= 1
+            if new & ~old != 0, let raise = onRaise { raise(hart) }
+        }
     }
 
     public func reset() {
@@ -110,6 +120,7 @@ public final class VirtualClock {
 #if canImport(Glibc)
 import Glibc
 #endif
+import Atomics
 import RivetSnapshot
 
 /// Wire levels are derived state (the CLINT and PLIC drive them), saved so a restored machine has the

@@ -19,6 +19,8 @@ public final class PhysicalBus {
 
     public let ram: GuestRAM
     @exclusivity(unchecked) public private(set) var regions: [Region] = []
+    /// Set when harts run on several host threads: every MMIO access holds it (see DeviceLock).
+    @exclusivity(unchecked) public var deviceLock: DeviceLock? = nil
 
     public init(ram: GuestRAM) { self.ram = ram }
 
@@ -39,12 +41,17 @@ public final class PhysicalBus {
     /// An MMIO read, or nil (access fault) when nothing is mapped there.
     public func mmioRead(_ address: UInt64, size: Int) -> UInt64? {
         guard let r = region(for: address, size: size) else { return nil }
+        if let lock = deviceLock { return lock.withLock { r.device.mmioRead(offset: address - r.base, size: size) } }
         return r.device.mmioRead(offset: address - r.base, size: size)
     }
 
     /// An MMIO write; false (access fault) when nothing is mapped there.
     public func mmioWrite(_ address: UInt64, size: Int, value: UInt64) -> Bool {
         guard let r = region(for: address, size: size) else { return false }
+        if let lock = deviceLock {
+            lock.withLock { r.device.mmioWrite(offset: address - r.base, size: size, value: value) }
+            return true
+        }
         r.device.mmioWrite(offset: address - r.base, size: size, value: value)
         return true
     }

@@ -42,8 +42,10 @@ struct Run: ParsableCommand {
     @Option(help: "Write the generated device tree to FILE and continue.") var dtbOut: String?
     @Option(help: "on: mark guest RAM mergeable for the host's same-page merging (KSM; QEMU's mem-merge). Default off.")
     var memoryMerge = "off"
-    @Flag(help: "Deterministic mode: the clock follows retired instructions.") var icount = false
+    @Flag(help: "Deterministic mode: the clock follows retired instructions (harts then share one host thread).") var icount = false
     @Option(help: AccelOption.help) var accel: String?
+    @Option(help: "With --smp > 1: multi runs each hart on its own host thread (default), single runs them all round-robin on one (as --icount always does).")
+    var hartThreads = "multi"
     @Option(help: "Stop after this many instructions (all harts together).") var maxInstructions: UInt64?
     @Option(help: "Stop after this many seconds of host time (exit status 2).") var timeLimit: Double?
     @Option(help: "QMP management socket: unix:PATH,server=on,wait=off or tcp:HOST:PORT,server=on,wait=off (repeatable).")

@@ -17,6 +17,7 @@ extension Run {
         c.deterministic = icount
         c.accelerator = try AccelOption.parse(accel)
         c.boardSettings.translationThreshold = try AccelOption.threshold()
+        c.hartThreads = try hartThreadsOption()
         c.maxInstructions = maxInstructions
         c.timeLimitSeconds = timeLimit
         c.incoming = incoming
@@ -29,5 +30,15 @@ extension Run {
         c.standby = standby
         c.standbyHeartbeatMs = heartbeatMs
         return c
+    }
+}
+
+extension Run {
+    /// `--hart-threads single|multi`.
+    func hartThreadsOption() throws -> HartThreading {
+        guard let mode = HartThreading(rawValue: hartThreads) else {
+            throw CLIError("--hart-threads must be single or multi, not '\(hartThreads)'")
+        }
+        return mode
     }
 }

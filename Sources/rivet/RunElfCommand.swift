@@ -75,7 +75,7 @@ struct RunElf: ParsableCommand {
             if ProcessInfoLite.environment("RIVET_STATS") != nil {
                 let mips = Double(runner.hart.instret) / seconds / 1e6
                 fputs("rivet: \(runner.hart.instret) instructions in \(fixed(seconds, 3)) s (\(fixed(mips, 1)) MIPS)\n", stderr)
-                reportTranslation(runner.cache, seconds: seconds)
+                reportTranslation([runner.cache], seconds: seconds)
             }
             if let path = signature, let (b, e) = signatureRange {
                 switch outcome {

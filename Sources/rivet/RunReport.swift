@@ -10,15 +10,21 @@ func reportStatistics(_ machine: VirtMachine, since start: UInt64) {
     guard ProcessInfoLite.environment("RIVET_STATS") != nil else { return }
     let seconds = Double(VirtualClockHost.now() - start) / 1e9
     fputs("rivet: \(machine.totalInstructions) instructions in \(fixed(seconds, 3)) s (\(fixed(Double(machine.totalInstructions) / seconds / 1e6, 1)) MIPS); idle: \(machine.idleSleeps) sleeps, \(fixed(Double(machine.idleNanoseconds) / 1e9, 3)) s\n", stderr)
-    reportTranslation(machine.cache, seconds: seconds)
+    reportTranslation(machine.hartCaches, seconds: seconds)
 }
 
-/// The translator's share: blocks compiled, code size, time spent compiling (and its share of the run), flushes.
-func reportTranslation(_ cache: BlockCache, seconds: Double) {
-    let t = cache.translationStatistics
-    guard t.blocks > 0 else { return }
-    let compileSeconds = Double(t.nanoseconds) / 1e9
-    fputs("rivet: jit: \(t.blocks) blocks compiled, \(t.bytes >> 10) KiB of code, \(fixed(compileSeconds * 1e3, 1)) ms compiling (\(fixed(Double(t.nanoseconds) / Double(t.blocks) / 1e3, 2)) us per block, \(fixed(100 * compileSeconds / max(seconds, 1e-9), 2))% of the run), \(t.flushes) code-cache flushes; \(cache.blocksDecoded) blocks decoded, \(cache.invalidations) code-page writes\n", stderr)
+/// The translator's share: blocks compiled, code size, time spent compiling (and its share of the run), flushes
+/// (summed over the block caches: one per hart with hart threads).
+func reportTranslation(_ caches: [BlockCache], seconds: Double) {
+    var blocks: UInt64 = 0, bytes: UInt64 = 0, ns: UInt64 = 0, flushes: UInt64 = 0, decoded: UInt64 = 0, writes: UInt64 = 0
+    for cache in caches {
+        let t = cache.translationStatistics
+        blocks &+= t.blocks; bytes &+= t.bytes; ns &+= t.nanoseconds; flushes &+= t.flushes
+        decoded &+= cache.blocksDecoded; writes &+= cache.invalidations
+    }
+    guard blocks > 0 else { return }
+    let compileSeconds = Double(ns) / 1e9
+    fputs("rivet: jit: \(blocks) blocks compiled, \(bytes >> 10) KiB of code, \(fixed(compileSeconds * 1e3, 1)) ms compiling (\(fixed(Double(ns) / Double(blocks) / 1e3, 2)) us per block, \(fixed(100 * compileSeconds / max(seconds, 1e-9), 2))% of the run), \(flushes) code-cache flushes; \(decoded) blocks decoded, \(writes) code-page writes\n", stderr)
 }
 
 /// After a limit stopped the machine: where each hart was (and with RIVET_DEBUG, the PLIC and code).
