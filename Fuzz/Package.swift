@@ -6,10 +6,13 @@ import PackageDescription
 
 let package = Package(
     name: "RivetFuzz",
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
+    ],
     targets: [
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(name: "RivetSnapshot", dependencies: ["CZlib"]),
-        .target(name: "RivetMemory", dependencies: ["RivetSnapshot"]),
+        .target(name: "RivetMemory", dependencies: ["RivetSnapshot", .product(name: "Atomics", package: "swift-atomics")]),
         .target(name: "RivetStorage", dependencies: ["CZlib"]),
         .target(name: "RivetDevices", dependencies: ["RivetMemory", "RivetStorage", "RivetSnapshot"]),
         .target(name: "FuzzSupport"),
