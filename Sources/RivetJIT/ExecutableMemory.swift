@@ -68,8 +68,14 @@ public final class ExecutableMemory {
         return space.executable
     }
 
-    /// Forgets every allocation (the code cache flush). The bytes stay mapped until overwritten.
-    public func reset() { used = 0 }
+    /// Forgets every allocation (the code cache flush) and hands the pages back to the host (a memfd's pages
+    /// stay allocated until removed, so an idle guest's emptied cache would otherwise keep costing memory).
+    public func reset() {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let bytes = min(capacity, (used + page - 1) / page * page)
+        if bytes > 0 { _ = madvise(writable, bytes, MADV_REMOVE) }
+        used = 0
+    }
 
     /// glibc's memfd_create is not in Swift's Glibc module (it needs _GNU_SOURCE), so it is looked up by name.
     private static func makeMemfd(name: String) throws -> Int32 {
