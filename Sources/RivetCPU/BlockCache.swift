@@ -116,7 +116,18 @@ public final class BlockCache: CodeInvalidationListener {
         let page = physicalPage & ~(GuestRAM.pageSize - 1)
         for i in 0..<BlockCache.tableSize where table[i].paddr & ~(GuestRAM.pageSize - 1) == page {
             table[i].paddr = BlockCache.emptyAddress
-            codeTable[i] = 0  // translated code checks this in its prologue: links to it now fail over to lookup
+            retireTranslation(i)
+        }
+    }
+
+    /// Forgets the translation in `slot`, if any: links to it and jump-site caches holding it now reach the
+    /// dispatcher, which looks the pc up again.
+    @inline(__always)
+    func retireTranslation(_ slot: Int) {
+        let code = codeTable[slot]
+        if code != 0 {
+            translator.unsafelyUnwrapped.retire(code: code)
+            codeTable[slot] = 0
         }
     }
 
@@ -227,7 +238,7 @@ public final class BlockCache: CodeInvalidationListener {
         ram.markCodePage(Int((paddr - ram.base) >> GuestRAM.pageShift))
         let slot = BlockCache.slot(paddr)
         table[slot] = entry
-        codeTable[slot] = 0
+        retireTranslation(slot)
         heatTable[slot] = 0
         return entry
     }

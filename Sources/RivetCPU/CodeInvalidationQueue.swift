@@ -72,8 +72,9 @@ extension BlockCache {
         if overflowed {
             // Forget every block but keep the pool: fence.i calls this in the middle of a block's ops.
             madvise(table, BlockCache.tableBytes, MADV_DONTNEED)
-            // Translated code checks the code table in every block's prologue: empty it too.
-            madvise(codeTable, BlockCache.tableSize * MemoryLayout<UInt>.stride, MADV_DONTNEED)
+            // Translated code may be on the stack (fence.i is a callout): retire each translation rather than
+            // flush the code memory.
+            if translator != nil { for i in 0..<BlockCache.tableSize { retireTranslation(i) } }
             return
         }
         for page in pages { dropBlocks(inPage: page) }

@@ -18,7 +18,7 @@ public enum HartStop: Equatable {
 
 /// One RV64GC hart: architectural state plus its software TLB. Executes decoded blocks from a shared
 /// `BlockCache`. All state is plain stored values (saved by `saveState`).
-public final class Hart {
+public final class Hart: AttentionTarget {
     public let hartID: Int
     // MARK: Architectural state
     @exclusivity(unchecked) public var pc: UInt64 = 0
@@ -125,6 +125,14 @@ public final class Hart {
     /// Asks this hart, from any thread, to drop its TLB before its next block.
     public func requestTLBFlush() { tlbFlushRequest.store(true, ordering: .releasing) }
 
+    /// Set from any thread to make translated code return to the run loop at its next block boundary (byte 1
+    /// of the frame's exit-request word, which every translated block checks); the run loop clears it and
+    /// then looks at interrupts, the code epoch and the rest itself.
+    let attentionRequest: UnsafeAtomic<Bool>
+
+    /// Asks this hart, from any thread, to come back to its run loop at its next block boundary.
+    public func requestAttention() { attentionRequest.store(true, ordering: .releasing) }
+
     // MARK: Translation (Translator/)
     /// True when hot blocks are compiled to host code (`accelerator == .jit` on a host that can).
     @exclusivity(unchecked) var translating = false
@@ -159,7 +167,9 @@ public final class Hart {
         frame = .allocate(capacity: FrameSlot.count); frame.initialize(repeating: 0, count: FrameSlot.count)
         x = frame + FrameSlot.x
         f = frame + FrameSlot.f
-        tlbFlushRequest = UnsafeAtomic<Bool>(at: UnsafeMutableRawPointer(frame + FrameSlot.tlbFlushRequest)
+        tlbFlushRequest = UnsafeAtomic<Bool>(at: UnsafeMutableRawPointer(frame + FrameSlot.exitRequest)
+            .bindMemory(to: Bool.AtomicRepresentation.self, capacity: 1))
+        attentionRequest = UnsafeAtomic<Bool>(at: (UnsafeMutableRawPointer(frame + FrameSlot.exitRequest) + 1)
             .bindMemory(to: Bool.AtomicRepresentation.self, capacity: 1))
         tlbStorage = BlockCache.mapZeroed(TLB.storageBytes).bindMemory(to: TLBEntry.self, capacity: TLB.setEntries * 3)
         scratchOp = .allocate(capacity: 1)
@@ -175,6 +185,7 @@ public final class Hart {
         clearTLBStorage()
         updateTranslationMode()
         prepareFrameForTranslation()
+        bus.ram.addAttentionTarget(self)
     }
 
     deinit {

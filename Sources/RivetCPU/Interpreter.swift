@@ -50,6 +50,9 @@ extension Hart {
         defer { work &+= UInt64(executed) }
         if budget <= 0 { return .budgetExhausted }
         repeat {
+            // Clear before looking (an exchange orders it before the loads below): a request made after this
+            // is seen by the next prologue.
+            if attentionRequest.load(ordering: .relaxed) { _ = attentionRequest.exchange(false, ordering: .sequentiallyConsistent) }
             if let code = pendingInterrupt(), !(debugArmed && debug.unsafelyUnwrapped.singleStep) {
                 waitingForInterrupt = false
                 takeTrap(cause: code, tval: 0, epc: pc, interrupt: true)

@@ -421,4 +421,61 @@ public struct X86Assembler {
         rex(w: false, rm: register.rawValue)
         emit(0x58 + register.low3)
     }
+
+    // MARK: Scalar doubles (SSE2, and FMA3 where the host has it)
+
+    /// `op xmm, qword [m]` for F2-prefixed scalar-double SSE2 instructions (`movsd` loads).
+    private mutating func scalarDouble(opcode: UInt8, xmm: UInt8, _ memory: X86Memory) {
+        precondition(xmm < 16)
+        emit(0xF2)  // the mandatory prefix comes before REX
+        rex(w: false, reg: xmm, index: memory.index?.rawValue ?? 0, rm: memory.base.rawValue)
+        emit(0x0F)
+        emit(opcode)
+        memoryOperand(reg: xmm, memory)
+    }
+
+    /// `movsd xmm, qword [m]`.
+    public mutating func movsd(xmm: UInt8, _ memory: X86Memory) { scalarDouble(opcode: 0x10, xmm: xmm, memory) }
+
+    /// `addsd/subsd/mulsd/divsd/sqrtsd xmm, qword [m]` (sqrtsd: xmm = sqrt(m)).
+    public mutating func scalarDouble(_ operation: X86ScalarDoubleOperation, xmm: UInt8, _ memory: X86Memory) {
+        scalarDouble(opcode: operation.rawValue, xmm: xmm, memory)
+    }
+
+    /// `movq dst, xmm`: the double's bits into a general register.
+    public mutating func movq(_ dst: X86Register, xmm: UInt8) {
+        emit(0x66)
+        rex(w: true, reg: xmm, rm: dst.rawValue)
+        emit(0x0F)
+        emit(0x7E)
+        modRM(mod: 3, reg: xmm, rm: dst.rawValue)
+    }
+
+    /// `vfm{add,sub,nmadd,nmsub}231sd acc, src, qword [m]`: acc = ±(src * m) ± acc with one rounding (VEX.128,
+    /// FMA3). acc and src are xmm0-xmm7; the memory operand has no index register.
+    public mutating func fusedMultiplyAdd(_ operation: X86FusedMultiplyAdd, accumulator: UInt8, _ source: UInt8, _ memory: X86Memory) {
+        precondition(accumulator < 8 && source < 16 && memory.index == nil)
+        emit(0xC4)  // three-byte VEX
+        emit(0x80 | 0x40 | (memory.base.isExtended ? 0 : 0x20) | 0x02)  // ~R ~X ~B, map 0F38
+        emit(0x80 | ((~source & 0xF) << 3) | 0x01)  // W1, ~vvvv = source, L0, pp = 66
+        emit(operation.rawValue)
+        memoryOperand(reg: accumulator, memory)
+    }
+}
+
+/// F2 0F xx scalar-double operations.
+public enum X86ScalarDoubleOperation: UInt8, Sendable {
+    case sqrt = 0x51, add = 0x58, mul = 0x59, sub = 0x5C, div = 0x5E
+}
+
+/// The 231 forms of the FMA3 scalar-double group (opcodes in map 0F38, W1).
+public enum X86FusedMultiplyAdd: UInt8, Sendable {
+    /// acc = src * m + acc
+    case multiplyAdd = 0xB9
+    /// acc = src * m - acc
+    case multiplySubtract = 0xBB
+    /// acc = -(src * m) + acc
+    case negatedMultiplyAdd = 0xBD
+    /// acc = -(src * m) - acc
+    case negatedMultiplySubtract = 0xBF
 }

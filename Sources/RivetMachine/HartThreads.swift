@@ -150,7 +150,10 @@ final class HartThreadGroup {
     /// Starts one thread per hart, parked until `resume`.
     func start() throws {
         let threads = self.threads
-        machine.wires.onRaise = { hart in threads[hart].kick() }
+        machine.wires.onRaise = { hart in
+            threads[hart].hart.requestAttention()  // out of a chain of translated blocks
+            threads[hart].kick()  // out of wfi
+        }
         var attributes = pthread_attr_t()
         pthread_attr_init(&attributes)
         defer { pthread_attr_destroy(&attributes) }

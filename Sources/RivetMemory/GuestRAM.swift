@@ -5,6 +5,12 @@ import Atomics
 import RivetSnapshot
 
 /// Something that caches decoded instructions and must forget a page when its bytes change.
+/// Something running guest code that must come back to its run loop soon (a hart): see `addAttentionTarget`.
+public protocol AttentionTarget: AnyObject {
+    /// Called from any thread.
+    func requestAttention()
+}
+
 public protocol CodeInvalidationListener: AnyObject {
     /// Called when a page marked as holding code is written (by a hart's slow store path or by DMA).
     func codePageWritten(_ physicalPage: UInt64)
@@ -57,6 +63,23 @@ public final class GuestRAM {
         return m
     }()
 
+    final class WeakAttentionTarget {
+        weak var target: AttentionTarget?
+        init(_ t: AttentionTarget) { target = t }
+    }
+    /// Harts told when a page becomes a code page (guarded by `listenerLock`).
+    private var attentionTargets: [WeakAttentionTarget] = []
+
+    /// `t` (a hart) is asked to return to its run loop whenever the code epoch moves: translated code runs
+    /// chains of blocks without comparing the epoch, and a hart must drop its writable TLB entries for a page
+    /// that just became a code page before it stores to it again.
+    public func addAttentionTarget(_ t: AttentionTarget) {
+        pthread_mutex_lock(listenerLock)
+        attentionTargets.removeAll { $0.target == nil }
+        attentionTargets.append(WeakAttentionTarget(t))
+        pthread_mutex_unlock(listenerLock)
+    }
+
     public func addCodeListener(_ l: CodeInvalidationListener) {
         pthread_mutex_lock(listenerLock)
         codeListeners.removeAll { $0.listener == nil }
@@ -87,6 +110,9 @@ public final class GuestRAM {
     public func bumpCodeEpoch() {
         _ = UnsafeAtomic<UInt64>(at: UnsafeMutableRawPointer(codeEpochCell).assumingMemoryBound(to: UInt64.AtomicRepresentation.self))
             .loadThenWrappingIncrement(ordering: .acquiringAndReleasing)
+        pthread_mutex_lock(listenerLock)
+        for w in attentionTargets { w.target?.requestAttention() }
+        pthread_mutex_unlock(listenerLock)
     }
 
     public init(base: UInt64, size: UInt64) throws {

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import RivetJIT
 
 /// Compiles one decoded block (its micro-ops, as the interpreter runs them) to x86-64.
@@ -194,29 +197,16 @@ struct BlockCompiler {
 
     /// The checked entry other blocks chain to (rax = this block's virtual pc). It is exactly
     /// `Translator.prologueSize` bytes, so the run loop enters at the body right after it: the run loop has
-    /// made these decisions itself. Exits to the dispatcher when this code is no longer the slot's translation
-    /// (the block was dropped or replaced: links to it are never unpatched), and at the boundary when the next
-    /// block does not fit in the budget, an interrupt enabled in mie is pending, a page became a code page, or
-    /// another thread asked for a TLB flush - the interpreter's conditions for chaining.
+    /// made these decisions itself. Leaves at the boundary when the next block does not fit in the budget or
+    /// the hart's exit-request word is set (another thread asked for a TLB flush; an interrupt, a new code page
+    /// or a callout asked for the run loop's attention): the interpreter's conditions for chaining, reduced to
+    /// two compares. A translation that is dropped or replaced has its prologue overwritten with a jump to the
+    /// dispatcher (`Translator.retire`), so links to it need no check here.
     private mutating func emitPrologue() {
         let start = a.offset
-        a.movabs(.rcx, UInt64(UInt(bitPattern: cache.codeTable + slotIndex)))
-        a.movabs(.rdx, 0)  // this prologue's address, written at Translator.prologueAddressField once known
-        a.alu(.cmp, .rdx, X86Memory(.rcx))
-        jumpExternal(stubs.dispatch, condition: .notEqual)
         a.alu(.cmp, slot(FrameSlot.remaining), immediate: Int32(count))
         jumpExternal(stubs.boundary, condition: .less)
-        a.mov(.rcx, slot(FrameSlot.pinsAddress))
-        a.mov(.rcx, X86Memory(.rcx))
-        a.alu(.or, .rcx, slot(FrameSlot.mip))
-        a.alu(.and, .rcx, slot(FrameSlot.mie))
-        jumpExternal(stubs.boundary, condition: .notEqual)
-        a.mov(.rcx, slot(FrameSlot.codeEpochAddress))
-        a.mov(.rcx, X86Memory(.rcx))
-        a.alu(.cmp, .rcx, slot(FrameSlot.seenCodeEpoch))
-        jumpExternal(stubs.boundary, condition: .notEqual)
-        a.load(.rcx, slot(FrameSlot.tlbFlushRequest), bytes: 1, signed: false)
-        a.test(.rcx, .rcx, width: .bits32)
+        a.alu(.cmp, slot(FrameSlot.exitRequest), immediate: 0)
         jumpExternal(stubs.boundary, condition: .notEqual)
         a.store(slot(FrameSlot.blockPC), .rax, bytes: 8)
         precondition(a.offset - start == Translator.prologueSize, "translated block prologue has the wrong size")
@@ -499,6 +489,10 @@ struct BlockCompiler {
         case .flw: emitFloatLoad(op, index: i, bytes: 4)
         case .fsd: emitFloatStore(op, index: i, bytes: 8)
         case .fsw: emitFloatStore(op, index: i, bytes: 4)
+        case .faddD, .fsubD, .fmulD, .fdivD, .fsqrtD, .fmaddD, .fmsubD, .fnmsubD, .fnmaddD:
+            return emitFloatArithmetic(op, index: i)
+        case .fsgnjD, .fsgnjnD, .fsgnjxD, .fmvXD, .fmvDX:
+            emitFloatMove(op, index: i)
         default: return false
         }
         return true
@@ -572,11 +566,7 @@ struct BlockCompiler {
             loadImmediate(.rsi, op.imm)
             a.add(.rsi, base)
         }
-        a.mov(.rcx, .rsi)
-        a.shift(.shr, .rcx, by: UInt8(TLB.bits))
-        a.alu(.and, .rcx, immediate: Int32(TLB.entries - 1), width: .bits32)
-        a.shift(.shl, .rcx, by: 4, width: .bits32)
-        a.alu(.add, .rcx, slot(FrameSlot.dataTLB))
+        a.emitTLBEntryAddress(.rcx, of: .rsi, set: FrameSlot.dataTLB)
         a.mov(.rdx, .rsi)
         // The tag keeps the low address bits of a misaligned access, so it never matches (slow path).
         a.alu(.and, .rdx, immediate: Int32(-4096 | (size - 1)))
@@ -585,15 +575,22 @@ struct BlockCompiler {
         a.alu(.cmp, .rdx, X86Memory(.rcx, setOffset))
         a.jump(if: .notEqual, to: slow)
         a.alu(.add, .rsi, X86Memory(.rcx, setOffset + 8))  // + addend: the host address
-        // The slow path writes back what is dirty now and restores what the call clobbers (and a load's rd).
+        return addSlowPath(index: index, entry: slow, reloading: !write && loadsIntegerRegister ? op.rd : nil)
+    }
+
+    /// Registers the out-of-line path at `entry`: the interpreter runs op `index`, then execution continues at
+    /// the returned label. It writes back what is dirty now and restores what the call clobbers (and the
+    /// integer register `rd` the op writes, if cached), so call it before the fast path changes the cache.
+    private mutating func addSlowPath(index: Int, entry slow: X86Label, reloading rd: UInt8?) -> X86Label {
+        let resume = a.makeLabel()
         var writeBack: [(UInt8, X86Register)] = []
         var reload: [(UInt8, X86Register)] = []
         for e in registers.entries {
             if e.dirty { writeBack.append((e.guest, e.host)) }
             if e.loaded && e.host.isCallerSaved { reload.append((e.guest, e.host)) }
         }
-        if !write, loadsIntegerRegister, let i = registers.index(of: op.rd), !registers.entries[i].host.isCallerSaved || !registers.entries[i].loaded {
-            reload.append((op.rd, registers.entries[i].host))
+        if let rd, let i = registers.index(of: rd), !registers.entries[i].host.isCallerSaved || !registers.entries[i].loaded {
+            reload.append((rd, registers.entries[i].host))
         }
         slowPaths.append(SlowPath(entry: slow, resume: resume, index: index, writeBack: writeBack, reload: reload))
         return resume
@@ -631,11 +628,120 @@ extension BlockCompiler {
         a.bind(resume)
     }
 
+    /// Whether the host has FMA3 (fused multiply-add in one rounding, as RISC-V's fmadd family computes).
+    static let hostHasFMA: Bool = {
+        guard let file = fopen("/proc/cpuinfo", "r") else { return false }
+        defer { fclose(file) }
+        var line = [CChar](repeating: 0, count: 8192)
+        while fgets(&line, Int32(line.count), file) != nil {
+            let text = String(cString: line)
+            if text.hasPrefix("flags") { return text.contains(" fma ") && text.contains(" avx ") }
+        }
+        return false
+    }()
+
+    /// D arithmetic inline, guarded by `floatFast` (FS Dirty, frm = RNE, inexact already accrued) and used only
+    /// when the host's result is a normal number: then the IEEE result is RISC-V's, and the only flag the
+    /// operation can raise is inexact, already set. NaNs, infinities, zeros, subnormals and the smallest
+    /// normals (where underflow after rounding is subtle), other rounding modes and FS not Dirty all call
+    /// the interpreter for this one instruction, with nothing written before.
+    fileprivate mutating func emitFloatArithmetic(_ op: MicroOp, index: Int) -> Bool {
+        guard op.extra == 0 || op.extra == 7 else { return false }  // a static mode other than RNE
+        var fused: X86FusedMultiplyAdd? = nil
+        switch op.op {
+        case .fmaddD: fused = .multiplyAdd
+        case .fmsubD: fused = .multiplySubtract
+        case .fnmsubD: fused = .negatedMultiplyAdd        // -(rs1 * rs2) + rs3
+        case .fnmaddD: fused = .negatedMultiplySubtract   // -(rs1 * rs2) - rs3
+        default: break
+        }
+        if fused != nil && !BlockCompiler.hostHasFMA { return false }
+        let slow = a.makeLabel()
+        let resume = addSlowPath(index: index, entry: slow, reloading: nil)
+        a.alu(.cmp, slot(FrameSlot.floatFast), immediate: 0)
+        a.jump(if: .equal, to: slow)
+        switch op.op {
+        case .faddD: a.movsd(xmm: 0, frameF(op.rs1)); a.scalarDouble(.add, xmm: 0, frameF(op.rs2))
+        case .fsubD: a.movsd(xmm: 0, frameF(op.rs1)); a.scalarDouble(.sub, xmm: 0, frameF(op.rs2))
+        case .fmulD: a.movsd(xmm: 0, frameF(op.rs1)); a.scalarDouble(.mul, xmm: 0, frameF(op.rs2))
+        case .fdivD: a.movsd(xmm: 0, frameF(op.rs1)); a.scalarDouble(.div, xmm: 0, frameF(op.rs2))
+        case .fsqrtD: a.scalarDouble(.sqrt, xmm: 0, frameF(op.rs1))
+        default:
+            a.movsd(xmm: 0, frameF(op.rs3))
+            a.movsd(xmm: 1, frameF(op.rs1))
+            a.fusedMultiplyAdd(fused!, accumulator: 0, 1, frameF(op.rs2))
+        }
+        a.movq(.rax, xmm: 0)
+        // Biased exponent in [2, 0x7fe]: a normal result above the smallest binade.
+        a.mov(.rcx, .rax)
+        a.shift(.shr, .rcx, by: 52)
+        a.alu(.and, .rcx, immediate: 0x7ff, width: .bits32)
+        a.alu(.sub, .rcx, immediate: 2, width: .bits32)
+        a.alu(.cmp, .rcx, immediate: 0x7fc, width: .bits32)
+        a.jump(if: .above, to: slow)
+        a.store(frameF(op.rd), .rax, bytes: 8)
+        a.bind(resume)
+        return true
+    }
+
+    /// Sign injection (fmv.d, fneg.d, fabs.d) and moves between x and f registers: bit operations that raise
+    /// no flags, inline while FS is Dirty (otherwise they would set it, or trap).
+    fileprivate mutating func emitFloatMove(_ op: MicroOp, index: Int) {
+        let slow = a.makeLabel()
+        if op.op == .fmvDX {
+            let source = readOnly(op.rs1, scratch: .rax)  // before the guard: a first load on both paths
+            let resume = addSlowPath(index: index, entry: slow, reloading: nil)
+            a.alu(.cmp, slot(FrameSlot.floatDirty), immediate: 0)
+            a.jump(if: .equal, to: slow)
+            a.store(frameF(op.rd), source, bytes: 8)
+            a.bind(resume)
+            return
+        }
+        let resume = addSlowPath(index: index, entry: slow, reloading: op.op == .fmvXD ? op.rd : nil)
+        a.alu(.cmp, slot(FrameSlot.floatDirty), immediate: 0)
+        a.jump(if: .equal, to: slow)
+        if op.op == .fmvXD {
+            let d = destination(op.rd)
+            a.mov(d, frameF(op.rs1))
+            write(op.rd, from: d)
+            a.bind(resume)
+            return
+        }
+        a.mov(.rax, frameF(op.rs1))
+        if !(op.op == .fsgnjD && op.rs1 == op.rs2) {  // fmv.d copies
+            a.mov(.rcx, frameF(op.rs2))
+            if op.op == .fsgnjnD { a.alu(.xor, .rcx, immediate: -1) }
+            a.shift(.shr, .rcx, by: 63)
+            a.shift(.shl, .rcx, by: 63)  // rcx = the sign bit to inject
+            if op.op == .fsgnjxD {
+                a.xor(.rax, .rcx)
+            } else {
+                a.shift(.shl, .rax, by: 1)
+                a.shift(.shr, .rax, by: 1)
+                a.or(.rax, .rcx)
+            }
+        }
+        a.store(frameF(op.rd), .rax, bytes: 8)
+        a.bind(resume)
+    }
+
     fileprivate mutating func emitFloatStore(_ op: MicroOp, index: Int, bytes size: Int) {
         a.mov(.rax, frameF(op.rs2))
         let resume = emitTLBCheck(op, index: index, bytes: size, write: true, needsFloatDirty: true)
         a.store(X86Memory(.rsi), .rax, bytes: size)
         a.bind(resume)
+    }
+}
+
+extension X86Assembler {
+    /// `entry = [rbx + set slot] + index(address) * 16`: the TLB entry of `address`'s page in the set whose
+    /// address the frame holds (MMU.swift: entries are 16 bytes, indexed by the page number's low bits).
+    mutating func emitTLBEntryAddress(_ entry: X86Register, of address: X86Register, set: Int) {
+        precondition(MemoryLayout<TLBEntry>.stride == 16)
+        mov(entry, address)
+        shift(.shr, entry, by: 12 - 4)  // page number * 16
+        alu(.and, entry, immediate: Int32((TLB.entries - 1) << 4), width: .bits32)
+        alu(.add, entry, X86Memory(.rbx, FrameSlot.offset(set)))
     }
 }
 

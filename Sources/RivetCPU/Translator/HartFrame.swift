@@ -27,16 +27,13 @@ enum FrameSlot {
     static let exitPC = 72
     /// `Unmanaged<Hart>` pointer, the first argument of calls out to Swift.
     static let hart = 73
-    /// Address of `wires.pins[hartID]` (device-driven interrupt pins).
-    static let pinsAddress = 74
-    /// csr.mie and csr.mip, mirrored on entry (only CSR instructions change them, and those exit).
-    static let mie = 75
-    static let mip = 76
-    /// Address of the RAM's code epoch (bumped when a page becomes a code page).
-    static let codeEpochAddress = 77
+    /// The code epoch this hart's TLB reflects (Interpreter.swift: writable entries of code pages dropped).
     static let seenCodeEpoch = 78
-    /// The atomic flag another thread sets to make this hart drop its TLB (its first byte).
-    static let tlbFlushRequest = 79
+    /// The exit-request word every translated block's prologue compares with zero. Byte 0: another thread
+    /// asks this hart to drop its TLB (`Hart.tlbFlushRequest`). Byte 1: something needs the run loop
+    /// (`Hart.attentionRequest`: an interrupt raised from another thread, a page becoming a code page, or
+    /// a callout leaving an interrupt pending or the code epoch changed), cleared by the run loop.
+    static let exitRequest = 79
     /// The block cache's table of entries and its table of translated code addresses.
     static let blockTable = 80
     static let codeTable = 81
@@ -45,6 +42,9 @@ enum FrameSlot {
     /// 1 when mstatus.FS is Dirty, so FP loads and stores may run inline (they would otherwise set it or
     /// trap); refreshed on entry and after each callout.
     static let floatDirty = 83
+    /// 1 when D arithmetic may run inline (BlockCompiler.emitFloatArithmetic): FS Dirty, frm = RNE and
+    /// fflags.NX already set; refreshed with `floatDirty`.
+    static let floatFast = 84
     static let count = 96
 
     @inline(__always) static func offset(_ slot: Int) -> Int32 { Int32(slot * 8) }

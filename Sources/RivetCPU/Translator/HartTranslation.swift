@@ -5,8 +5,6 @@ extension Hart {
     /// Fills the frame fields translated code reads that never change for this hart.
     func prepareFrameForTranslation() {
         frame[FrameSlot.hart] = UInt64(UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque()))
-        frame[FrameSlot.pinsAddress] = UInt64(UInt(bitPattern: wires.pins + hartID))
-        frame[FrameSlot.codeEpochAddress] = UInt64(UInt(bitPattern: codeEpoch))
         frame[FrameSlot.blockTable] = UInt64(UInt(bitPattern: cache.table))
         frame[FrameSlot.codeTable] = UInt64(UInt(bitPattern: cache.codeTable))
     }
@@ -21,9 +19,7 @@ extension Hart {
         let start = Int64(chainingEnabled ? budgetLeft : blockCount)
         frame[FrameSlot.remaining] = UInt64(bitPattern: start)
         frame[FrameSlot.retired] = UInt64(bitPattern: start)
-        frame[FrameSlot.mie] = csr.mie
-        frame[FrameSlot.mip] = csr.mip
-        frame[FrameSlot.floatDirty] = csr.mstatus & MStatus.fsMask == MStatus.fsDirty ? 1 : 0
+        refreshFloatSlots()
         blockPC = pc
         cache.translator.unsafelyUnwrapped.enter(frame, code &+ UInt(Translator.prologueSize))
         let retired = Int(start &- Int64(bitPattern: frame[FrameSlot.remaining]))
@@ -42,7 +38,7 @@ extension Hart {
         // Floating point (the most frequent callout): straight to the arithmetic. Anything it refuses (FS off,
         // a reserved rounding mode) goes through the interpreter below, which raises the trap.
         if op.pointee.op.rawValue >= Op.faddS.rawValue, translatedFloat(op.pointee) {
-            frame[FrameSlot.floatDirty] = 1
+            refreshFloatSlots()
             return 1
         }
         let before = frame[FrameSlot.retired] &- frame[FrameSlot.remaining] &+ UInt64(index)
@@ -50,8 +46,21 @@ extension Hart {
         let n = executeBlock(op, count: 1, byteLength: UInt64(byteLength))
         instret &-= before
         trapAtBlockStart = n == 0 && index == 0
-        frame[FrameSlot.floatDirty] = csr.mstatus & MStatus.fsMask == MStatus.fsDirty ? 1 : 0
+        refreshFloatSlots()
+        // The interpreter would not chain past this block now (an MMIO access raised an interrupt, a CSR
+        // write enabled one): the next prologue leaves for the run loop, at the same boundary.
+        if (csr.mip | wires.pins[hartID]) & csr.mie != 0 || codeEpoch.pointee != seenCodeEpoch {
+            attentionRequest.store(true, ordering: .relaxed)
+        }
         return n
+    }
+
+    /// The frame's FP guards for inline code (HartFrame.swift: floatDirty, floatFast).
+    @inline(__always)
+    func refreshFloatSlots() {
+        let dirty = csr.mstatus & MStatus.fsMask == MStatus.fsDirty
+        frame[FrameSlot.floatDirty] = dirty ? 1 : 0
+        frame[FrameSlot.floatFast] = dirty && csr.frm == 0 && csr.fflags & 1 != 0 ? 1 : 0
     }
 
     /// One F/D arithmetic op as the interpreter computes it; false (nothing changed) when it must trap.

@@ -45,9 +45,7 @@ public final class Translator {
     /// (writable address, executable address of the byte after the field) to patch when it is.
     private var pendingLinks: [UInt64: [(field: UnsafeMutableRawPointer, end: UInt)]] = [:]
     /// Size of every block's checked entry (BlockCompiler.emitPrologue); the run loop enters right after it.
-    static let prologueSize = 118
-    /// Offset of the imm64 in the prologue's `movabs rdx, <own address>`, written once the address is known.
-    static let prologueAddressField = 12
+    static let prologueSize = 35
     /// Inline caches of indirect and cross-page jumps, three words each: the guest pc last jumped to, the
     /// translation context it was looked up in (read generation xor fetch TLB set: a TLB flush or a privilege
     /// change invalidates it) and the target's prologue (which re-checks that the block is still current).
@@ -109,11 +107,7 @@ public final class Translator {
         // code table; the target's prologue checks the budget, interrupts and the rest. The remembering variant
         // (r8 = a jump site's cache) stores the pc, the translation context and the target before jumping.
         func emitLookup(remember: Bool) {
-            a.mov(.rcx, .rax)
-            a.shift(.shr, .rcx, by: UInt8(TLB.bits))
-            a.alu(.and, .rcx, immediate: Int32(TLB.entries - 1), width: .bits32)
-            a.shift(.shl, .rcx, by: 4, width: .bits32)
-            a.alu(.add, .rcx, frame(FrameSlot.fetchTLB))
+            a.emitTLBEntryAddress(.rcx, of: .rax, set: FrameSlot.fetchTLB)
             a.mov(.rsi, .rax)
             a.alu(.and, .rsi, immediate: -4096)
             a.alu(.or, .rsi, frame(FrameSlot.readGeneration))
@@ -176,7 +170,6 @@ public final class Translator {
         guard let space = memory.allocate(code.count) else { return nil }
         code.withUnsafeBytes { space.writable.copyMemory(from: $0.baseAddress!, byteCount: code.count) }
         let executable = UInt(bitPattern: space.executable)
-        (space.writable + Translator.prologueAddressField).storeBytes(of: UInt64(executable).littleEndian, as: UInt64.self)
         for jump in compiler.externalJumps {
             Translator.patchRel32(space.writable + jump.field, end: executable + UInt(jump.field + 4), target: jump.target)
         }
@@ -196,6 +189,17 @@ public final class Translator {
         codeBytes &+= UInt64(code.count)
         compileNanoseconds &+= Translator.now() &- start
         return executable
+    }
+
+    /// The translation at `code` (a prologue address) was dropped or replaced: its prologue becomes a jump to
+    /// the dispatcher, so every link and jump-site cache that still leads to it looks the pc up again (rax
+    /// holds the pc at every prologue). Code memory itself is reused only after a full flush.
+    func retire(code: UInt) {
+        let offset = Int(code &- UInt(bitPattern: memory.executable))
+        precondition(offset >= 0 && offset + 5 <= memory.used, "retired code outside the code memory")
+        let field = memory.writable + offset
+        field.storeBytes(of: 0xe9, as: UInt8.self)
+        Translator.patchRel32(field + 1, end: code &+ 5, target: stubs.dispatch)
     }
 
     /// Points the rel32 field at `field` (whose instruction ends at `end` in the executable view) at `target`.
