@@ -6,7 +6,7 @@ import RivetJIT
 /// Compiles one decoded block (its micro-ops, as the interpreter runs them) to x86-64.
 ///
 /// Register use: rbx holds the hart's register frame for the whole run (HartFrame.swift), so guest register n
-/// lives at `[rbx + 8n]`; rax, rcx, rdx, rsi, rdi are scratch. Within a block, the guest registers it uses most
+/// lives at `[rbx + 8n]`; rax, rcx, rdx, rsi are scratch. Within a block, the guest registers it uses most
 /// are cached in host registers (`RegisterCache`): loaded at first use, written back to the frame before
 /// anything that reads the frame (a call into the interpreter) and at every exit. Between blocks the frame is
 /// the only copy, so exceptions and exits always leave it exact.
@@ -126,6 +126,17 @@ struct BlockCompiler {
             registers.entries[i].dirty = true
         } else {
             a.store(frameX(rd), src, bytes: 8)
+        }
+    }
+
+    /// guest rd = guest rs, without a detour through rax when rd lives only in the frame.
+    private mutating func emitMove(_ rd: UInt8, from rs: UInt8) {
+        if registers.index(of: rd) != nil {
+            let d = destination(rd)
+            read(rs, into: d)
+            write(rd, from: d)
+        } else {
+            write(rd, from: readOnly(rs, scratch: .rax))
         }
     }
 
@@ -354,7 +365,7 @@ struct BlockCompiler {
         writeBackAll()
         emitRetire()
         let lhs = readOnly(op.rs1, scratch: .rax)
-        alu(.cmp, lhs, guest: op.rs2)
+        if op.rs2 == 0 { a.test(lhs, lhs) } else { alu(.cmp, lhs, guest: op.rs2) }
         a.mov(.rax, slot(FrameSlot.blockPC))  // mov leaves the flags alone
         let taken = a.makeLabel()
         a.jump(if: condition, to: taken)
@@ -379,6 +390,20 @@ struct BlockCompiler {
             let d = destination(op.rd)
             a.mov(d, slot(FrameSlot.blockPC))
             aluImmediate(.add, d, Int64(op.pcOffset) &+ op.imm)
+            write(op.rd, from: d)
+        case .addi where op.imm == 0, .xori where op.imm == 0, .ori where op.imm == 0:
+            emitMove(op.rd, from: op.rs1)  // mv, and nops that name a register
+        case .add where op.rs1 == 0, .xor where op.rs1 == 0, .or where op.rs1 == 0:
+            emitMove(op.rd, from: op.rs2)  // c.mv is add rd, x0, rs2
+        case .add where op.rs2 == 0, .sub where op.rs2 == 0, .xor where op.rs2 == 0, .or where op.rs2 == 0:
+            emitMove(op.rd, from: op.rs1)
+        case .addiw where op.imm == 0:  // sext.w
+            let d = destination(op.rd)
+            if op.rs1 != 0, let h = cachedForRead(op.rs1) {
+                a.movsxd(d, h)
+            } else {
+                a.load(d, frameX(op.rs1), bytes: 4, signed: true)
+            }
             write(op.rd, from: d)
         case .addi, .xori, .ori, .andi:
             let d = destination(op.rd)
@@ -746,8 +771,9 @@ extension X86Assembler {
 }
 
 extension X86Register {
-    /// Clobbered by calls in the System V ABI (rax, rcx, rdx, rsi, rdi are scratch anyway).
-    var isCallerSaved: Bool { self == .r8 || self == .r9 || self == .r10 || self == .r11 }
+    /// Clobbered by calls in the System V ABI (rax, rcx, rdx, rsi are scratch anyway; rdi, the calls' first
+    /// argument, also caches a guest register).
+    var isCallerSaved: Bool { self == .r8 || self == .r9 || self == .r10 || self == .r11 || self == .rdi }
 }
 
 /// Which guest registers a block keeps in host registers, and their state during compilation.
@@ -761,7 +787,7 @@ struct RegisterCache {
         var dirty = false
     }
     /// Callee-saved ones first: they survive calls into the interpreter.
-    static let hosts: [X86Register] = [.r12, .r13, .r14, .r15, .rbp, .r8, .r9, .r10, .r11]
+    static let hosts: [X86Register] = [.r12, .r13, .r14, .r15, .rbp, .r8, .r9, .r10, .r11, .rdi]
     var entries: [Entry] = []
     private var indexOfGuest = [Int8](repeating: -1, count: 33)
 
