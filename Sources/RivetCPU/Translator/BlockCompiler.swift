@@ -6,7 +6,8 @@ import RivetJIT
 /// Compiles one decoded block (its micro-ops, as the interpreter runs them) to x86-64.
 ///
 /// Register use: rbx holds the hart's register frame for the whole run (HartFrame.swift), so guest register n
-/// lives at `[rbx + 8n]`; rax, rcx, rdx, rsi are scratch. Within a block, the guest registers it uses most
+/// lives at `[rbx + 8n]`; rbp holds the block's virtual pc (set by the prologue, or the enter stub);
+/// rax, rcx, rdx, rsi are scratch. Within a block, the guest registers it uses most
 /// are cached in host registers (`RegisterCache`): loaded at first use, written back to the frame before
 /// anything that reads the frame (a call into the interpreter) and at every exit. Between blocks the frame is
 /// the only copy, so exceptions and exits always leave it exact.
@@ -199,7 +200,6 @@ struct BlockCompiler {
             // Fell off the end (the block was cut at its size limit or a page end, or ended in a fence).
             writeBackAll()
             emitRetire()
-            a.mov(.rax, slot(FrameSlot.blockPC))
             emitDirectExit(offset: Int64(byteLength))
         }
         emitOutOfLinePaths()
@@ -219,7 +219,8 @@ struct BlockCompiler {
         jumpExternal(stubs.boundary, condition: .less)
         a.alu(.cmp, slot(FrameSlot.exitRequest), immediate: 0)
         jumpExternal(stubs.boundary, condition: .notEqual)
-        a.store(slot(FrameSlot.blockPC), .rax, bytes: 8)
+        a.store(slot(FrameSlot.blockPC), .rax, bytes: 8)  // for the interpreter's callouts
+        a.mov(.rbp, .rax)  // and for this block's own pc arithmetic, without a reload
         precondition(a.offset - start == Translator.prologueSize, "translated block prologue has the wrong size")
     }
 
@@ -228,11 +229,11 @@ struct BlockCompiler {
         a.alu(.sub, slot(FrameSlot.remaining), immediate: Int32(count))
     }
 
-    /// rax = blockPC on entry; leaves for blockPC + offset. A target on this block's page is a fixed physical
+    /// Leaves for blockPC (rbp) + offset, with rax = that pc. A target on this block's page is a fixed physical
     /// address, so the exit jumps straight to its translation (or is linked to it once it exists); anything
     /// else goes through the dispatcher's lookup.
     private mutating func emitDirectExit(offset: Int64) {
-        a.lea(.rax, X86Memory(.rax, Int32(offset)))
+        a.lea(.rax, X86Memory(.rbp, Int32(offset)))
         let pageOffset = Int64(paddr & 0xfff)
         let targetPageOffset = pageOffset + offset
         guard targetPageOffset >= 0 && targetPageOffset < 4096 else {
@@ -330,8 +331,7 @@ struct BlockCompiler {
         let condition: X86Condition
         switch op.op {
         case .jal:
-            a.mov(.rax, slot(FrameSlot.blockPC))
-            a.lea(.rcx, X86Memory(.rax, Int32(here + Int64(op.extra))))
+            a.lea(.rcx, X86Memory(.rbp, Int32(here + Int64(op.extra))))
             write(op.rd, from: .rcx)
             writeBackAll()
             emitRetire()
@@ -346,8 +346,7 @@ struct BlockCompiler {
                 a.add(.rdx, base)
             }
             a.alu(.and, .rdx, immediate: -2)
-            a.mov(.rax, slot(FrameSlot.blockPC))
-            a.lea(.rcx, X86Memory(.rax, Int32(here + Int64(op.extra))))
+            a.lea(.rcx, X86Memory(.rbp, Int32(here + Int64(op.extra))))
             write(op.rd, from: .rcx)
             writeBackAll()
             a.mov(.rax, .rdx)
@@ -366,7 +365,6 @@ struct BlockCompiler {
         emitRetire()
         let lhs = readOnly(op.rs1, scratch: .rax)
         if op.rs2 == 0 { a.test(lhs, lhs) } else { alu(.cmp, lhs, guest: op.rs2) }
-        a.mov(.rax, slot(FrameSlot.blockPC))  // mov leaves the flags alone
         let taken = a.makeLabel()
         a.jump(if: condition, to: taken)
         emitDirectExit(offset: Int64(byteLength))
@@ -388,8 +386,12 @@ struct BlockCompiler {
             write(op.rd, from: d)
         case .auipc:
             let d = destination(op.rd)
-            a.mov(d, slot(FrameSlot.blockPC))
-            aluImmediate(.add, d, Int64(op.pcOffset) &+ op.imm)
+            if let offset = Int32(exactly: Int64(op.pcOffset) &+ op.imm) {
+                a.lea(d, X86Memory(.rbp, offset))
+            } else {
+                a.mov(d, .rbp)
+                aluImmediate(.add, d, Int64(op.pcOffset) &+ op.imm)
+            }
             write(op.rd, from: d)
         case .addi where op.imm == 0, .xori where op.imm == 0, .ori where op.imm == 0:
             emitMove(op.rd, from: op.rs1)  // mv, and nops that name a register
@@ -787,7 +789,7 @@ struct RegisterCache {
         var dirty = false
     }
     /// Callee-saved ones first: they survive calls into the interpreter.
-    static let hosts: [X86Register] = [.r12, .r13, .r14, .r15, .rbp, .r8, .r9, .r10, .r11, .rdi]
+    static let hosts: [X86Register] = [.r12, .r13, .r14, .r15, .r8, .r9, .r10, .r11, .rdi]
     var entries: [Entry] = []
     private var indexOfGuest = [Int8](repeating: -1, count: 33)
 

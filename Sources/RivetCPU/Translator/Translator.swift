@@ -5,7 +5,8 @@ import RivetJIT
 
 /// Addresses of the shared code every translated block jumps to (generated at the start of the code region).
 struct TranslatorStubs {
-    /// `enter(frame, code)`: saves the host's callee-saved registers, points rbx at the frame, jumps to code.
+    /// `enter(frame, code)`: saves the host's callee-saved registers, points rbx at the frame and rbp at the
+    /// block's pc, jumps to code.
     var enter: UInt = 0
     /// Restores the host registers and returns to the run loop.
     var exit: UInt = 0
@@ -45,7 +46,7 @@ public final class Translator {
     /// (writable address, executable address of the byte after the field) to patch when it is.
     private var pendingLinks: [UInt64: [(field: UnsafeMutableRawPointer, end: UInt)]] = [:]
     /// Size of every block's checked entry (BlockCompiler.emitPrologue); the run loop enters right after it.
-    static let prologueSize = 35
+    static let prologueSize = 38
     /// Inline caches of indirect and cross-page jumps, three words each: the guest pc last jumped to, the
     /// translation context it was looked up in (read generation xor fetch TLB set: a TLB flush or a privilege
     /// change invalidates it) and the target's prologue (which re-checks that the block is still current).
@@ -96,6 +97,7 @@ public final class Translator {
         for r in saved { a.push(r) }
         a.alu(.sub, .rsp, immediate: 8)
         a.mov(.rbx, .rdi)
+        a.mov(.rbp, frame(FrameSlot.blockPC))  // the block's pc, as a prologue leaves it
         a.jump(.rsi)
         // exit
         a.bind(exitLabel)
