@@ -277,16 +277,8 @@ public final class VirtMachine {
             }
             if let request = syscon.request {
                 syscon.request = nil
-                switch request {
-                case .powerOff(let code):
-                    control.runState = .shutdown
-                    emit(.shutdown(guest: true, reason: "guest-shutdown"))
-                    return .powerOff(exitCode: code)
-                case .reset:
-                    try reset()
-                    emit(.reset(guest: true, reason: "guest-reset"))
-                    continue
-                }
+                if let exit = try handlePowerRequest(request) { return exit }
+                continue  // reset: run again from the reset state
             }
             switch console.pump(into: uart) {
             case .quit: return .quitByUser
