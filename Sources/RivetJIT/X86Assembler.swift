@@ -442,6 +442,16 @@ public struct X86Assembler {
         scalarDouble(opcode: operation.rawValue, xmm: xmm, memory)
     }
 
+    /// `ldmxcsr dword [m]` and `stmxcsr dword [m]`: the SSE control and status register (rounding, flags).
+    public mutating func loadMXCSR(_ memory: X86Memory) { memoryForm([0x0F, 0xAE], w: false, reg: X86Register(rawValue: 2)!, memory) }
+    public mutating func storeMXCSR(_ memory: X86Memory) { memoryForm([0x0F, 0xAE], w: false, reg: X86Register(rawValue: 3)!, memory) }
+
+    /// `test dword [m], imm32`.
+    public mutating func test(_ memory: X86Memory, immediate: UInt32) {
+        memoryForm([0xF7], w: false, reg: .rax, memory)  // /0
+        emit32(immediate)
+    }
+
     /// `movq dst, xmm`: the double's bits into a general register.
     public mutating func movq(_ dst: X86Register, xmm: UInt8) {
         emit(0x66)

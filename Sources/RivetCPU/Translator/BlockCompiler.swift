@@ -37,6 +37,15 @@ struct BlockCompiler {
     private var slowPaths: [SlowPath] = []
     /// One exit per op index that can trap (the frame is already written back when they are reached).
     private var trapExits: [(label: X86Label, index: Int)] = []
+    /// Out-of-line exactness-checked copies of inline D operations (emitExactFloatPath).
+    fileprivate var exactFloatPaths: [ExactFloatPath] = []
+
+    fileprivate struct ExactFloatPath {
+        var entry: X86Label
+        var op: MicroOp
+        var check: X86Label
+        var slow: X86Label
+    }
     private var registers: RegisterCache
 
     private struct SlowPath {
@@ -268,6 +277,8 @@ struct BlockCompiler {
     }
 
     private mutating func emitOutOfLinePaths() {
+        for path in exactFloatPaths { emitExactFloatPath(path) }
+        exactFloatPaths.removeAll()
         for path in slowPaths {
             a.bind(path.entry)
             for r in path.writeBack { a.store(frameX(r.guest), r.host, bytes: 8) }
@@ -667,37 +678,21 @@ extension BlockCompiler {
         return false
     }()
 
-    /// D arithmetic inline, guarded by `floatFast` (FS Dirty, frm = RNE, inexact already accrued) and used only
-    /// when the host's result is a normal number: then the IEEE result is RISC-V's, and the only flag the
-    /// operation can raise is inexact, already set. NaNs, infinities, zeros, subnormals and the smallest
-    /// normals (where underflow after rounding is subtle), other rounding modes and FS not Dirty all call
-    /// the interpreter for this one instruction, with nothing written before.
+    /// D arithmetic inline, guarded by `floatFast` and used only when the host's result is a normal number
+    /// (above the smallest binade): then the IEEE result is RISC-V's, and the only flag the operation can raise
+    /// is inexact. With inexact already accrued (floatFast 1) that is all; without it (2), an out-of-line copy
+    /// runs the operation with MXCSR's flags cleared first and keeps the result only if it raised none. NaNs,
+    /// infinities, zeros, subnormals, any other flag, other rounding modes and FS not Dirty all call the
+    /// interpreter for this one instruction, with nothing written before.
     fileprivate mutating func emitFloatArithmetic(_ op: MicroOp, index: Int) -> Bool {
         guard op.extra == 0 || op.extra == 7 else { return false }  // a static mode other than RNE
-        var fused: X86FusedMultiplyAdd? = nil
-        switch op.op {
-        case .fmaddD: fused = .multiplyAdd
-        case .fmsubD: fused = .multiplySubtract
-        case .fnmsubD: fused = .negatedMultiplyAdd        // -(rs1 * rs2) + rs3
-        case .fnmaddD: fused = .negatedMultiplySubtract   // -(rs1 * rs2) - rs3
-        default: break
-        }
-        if fused != nil && !BlockCompiler.hostHasFMA { return false }
-        let slow = a.makeLabel()
+        if BlockCompiler.fusedOperation(op) != nil && !BlockCompiler.hostHasFMA { return false }
+        let slow = a.makeLabel(), exact = a.makeLabel(), check = a.makeLabel()
         let resume = addSlowPath(index: index, entry: slow, reloading: nil)
-        a.alu(.cmp, slot(FrameSlot.floatFast), immediate: 0)
-        a.jump(if: .equal, to: slow)
-        switch op.op {
-        case .faddD: a.movsd(xmm: 0, frameF(op.rs1)); a.scalarDouble(.add, xmm: 0, frameF(op.rs2))
-        case .fsubD: a.movsd(xmm: 0, frameF(op.rs1)); a.scalarDouble(.sub, xmm: 0, frameF(op.rs2))
-        case .fmulD: a.movsd(xmm: 0, frameF(op.rs1)); a.scalarDouble(.mul, xmm: 0, frameF(op.rs2))
-        case .fdivD: a.movsd(xmm: 0, frameF(op.rs1)); a.scalarDouble(.div, xmm: 0, frameF(op.rs2))
-        case .fsqrtD: a.scalarDouble(.sqrt, xmm: 0, frameF(op.rs1))
-        default:
-            a.movsd(xmm: 0, frameF(op.rs3))
-            a.movsd(xmm: 1, frameF(op.rs1))
-            a.fusedMultiplyAdd(fused!, accumulator: 0, 1, frameF(op.rs2))
-        }
+        a.alu(.cmp, slot(FrameSlot.floatFast), immediate: 1)
+        a.jump(if: .notEqual, to: exact)
+        emitFloatCompute(op)
+        a.bind(check)
         a.movq(.rax, xmm: 0)
         // Biased exponent in [2, 0x7fe]: a normal result above the smallest binade.
         a.mov(.rcx, .rax)
@@ -708,7 +703,47 @@ extension BlockCompiler {
         a.jump(if: .above, to: slow)
         a.store(frameF(op.rd), .rax, bytes: 8)
         a.bind(resume)
+        exactFloatPaths.append(ExactFloatPath(entry: exact, op: op, check: check, slow: slow))
         return true
+    }
+
+    /// The out-of-line variant for floatFast 2 (no inexact accrued yet): clear MXCSR's flags, compute, and go
+    /// back to the result check only if no flag but the denormal-operand one (not an IEEE flag) was raised.
+    fileprivate mutating func emitExactFloatPath(_ path: ExactFloatPath) {
+        a.bind(path.entry)
+        a.alu(.cmp, slot(FrameSlot.floatFast), immediate: 2)
+        a.jump(if: .notEqual, to: path.slow)
+        a.loadMXCSR(slot(FrameSlot.mxcsrClean))
+        emitFloatCompute(path.op)
+        a.storeMXCSR(slot(FrameSlot.mxcsrSaved))
+        a.test(slot(FrameSlot.mxcsrSaved), immediate: 0x3d)  // IE ZE OE UE PE (not DE)
+        a.jump(if: .notEqual, to: path.slow)
+        a.jump(to: path.check)
+    }
+
+    /// xmm0 = the operation's result (SSE2, or FMA3 for the fused group).
+    fileprivate mutating func emitFloatCompute(_ op: MicroOp) {
+        switch op.op {
+        case .faddD: a.movsd(xmm: 0, frameF(op.rs1)); a.scalarDouble(.add, xmm: 0, frameF(op.rs2))
+        case .fsubD: a.movsd(xmm: 0, frameF(op.rs1)); a.scalarDouble(.sub, xmm: 0, frameF(op.rs2))
+        case .fmulD: a.movsd(xmm: 0, frameF(op.rs1)); a.scalarDouble(.mul, xmm: 0, frameF(op.rs2))
+        case .fdivD: a.movsd(xmm: 0, frameF(op.rs1)); a.scalarDouble(.div, xmm: 0, frameF(op.rs2))
+        case .fsqrtD: a.scalarDouble(.sqrt, xmm: 0, frameF(op.rs1))
+        default:
+            a.movsd(xmm: 0, frameF(op.rs3))
+            a.movsd(xmm: 1, frameF(op.rs1))
+            a.fusedMultiplyAdd(BlockCompiler.fusedOperation(op)!, accumulator: 0, 1, frameF(op.rs2))
+        }
+    }
+
+    static func fusedOperation(_ op: MicroOp) -> X86FusedMultiplyAdd? {
+        switch op.op {
+        case .fmaddD: return .multiplyAdd
+        case .fmsubD: return .multiplySubtract
+        case .fnmsubD: return .negatedMultiplyAdd        // -(rs1 * rs2) + rs3
+        case .fnmaddD: return .negatedMultiplySubtract   // -(rs1 * rs2) - rs3
+        default: return nil
+        }
     }
 
     /// Sign injection (fmv.d, fneg.d, fabs.d) and moves between x and f registers: bit operations that raise

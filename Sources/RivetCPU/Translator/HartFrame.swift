@@ -42,9 +42,14 @@ enum FrameSlot {
     /// 1 when mstatus.FS is Dirty, so FP loads and stores may run inline (they would otherwise set it or
     /// trap); refreshed on entry and after each callout.
     static let floatDirty = 83
-    /// 1 when D arithmetic may run inline (BlockCompiler.emitFloatArithmetic): FS Dirty, frm = RNE and
-    /// fflags.NX already set; refreshed with `floatDirty`.
+    /// Whether D arithmetic may run inline (BlockCompiler.emitFloatArithmetic), refreshed with `floatDirty`:
+    /// 0 no; with FS Dirty and frm = RNE, 1 when fflags.NX is already set, 2 when it is not (the inline result
+    /// must then also be exact, which the host's MXCSR flags tell).
     static let floatFast = 84
+    /// The MXCSR value inline code loads before an operation whose flags it reads (all exceptions masked,
+    /// round to nearest, flags clear: 0x1f80), and a slot to store MXCSR into.
+    static let mxcsrClean = 85
+    static let mxcsrSaved = 86
     static let count = 96
 
     @inline(__always) static func offset(_ slot: Int) -> Int32 { Int32(slot * 8) }

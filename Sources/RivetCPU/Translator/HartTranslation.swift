@@ -5,6 +5,7 @@ extension Hart {
     /// Fills the frame fields translated code reads that never change for this hart.
     func prepareFrameForTranslation() {
         frame[FrameSlot.hart] = UInt64(UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque()))
+        frame[FrameSlot.mxcsrClean] = 0x1f80
         frame[FrameSlot.blockTable] = UInt64(UInt(bitPattern: cache.table))
         frame[FrameSlot.codeTable] = UInt64(UInt(bitPattern: cache.codeTable))
     }
@@ -60,7 +61,7 @@ extension Hart {
     func refreshFloatSlots() {
         let dirty = csr.mstatus & MStatus.fsMask == MStatus.fsDirty
         frame[FrameSlot.floatDirty] = dirty ? 1 : 0
-        frame[FrameSlot.floatFast] = dirty && csr.frm == 0 && csr.fflags & 1 != 0 ? 1 : 0
+        frame[FrameSlot.floatFast] = dirty && csr.frm == 0 ? (csr.fflags & 1 != 0 ? 1 : 2) : 0
     }
 
     /// One F/D arithmetic op as the interpreter computes it; false (nothing changed) when it must trap.
