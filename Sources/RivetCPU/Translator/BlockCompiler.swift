@@ -186,6 +186,13 @@ struct BlockCompiler {
 
     /// Emits the whole block; the caller installs it and patches `externalJumps`.
     mutating func compile() -> [UInt8] {
+        if endsWithBranchToItself {
+            var loop = self
+            if let code = loop.compileLoop() {
+                self = loop
+                return code
+            }
+        }
         emitPrologue()
         var i = 0
         var ended = false
@@ -213,6 +220,71 @@ struct BlockCompiler {
         }
         emitOutOfLinePaths()
         return a.finish()
+    }
+
+    /// The block's last instruction is a conditional branch back to its first (a loop in one block).
+    private var endsWithBranchToItself: Bool {
+        guard count > 0 else { return false }
+        let last = ops[count - 1]
+        switch last.op {
+        case .beq, .bne, .blt, .bge, .bltu, .bgeu: return Int64(last.pcOffset) &+ last.imm == 0
+        default: return false
+        }
+    }
+
+    /// A one-block loop whose instructions all run inline: its cached registers are loaded once, before the
+    /// loop head, and stay in host registers across iterations (every register the block writes counts as
+    /// dirty throughout, so any exit writes it back). The back edge makes the prologue's decisions itself:
+    /// the next iteration must fit in the budget and the exit-request word must be clear, else it leaves at
+    /// the boundary with the frame written back, as a chained run would. Nil if some instruction needs a call
+    /// into the interpreter (the block is then compiled the ordinary way).
+    private mutating func compileLoop() -> [UInt8]? {
+        emitPrologue()
+        for i in registers.entries.indices {
+            let e = registers.entries[i]
+            a.mov(e.host, frameX(e.guest))
+            registers.entries[i].loaded = true
+            registers.entries[i].dirty = (0..<count).contains { ops[$0].rd == e.guest }
+        }
+        let head = a.makeLabel()
+        a.bind(head)
+        for i in 0..<(count - 1) {
+            guard emitInline(ops[i], index: i) else { return nil }
+        }
+        let op = ops[count - 1]
+        let condition = branchCondition(op.op)!
+        emitRetire()
+        let lhs = readOnly(op.rs1, scratch: .rax)
+        if op.rs2 == 0 { a.test(lhs, lhs) } else { alu(.cmp, lhs, guest: op.rs2) }
+        let taken = a.makeLabel(), leave = a.makeLabel()
+        a.jump(if: condition, to: taken)
+        let state = registers
+        writeBackAll()
+        emitDirectExit(offset: Int64(byteLength))
+        registers = state
+        a.bind(taken)
+        a.alu(.cmp, slot(FrameSlot.remaining), immediate: Int32(count))
+        a.jump(if: .less, to: leave)
+        a.alu(.cmp, slot(FrameSlot.exitRequest), immediate: 0)
+        a.jump(if: .equal, to: head)
+        a.bind(leave)
+        writeBackAll()
+        a.mov(.rax, .rbp)
+        jumpExternal(stubs.boundary)
+        emitOutOfLinePaths()
+        return a.finish()
+    }
+
+    private func branchCondition(_ op: Op) -> X86Condition? {
+        switch op {
+        case .beq: return .equal
+        case .bne: return .notEqual
+        case .blt: return .less
+        case .bge: return .greaterOrEqual
+        case .bltu: return .below
+        case .bgeu: return .aboveOrEqual
+        default: return nil
+        }
     }
 
     /// The checked entry other blocks chain to (rax = this block's virtual pc). It is exactly
@@ -364,13 +436,9 @@ struct BlockCompiler {
             emitRetire()
             emitIndirectExit()
             return true
-        case .beq: condition = .equal
-        case .bne: condition = .notEqual
-        case .blt: condition = .less
-        case .bge: condition = .greaterOrEqual
-        case .bltu: condition = .below
-        case .bgeu: condition = .aboveOrEqual
-        default: return false
+        default:
+            guard let c = branchCondition(op.op) else { return false }
+            condition = c
         }
         writeBackAll()
         emitRetire()
