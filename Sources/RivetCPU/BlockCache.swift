@@ -181,13 +181,42 @@ public final class BlockCache: CodeInvalidationListener {
             }
         }
         let t = translator.unsafelyUnwrapped
-        guard let code = t.compile(ops: pool + Int(entry.start), count: Int(entry.count), byteLength: Int(entry.byteLength),
-                                   paddr: entry.paddr, cache: self) else {
+        guard let code = t.compile(segments: translationUnit(entry), paddr: entry.paddr, cache: self) else {
             flushAll()  // code memory full: start again with both empty
             return nil
         }
         codeTable[slot] = code
         return code
+    }
+
+    /// The blocks compiled together starting at `entry`: it and, while a block ends in a conditional branch, the
+    /// decoded block its fall-through path continues with on the same page (a superblock: registers stay in
+    /// host registers across the not-taken branches). At most 8 blocks and 128 instructions.
+    func translationUnit(_ entry: Entry) -> [BlockCompiler.Segment] {
+        var segments = [BlockCompiler.Segment(ops: pool + Int(entry.start), count: Int(entry.count),
+                                              byteLength: Int(entry.byteLength), offset: 0)]
+        var block = entry
+        var total = Int(entry.count)
+        while segments.count < 8 {
+            let branch = pool[Int(block.start) + Int(block.count) - 1]
+            switch branch.op {
+            case .beq, .bne, .blt, .bge, .bltu, .bgeu: break
+            default: return segments
+            }
+            // A branch back to the head closes a loop: the unit ends there (BlockCompiler compiles it as one).
+            if block.paddr &+ UInt64(branch.pcOffset) &+ UInt64(bitPattern: branch.imm) == entry.paddr { return segments }
+            let next = block.paddr &+ UInt64(block.byteLength)
+            guard next & ~(GuestRAM.pageSize - 1) == entry.paddr & ~(GuestRAM.pageSize - 1) else { return segments }
+            let following = table[BlockCache.slot(next)]
+            guard following.paddr == next, following.count > 0, total + Int(following.count) <= 128 else { return segments }
+            let offset = Int64(next &- entry.paddr)
+            if segments.contains(where: { $0.offset == offset }) { return segments }
+            segments.append(BlockCompiler.Segment(ops: pool + Int(following.start), count: Int(following.count),
+                                                  byteLength: Int(following.byteLength), offset: offset))
+            total += Int(following.count)
+            block = following
+        }
+        return segments
     }
 
     /// In the child of a host fork() (`rivet user`): the code memory is a shared mapping the parent keeps

@@ -137,3 +137,19 @@ def test_double_arithmetic_agrees_with_qemu_in_both_modes(rivet_bin, tmp_path):
         p = subprocess.run([str(rivet_bin), "user", "--accel", mode, str(exe)], capture_output=True, env=env, timeout=120)
         assert p.returncode == 0, p.stderr
         assert p.stdout == oracle, (mode, threshold, p.stdout, oracle)
+
+
+def test_self_modifying_loop_agrees_with_qemu_in_both_modes(rivet_bin, tmp_path):
+    """Code patched between calls (with fence.i) after it was translated, including blocks compiled
+    together into one unit and a one-block loop: every call runs the code as last written (tests/user/smcloop.c)."""
+    repo = Path(__file__).resolve().parents[2]
+    exe = tmp_path / "smcloop"
+    subprocess.run(["riscv64-linux-gnu-gcc", "-O2", "-static", "-o", str(exe), str(repo / "tests/user/smcloop.c")], check=True)
+    oracle = subprocess.run(["qemu-riscv64", str(exe)], capture_output=True, timeout=120, check=True).stdout
+    assert oracle.startswith(b"smcloop "), oracle
+    for mode, threshold in (("interp", "16"), ("jit", "16"), ("jit", "2"), ("jit", "0")):
+        env = dict(os.environ, RIVET_JIT_THRESHOLD=threshold)
+        env.pop("RIVET_ACCEL", None)
+        p = subprocess.run([str(rivet_bin), "user", "--accel", mode, str(exe)], capture_output=True, env=env, timeout=120)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout == oracle, (mode, threshold, p.stdout, oracle)

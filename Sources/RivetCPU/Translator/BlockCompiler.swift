@@ -18,12 +18,24 @@ import RivetJIT
 /// semantics, its exceptions and its side effects. A callout that traps ends the block with the trap taken; a
 /// block's last instruction, if it is a system instruction, always hands control back to the run loop.
 struct BlockCompiler {
+    /// One decoded block of the unit being compiled: the head block, then blocks its conditional branches fall
+    /// through to (a superblock with side exits). `offset` is its distance in bytes from the head.
+    struct Segment {
+        var ops: UnsafeMutablePointer<MicroOp>
+        var count: Int
+        var byteLength: Int
+        var offset: Int64
+    }
+
     private var a = X86Assembler()
-    private let ops: UnsafeMutablePointer<MicroOp>
-    private let count: Int
-    private let byteLength: Int
+    private let segments: [Segment]
+    /// The segment being emitted (`ops`, `count`, `byteLength`: its decoded block; rbp holds its pc).
+    private var current = 0
+    private var ops: UnsafeMutablePointer<MicroOp>
+    private var count: Int
+    private var byteLength: Int
     private let stubs: TranslatorStubs
-    /// The block's guest-physical address and its block-table slot.
+    /// The head block's guest-physical address and its block-table slot.
     private let paddr: UInt64
     private let slotIndex: Int
     /// Where translations of other blocks are found (for direct links to blocks on the same page).
@@ -35,8 +47,11 @@ struct BlockCompiler {
     private(set) var pendingLinks: [(field: Int, target: UInt64)] = []
     /// Out-of-line TLB-miss paths, each with the register-cache state it must restore.
     private var slowPaths: [SlowPath] = []
-    /// One exit per op index that can trap (the frame is already written back when they are reached).
-    private var trapExits: [(label: X86Label, index: Int)] = []
+    /// One exit per op that can trap, by segment and index (the frame is already written back when they are
+    /// reached).
+    private var trapExits: [(label: X86Label, segment: Int, index: Int)] = []
+    /// Exits at the boundary between segments (budget spent or exit requested), with what to write back.
+    private var boundaryExits: [(label: X86Label, writeBack: [(guest: UInt8, host: X86Register)])] = []
     /// Out-of-line exactness-checked copies of inline D operations (emitExactFloatPath).
     fileprivate var exactFloatPaths: [ExactFloatPath] = []
 
@@ -51,6 +66,7 @@ struct BlockCompiler {
     private struct SlowPath {
         var entry: X86Label
         var resume: X86Label
+        var segment: Int
         var index: Int
         /// Cached registers to write back before the call, and to reload after it.
         var writeBack: [(guest: UInt8, host: X86Register)]
@@ -59,18 +75,31 @@ struct BlockCompiler {
 
     private unowned(unsafe) let translator: Translator
 
-    init(ops: UnsafeMutablePointer<MicroOp>, count: Int, byteLength: Int, paddr: UInt64, cache: BlockCache, translator: Translator) {
+    init(segments: [Segment], paddr: UInt64, cache: BlockCache, translator: Translator) {
+        precondition(!segments.isEmpty && segments[0].offset == 0)
         self.translator = translator
         let stubs = translator.stubs
-        self.ops = ops
-        self.count = count
-        self.byteLength = byteLength
+        self.segments = segments
+        ops = segments[0].ops
+        count = segments[0].count
+        byteLength = segments[0].byteLength
         self.paddr = paddr
         self.slotIndex = BlockCache.slot(paddr)
         self.cache = cache
         self.stubs = stubs
-        registers = RegisterCache(ops: ops, count: count)
+        registers = RegisterCache(segments: segments)
     }
+
+    /// Makes segment `n` the one being emitted.
+    private mutating func enter(segment n: Int) {
+        current = n
+        ops = segments[n].ops
+        count = segments[n].count
+        byteLength = segments[n].byteLength
+    }
+
+    /// The guest-physical address of the segment being emitted.
+    private var blockPaddr: UInt64 { paddr &+ UInt64(segments[current].offset) }
 
     // MARK: Operands
 
@@ -186,7 +215,7 @@ struct BlockCompiler {
 
     /// Emits the whole block; the caller installs it and patches `externalJumps`.
     mutating func compile() -> [UInt8] {
-        if endsWithBranchToItself {
+        if endsWithBranchToHead {
             var loop = self
             if let code = loop.compileLoop() {
                 self = loop
@@ -194,23 +223,29 @@ struct BlockCompiler {
             }
         }
         emitPrologue()
-        var i = 0
         var ended = false
-        while i < count {
-            let op = ops[i]
-            if emitControlTransfer(op) {
-                ended = true
-                break
-            }
-            if !emitInline(op, index: i) {
-                if op.op.endsBlock {
-                    emitFinalCallout(index: i)
+        for n in segments.indices {
+            enter(segment: n)
+            if n > 0 { emitSegmentBoundary() }
+            for i in 0..<count {
+                let op = ops[i]
+                if n < segments.count - 1 && i == count - 1 {
+                    emitBranchToNextSegment(op)
+                    break
+                }
+                if emitControlTransfer(op) {
                     ended = true
                     break
                 }
-                emitCallout(index: i)
+                if !emitInline(op, index: i) {
+                    if op.op.endsBlock {
+                        emitFinalCallout(index: i)
+                        ended = true
+                        break
+                    }
+                    emitCallout(index: i)
+                }
             }
-            i += 1
         }
         if !ended {
             // Fell off the end (the block was cut at its size limit or a page end, or ended in a fence).
@@ -222,34 +257,38 @@ struct BlockCompiler {
         return a.finish()
     }
 
-    /// The block's last instruction is a conditional branch back to its first (a loop in one block).
-    private var endsWithBranchToItself: Bool {
-        guard count > 0 else { return false }
-        let last = ops[count - 1]
-        switch last.op {
-        case .beq, .bne, .blt, .bge, .bltu, .bgeu: return Int64(last.pcOffset) &+ last.imm == 0
-        default: return false
-        }
+    /// The last segment ends with a conditional branch back to the head (a loop).
+    private var endsWithBranchToHead: Bool {
+        let lastSegment = segments[segments.count - 1]
+        guard lastSegment.count > 0 else { return false }
+        let last = lastSegment.ops[lastSegment.count - 1]
+        guard branchCondition(last.op) != nil else { return false }
+        return Int64(last.pcOffset) &+ last.imm == -lastSegment.offset
     }
 
-    /// A one-block loop whose instructions all run inline: its cached registers are loaded once, before the
-    /// loop head, and stay in host registers across iterations (every register the block writes counts as
-    /// dirty throughout, so any exit writes it back). The back edge makes the prologue's decisions itself:
-    /// the next iteration must fit in the budget and the exit-request word must be clear, else it leaves at
-    /// the boundary with the frame written back, as a chained run would. Nil if some instruction needs a call
-    /// into the interpreter (the block is then compiled the ordinary way).
+    /// A loop whose instructions all run inline: its cached registers are loaded once, before the loop head,
+    /// and stay in host registers across iterations (every register the loop writes counts as dirty
+    /// throughout, so any exit writes it back). The back edge makes the prologue's decisions itself: the next
+    /// iteration must fit in the budget and the exit-request word must be clear, else it leaves at the
+    /// boundary with the frame written back, as a chained run would. Nil if some instruction needs a call into
+    /// the interpreter (the unit is then compiled the ordinary way).
     private mutating func compileLoop() -> [UInt8]? {
         emitPrologue()
         for i in registers.entries.indices {
             let e = registers.entries[i]
             a.mov(e.host, frameX(e.guest))
             registers.entries[i].loaded = true
-            registers.entries[i].dirty = (0..<count).contains { ops[$0].rd == e.guest }
+            registers.entries[i].dirty = segments.contains { s in (0..<s.count).contains { s.ops[$0].rd == e.guest } }
         }
         let head = a.makeLabel()
         a.bind(head)
-        for i in 0..<(count - 1) {
-            guard emitInline(ops[i], index: i) else { return nil }
+        for n in segments.indices {
+            enter(segment: n)
+            if n > 0 { emitSegmentBoundary() }
+            for i in 0..<(count - 1) {
+                guard emitInline(ops[i], index: i) else { return nil }
+            }
+            if n < segments.count - 1 { emitBranchToNextSegment(ops[count - 1]) }
         }
         let op = ops[count - 1]
         let condition = branchCondition(op.op)!
@@ -263,7 +302,12 @@ struct BlockCompiler {
         emitDirectExit(offset: Int64(byteLength))
         registers = state
         a.bind(taken)
-        a.alu(.cmp, slot(FrameSlot.remaining), immediate: Int32(count))
+        let lastOffset = segments[current].offset
+        if lastOffset != 0 {
+            a.lea(.rbp, X86Memory(.rbp, Int32(-lastOffset)))
+            a.store(slot(FrameSlot.blockPC), .rbp, bytes: 8)
+        }
+        a.alu(.cmp, slot(FrameSlot.remaining), immediate: Int32(segments[0].count))
         a.jump(if: .less, to: leave)
         a.alu(.cmp, slot(FrameSlot.exitRequest), immediate: 0)
         a.jump(if: .equal, to: head)
@@ -273,6 +317,35 @@ struct BlockCompiler {
         jumpExternal(stubs.boundary)
         emitOutOfLinePaths()
         return a.finish()
+    }
+
+    /// The conditional branch ending a segment that is not the last: taken, it leaves the unit (writing back
+    /// what is dirty); not taken, it falls through into the next segment with the registers still cached.
+    private mutating func emitBranchToNextSegment(_ op: MicroOp) {
+        let condition = branchCondition(op.op)!
+        emitRetire()
+        let lhs = readOnly(op.rs1, scratch: .rax)
+        if op.rs2 == 0 { a.test(lhs, lhs) } else { alu(.cmp, lhs, guest: op.rs2) }
+        let fallThrough = a.makeLabel()
+        a.jump(if: X86Condition(rawValue: condition.rawValue ^ 1)!, to: fallThrough)  // the opposite condition
+        let state = registers
+        writeBackAll()
+        emitDirectExit(offset: Int64(op.pcOffset) &+ op.imm)
+        registers = state
+        a.bind(fallThrough)
+    }
+
+    /// Entering the next segment (rbp still holds the previous one's pc): the checks a chained entry makes in
+    /// its prologue, with an exit at the boundary that writes back what is dirty.
+    private mutating func emitSegmentBoundary() {
+        a.lea(.rbp, X86Memory(.rbp, Int32(segments[current].offset - segments[current - 1].offset)))
+        a.store(slot(FrameSlot.blockPC), .rbp, bytes: 8)
+        let leave = a.makeLabel()
+        a.alu(.cmp, slot(FrameSlot.remaining), immediate: Int32(count))
+        a.jump(if: .less, to: leave)
+        a.alu(.cmp, slot(FrameSlot.exitRequest), immediate: 0)
+        a.jump(if: .notEqual, to: leave)
+        boundaryExits.append((leave, registers.entries.filter(\.dirty).map { ($0.guest, $0.host) }))
     }
 
     private func branchCondition(_ op: Op) -> X86Condition? {
@@ -315,6 +388,7 @@ struct BlockCompiler {
     /// else goes through the dispatcher's lookup.
     private mutating func emitDirectExit(offset: Int64) {
         a.lea(.rax, X86Memory(.rbp, Int32(offset)))
+        let paddr = blockPaddr
         let pageOffset = Int64(paddr & 0xfff)
         let targetPageOffset = pageOffset + offset
         guard targetPageOffset >= 0 && targetPageOffset < 4096 else {
@@ -354,6 +428,7 @@ struct BlockCompiler {
         for path in slowPaths {
             a.bind(path.entry)
             for r in path.writeBack { a.store(frameX(r.guest), r.host, bytes: 8) }
+            enter(segment: path.segment)
             emitCallInterpreter(index: path.index)
             a.test(.rax, .rax)
             a.jump(if: .equal, to: trapLabel(path.index))
@@ -361,6 +436,13 @@ struct BlockCompiler {
             a.jump(to: path.resume)
         }
         slowPaths.removeAll()
+        for exit in boundaryExits {
+            a.bind(exit.label)
+            for r in exit.writeBack { a.store(frameX(r.guest), r.host, bytes: 8) }
+            a.mov(.rax, .rbp)
+            jumpExternal(stubs.boundary)
+        }
+        boundaryExits.removeAll()
         for exit in trapExits {
             a.bind(exit.label)
             if exit.index > 0 { a.alu(.sub, slot(FrameSlot.remaining), immediate: Int32(exit.index)) }
@@ -369,10 +451,11 @@ struct BlockCompiler {
         }
     }
 
+    /// The exit for a trap at op `index` of the current segment.
     private mutating func trapLabel(_ index: Int) -> X86Label {
-        if let existing = trapExits.first(where: { $0.index == index }) { return existing.label }
+        if let existing = trapExits.first(where: { $0.segment == current && $0.index == index }) { return existing.label }
         let label = a.makeLabel()
-        trapExits.append((label, index))
+        trapExits.append((label, current, index))
         return label
     }
 
@@ -698,7 +781,7 @@ struct BlockCompiler {
         if let rd, let i = registers.index(of: rd), !registers.entries[i].host.isCallerSaved || !registers.entries[i].loaded {
             reload.append((rd, registers.entries[i].host))
         }
-        slowPaths.append(SlowPath(entry: slow, resume: resume, index: index, writeBack: writeBack, reload: reload))
+        slowPaths.append(SlowPath(entry: slow, resume: resume, segment: current, index: index, writeBack: writeBack, reload: reload))
         return resume
     }
 
@@ -896,15 +979,17 @@ struct RegisterCache {
     var entries: [Entry] = []
     private var indexOfGuest = [Int8](repeating: -1, count: 33)
 
-    /// Caches the guest registers used at least twice by the block's inline instructions, most used first.
-    init(ops: UnsafeMutablePointer<MicroOp>, count: Int) {
+    /// Caches the guest registers used at least twice by the unit's inline instructions, most used first.
+    init(segments: [BlockCompiler.Segment]) {
         var uses = [Int](repeating: 0, count: 32)
-        for i in 0..<count {
-            let op = ops[i]
-            guard op.op.isIntegerOnly else { continue }
-            if op.rd < 32 { uses[Int(op.rd)] += 1 }
-            uses[Int(op.rs1) & 31] += 1
-            uses[Int(op.rs2) & 31] += 1
+        for segment in segments {
+            for i in 0..<segment.count {
+                let op = segment.ops[i]
+                guard op.op.isIntegerOnly else { continue }
+                if op.rd < 32 { uses[Int(op.rd)] += 1 }
+                uses[Int(op.rs1) & 31] += 1
+                uses[Int(op.rs2) & 31] += 1
+            }
         }
         uses[0] = 0
         let chosen = (1..<32).filter { uses[$0] >= 2 }.sorted { uses[$0] > uses[$1] }.prefix(RegisterCache.hosts.count)

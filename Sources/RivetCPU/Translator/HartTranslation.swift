@@ -43,6 +43,7 @@ extension Hart {
             return 1
         }
         let before = frame[FrameSlot.retired] &- frame[FrameSlot.remaining] &+ UInt64(index)
+        let invalidations = cache.invalidations
         instret &+= before
         let n = executeBlock(op, count: 1, byteLength: UInt64(byteLength))
         instret &-= before
@@ -50,7 +51,10 @@ extension Hart {
         refreshFloatSlots()
         // The interpreter would not chain past this block now (an MMIO access raised an interrupt, a CSR
         // write enabled one): the next prologue leaves for the run loop, at the same boundary.
-        if (csr.mip | wires.pins[hartID]) & csr.mie != 0 || codeEpoch.pointee != seenCodeEpoch {
+        // A store that dropped decoded blocks (self-modifying code) may have dropped the next segment of this
+        // unit too: the interpreter would look it up again at the boundary, so the unit must not run it.
+        if (csr.mip | wires.pins[hartID]) & csr.mie != 0 || codeEpoch.pointee != seenCodeEpoch
+            || cache.invalidations != invalidations {
             attentionRequest.store(true, ordering: .relaxed)
         }
         return n

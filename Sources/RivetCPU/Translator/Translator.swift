@@ -163,11 +163,11 @@ public final class Translator {
         enter = unsafeBitCast(stubs.enter, to: TranslatedEnter.self)
     }
 
-    /// Compiles the block and installs its code; returns the address of its prologue (the chained entry; the
+    /// Compiles the block (with the blocks it falls through to, `segments` after the first) and installs its code; returns the address of its prologue (the chained entry; the
     /// body starts `prologueSize` bytes later), or nil when code memory is full (the caller flushes).
-    func compile(ops: UnsafeMutablePointer<MicroOp>, count: Int, byteLength: Int, paddr: UInt64, cache: BlockCache) -> UInt? {
+    func compile(segments: [BlockCompiler.Segment], paddr: UInt64, cache: BlockCache) -> UInt? {
         let start = Translator.now()
-        var compiler = BlockCompiler(ops: ops, count: count, byteLength: byteLength, paddr: paddr, cache: cache, translator: self)
+        var compiler = BlockCompiler(segments: segments, paddr: paddr, cache: cache, translator: self)
         let code = compiler.compile()
         guard let space = memory.allocate(code.count) else { return nil }
         code.withUnsafeBytes { space.writable.copyMemory(from: $0.baseAddress!, byteCount: code.count) }
