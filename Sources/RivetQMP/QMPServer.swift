@@ -83,19 +83,28 @@ public final class QMPServer {
     static func listen(_ address: QMPAddress) throws -> Int32 {
         switch address {
         case .unix(let path):
+            // The socket is bound under a temporary name and renamed once it listens, so a client that sees
+            // the path never finds it refusing connections (bind creates the file before listen).
+            let staging = path + ".\(getpid()).new"
+            let capacity = MemoryLayout.size(ofValue: sockaddr_un().sun_path)
+            guard path.utf8.count < capacity else {
+                throw QMPError("--qmp unix:\(path): the path is \(path.utf8.count) bytes, at most \(capacity - 1) fit in a socket address")
+            }
+            let bindPath = staging.utf8.count < capacity ? staging : path
             let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else { throw QMPError("--qmp: socket failed") }
-            unlink(path)
+            unlink(bindPath)
             var sa = sockaddr_un()
             sa.sun_family = sa_family_t(AF_UNIX)
             withUnsafeMutableBytes(of: &sa.sun_path) { dst in
-                for (i, b) in path.utf8.enumerated() { dst[i] = b }
+                for (i, b) in bindPath.utf8.enumerated() { dst[i] = b }
             }
             let ok = withUnsafePointer(to: &sa) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
             }
-            guard ok == 0, Glibc.listen(fd, 8) == 0 else {
+            guard ok == 0, Glibc.listen(fd, 8) == 0, bindPath == path || rename(bindPath, path) == 0 else {
                 let e = String(cString: strerror(errno)); close(fd)
+                if bindPath != path { unlink(bindPath) }
                 throw QMPError("--qmp unix:\(path): cannot listen: \(e)")
             }
             return fd
