@@ -62,7 +62,11 @@ public struct X86Assembler {
     /// (offset of the rel32 field, label): each is resolved when its label is bound.
     private var pendingJumps: [(field: Int, label: X86Label)] = []
 
-    public init() {}
+    public init() {
+        bytes.reserveCapacity(4096)
+        labelOffsets.reserveCapacity(64)
+        pendingJumps.reserveCapacity(64)
+    }
 
     public var offset: Int { bytes.count }
 
@@ -147,22 +151,25 @@ public struct X86Assembler {
     }
 
     /// `op reg, r/m` or `op r/m, reg` with a register r/m operand.
-    private mutating func registerForm(_ opcode: [UInt8], w: Bool, reg: X86Register, rm: X86Register, byteRegister: Bool = false) {
+    private mutating func registerForm(_ opcode: UInt8, _ opcode2: UInt8? = nil, w: Bool, reg: X86Register, rm: X86Register, byteRegister: Bool = false) {
         rex(w: w, reg: reg.rawValue, rm: rm.rawValue, byteRegister: byteRegister)
-        bytes.append(contentsOf: opcode)
+        emit(opcode)
+        if let opcode2 { emit(opcode2) }
         modRM(mod: 3, reg: reg.rawValue, rm: rm.rawValue)
     }
 
-    private mutating func memoryForm(_ opcode: [UInt8], w: Bool, reg: X86Register, _ memory: X86Memory, byteRegister: Bool = false) {
+    private mutating func memoryForm(_ opcode: UInt8, _ opcode2: UInt8? = nil, w: Bool, reg: X86Register, _ memory: X86Memory, byteRegister: Bool = false) {
         rex(w: w, reg: reg.rawValue, index: memory.index?.rawValue ?? 0, rm: memory.base.rawValue, byteRegister: byteRegister)
-        bytes.append(contentsOf: opcode)
+        emit(opcode)
+        if let opcode2 { emit(opcode2) }
         memoryOperand(reg: reg.rawValue, memory)
     }
 
     /// Group opcodes whose ModRM reg field is an opcode extension (`/n`).
-    private mutating func extensionForm(_ opcode: [UInt8], w: Bool, extension n: UInt8, rm: X86Register, byteRegister: Bool = false) {
+    private mutating func extensionForm(_ opcode: UInt8, _ opcode2: UInt8? = nil, w: Bool, extension n: UInt8, rm: X86Register, byteRegister: Bool = false) {
         rex(w: w, rm: rm.rawValue, byteRegister: byteRegister)
-        bytes.append(contentsOf: opcode)
+        emit(opcode)
+        if let opcode2 { emit(opcode2) }
         modRM(mod: 3, reg: n, rm: rm.rawValue)
     }
 
@@ -170,7 +177,7 @@ public struct X86Assembler {
 
     /// `mov dst, src` (64-bit, or 32-bit which zeroes the upper half).
     public mutating func mov(_ dst: X86Register, _ src: X86Register, width: X86Width = .bits64) {
-        registerForm([0x89], w: width == .bits64, reg: src, rm: dst)
+        registerForm(0x89, w: width == .bits64, reg: src, rm: dst)
     }
 
     /// Loads an immediate with the shortest encoding: mov r32 (zero-extends), mov r/m64 imm32 (sign-extends),
@@ -181,7 +188,7 @@ public struct X86Assembler {
             emit(0xB8 + dst.low3)
             emit32(UInt32(immediate))
         } else if Int32(exactly: Int64(bitPattern: immediate)) != nil {
-            extensionForm([0xC7], w: true, extension: 0, rm: dst)
+            extensionForm(0xC7, w: true, extension: 0, rm: dst)
             emit32(UInt32(truncatingIfNeeded: immediate))
         } else {
             rex(w: true, rm: dst.rawValue)
@@ -192,7 +199,7 @@ public struct X86Assembler {
 
     /// `mov dst, qword [m]`.
     public mutating func mov(_ dst: X86Register, _ memory: X86Memory) {
-        memoryForm([0x8B], w: true, reg: dst, memory)
+        memoryForm(0x8B, w: true, reg: dst, memory)
     }
 
     /// `movabs dst, imm64`: always the 10-byte form, so code that is patched or measured has a fixed size.
@@ -205,13 +212,13 @@ public struct X86Assembler {
     /// Loads 1, 2, 4 or 8 bytes from memory into a 64-bit register, sign- or zero-extended (RISC-V lb..ld).
     public mutating func load(_ dst: X86Register, _ memory: X86Memory, bytes size: Int, signed: Bool) {
         switch (size, signed) {
-        case (8, _): memoryForm([0x8B], w: true, reg: dst, memory)
-        case (4, false): memoryForm([0x8B], w: false, reg: dst, memory)       // mov r32 zeroes bits 63:32
-        case (4, true): memoryForm([0x63], w: true, reg: dst, memory)         // movsxd
-        case (2, false): memoryForm([0x0F, 0xB7], w: false, reg: dst, memory) // movzx r32, m16
-        case (2, true): memoryForm([0x0F, 0xBF], w: true, reg: dst, memory)   // movsx r64, m16
-        case (1, false): memoryForm([0x0F, 0xB6], w: false, reg: dst, memory) // movzx r32, m8
-        case (1, true): memoryForm([0x0F, 0xBE], w: true, reg: dst, memory)   // movsx r64, m8
+        case (8, _): memoryForm(0x8B, w: true, reg: dst, memory)
+        case (4, false): memoryForm(0x8B, w: false, reg: dst, memory)       // mov r32 zeroes bits 63:32
+        case (4, true): memoryForm(0x63, w: true, reg: dst, memory)         // movsxd
+        case (2, false): memoryForm(0x0F, 0xB7, w: false, reg: dst, memory) // movzx r32, m16
+        case (2, true): memoryForm(0x0F, 0xBF, w: true, reg: dst, memory)   // movsx r64, m16
+        case (1, false): memoryForm(0x0F, 0xB6, w: false, reg: dst, memory) // movzx r32, m8
+        case (1, true): memoryForm(0x0F, 0xBE, w: true, reg: dst, memory)   // movsx r64, m8
         default: preconditionFailure("load size \(size)")
         }
     }
@@ -219,78 +226,78 @@ public struct X86Assembler {
     /// Stores the low 1, 2, 4 or 8 bytes of `src` (RISC-V sb..sd).
     public mutating func store(_ memory: X86Memory, _ src: X86Register, bytes size: Int) {
         switch size {
-        case 8: memoryForm([0x89], w: true, reg: src, memory)
-        case 4: memoryForm([0x89], w: false, reg: src, memory)
-        case 2: emit(0x66); memoryForm([0x89], w: false, reg: src, memory)
-        case 1: memoryForm([0x88], w: false, reg: src, memory, byteRegister: src.rawValue >= 4)
+        case 8: memoryForm(0x89, w: true, reg: src, memory)
+        case 4: memoryForm(0x89, w: false, reg: src, memory)
+        case 2: emit(0x66); memoryForm(0x89, w: false, reg: src, memory)
+        case 1: memoryForm(0x88, w: false, reg: src, memory, byteRegister: src.rawValue >= 4)
         default: preconditionFailure("store size \(size)")
         }
     }
 
     /// `mov qword [m], imm32` (sign-extended to 64 bits), e.g. to store a guest pc that fits.
     public mutating func store(_ memory: X86Memory, immediate: Int32) {
-        memoryForm([0xC7], w: true, reg: .rax, memory)  // reg field 0 = /0
+        memoryForm(0xC7, w: true, reg: .rax, memory)  // reg field 0 = /0
         emit32(UInt32(bitPattern: immediate))
     }
 
     /// `lea dst, [base + disp]`.
     public mutating func lea(_ dst: X86Register, _ memory: X86Memory) {
-        memoryForm([0x8D], w: true, reg: dst, memory)
+        memoryForm(0x8D, w: true, reg: dst, memory)
     }
 
     /// `movsxd dst, src32`: sign-extends a 32-bit result to 64 bits (every RV64 W-form ends with this).
     public mutating func movsxd(_ dst: X86Register, _ src: X86Register) {
-        registerForm([0x63], w: true, reg: dst, rm: src)
+        registerForm(0x63, w: true, reg: dst, rm: src)
     }
 
     /// `movsx dst64, src8/src16`.
     public mutating func movsx(_ dst: X86Register, _ src: X86Register, fromBytes size: Int) {
         precondition(size == 1 || size == 2)
-        registerForm(size == 1 ? [0x0F, 0xBE] : [0x0F, 0xBF], w: true, reg: dst, rm: src, byteRegister: size == 1 && src.rawValue >= 4)
+        registerForm(0x0F, size == 1 ? 0xBE : 0xBF, w: true, reg: dst, rm: src, byteRegister: size == 1 && src.rawValue >= 4)
     }
 
     /// `movzx dst32, src8/src16` (writing the 32-bit register clears bits 63:32 too).
     public mutating func movzx(_ dst: X86Register, _ src: X86Register, fromBytes size: Int) {
         precondition(size == 1 || size == 2)
-        registerForm(size == 1 ? [0x0F, 0xB6] : [0x0F, 0xB7], w: false, reg: dst, rm: src, byteRegister: size == 1 && src.rawValue >= 4)
+        registerForm(0x0F, size == 1 ? 0xB6 : 0xB7, w: false, reg: dst, rm: src, byteRegister: size == 1 && src.rawValue >= 4)
     }
 
     // MARK: Arithmetic
 
     /// `op dst, src` for add/or/and/sub/xor/cmp.
     public mutating func alu(_ operation: X86ALUOperation, _ dst: X86Register, _ src: X86Register, width: X86Width = .bits64) {
-        registerForm([operation.rawValue << 3 | 0x01], w: width == .bits64, reg: src, rm: dst)
+        registerForm(operation.rawValue << 3 | 0x01, w: width == .bits64, reg: src, rm: dst)
     }
 
     /// `op dst, [m]`: a guest register operand read straight from the register file.
     public mutating func alu(_ operation: X86ALUOperation, _ dst: X86Register, _ memory: X86Memory, width: X86Width = .bits64) {
-        memoryForm([operation.rawValue << 3 | 0x03], w: width == .bits64, reg: dst, memory)
+        memoryForm(operation.rawValue << 3 | 0x03, w: width == .bits64, reg: dst, memory)
     }
 
     /// `op dst, imm` (sign-extended imm8 form when it fits, else imm32).
     public mutating func alu(_ operation: X86ALUOperation, _ dst: X86Register, immediate: Int32, width: X86Width = .bits64) {
         if let small = Int8(exactly: immediate) {
-            extensionForm([0x83], w: width == .bits64, extension: operation.rawValue, rm: dst)
+            extensionForm(0x83, w: width == .bits64, extension: operation.rawValue, rm: dst)
             emit(UInt8(bitPattern: small))
         } else {
-            extensionForm([0x81], w: width == .bits64, extension: operation.rawValue, rm: dst)
+            extensionForm(0x81, w: width == .bits64, extension: operation.rawValue, rm: dst)
             emit32(UInt32(bitPattern: immediate))
         }
     }
 
     /// `op [m], src`: read-modify-write of a frame field (counters) without a register round trip.
     public mutating func alu(_ operation: X86ALUOperation, _ memory: X86Memory, _ src: X86Register, width: X86Width = .bits64) {
-        memoryForm([operation.rawValue << 3 | 0x01], w: width == .bits64, reg: src, memory)
+        memoryForm(operation.rawValue << 3 | 0x01, w: width == .bits64, reg: src, memory)
     }
 
     /// `op [m], imm` (sign-extended imm8 form when it fits, else imm32).
     public mutating func alu(_ operation: X86ALUOperation, _ memory: X86Memory, immediate: Int32, width: X86Width = .bits64) {
         let n = X86Register(rawValue: operation.rawValue)!  // the ModRM reg field carries the opcode extension
         if let small = Int8(exactly: immediate) {
-            memoryForm([0x83], w: width == .bits64, reg: n, memory)
+            memoryForm(0x83, w: width == .bits64, reg: n, memory)
             emit(UInt8(bitPattern: small))
         } else {
-            memoryForm([0x81], w: width == .bits64, reg: n, memory)
+            memoryForm(0x81, w: width == .bits64, reg: n, memory)
             emit32(UInt32(bitPattern: immediate))
         }
     }
@@ -304,37 +311,37 @@ public struct X86Assembler {
 
     /// `test lhs, rhs`.
     public mutating func test(_ lhs: X86Register, _ rhs: X86Register, width: X86Width = .bits64) {
-        registerForm([0x85], w: width == .bits64, reg: rhs, rm: lhs)
+        registerForm(0x85, w: width == .bits64, reg: rhs, rm: lhs)
     }
 
     /// `imul dst, src` (the low half of the product, as RISC-V mul/mulw).
     public mutating func imul(_ dst: X86Register, _ src: X86Register, width: X86Width = .bits64) {
-        registerForm([0x0F, 0xAF], w: width == .bits64, reg: dst, rm: src)
+        registerForm(0x0F, 0xAF, w: width == .bits64, reg: dst, rm: src)
     }
 
     /// `neg dst` and `not dst`.
-    public mutating func neg(_ dst: X86Register, width: X86Width = .bits64) { extensionForm([0xF7], w: width == .bits64, extension: 3, rm: dst) }
-    public mutating func not(_ dst: X86Register, width: X86Width = .bits64) { extensionForm([0xF7], w: width == .bits64, extension: 2, rm: dst) }
+    public mutating func neg(_ dst: X86Register, width: X86Width = .bits64) { extensionForm(0xF7, w: width == .bits64, extension: 3, rm: dst) }
+    public mutating func not(_ dst: X86Register, width: X86Width = .bits64) { extensionForm(0xF7, w: width == .bits64, extension: 2, rm: dst) }
 
     /// Shift by an immediate count (x86 masks it to 5 or 6 bits, as RISC-V does).
     public mutating func shift(_ operation: X86ShiftOperation, _ dst: X86Register, by count: UInt8, width: X86Width = .bits64) {
-        extensionForm([0xC1], w: width == .bits64, extension: operation.rawValue, rm: dst)
+        extensionForm(0xC1, w: width == .bits64, extension: operation.rawValue, rm: dst)
         emit(count)
     }
 
     /// Shift by cl (the caller puts the guest shift amount in rcx).
     public mutating func shiftByCL(_ operation: X86ShiftOperation, _ dst: X86Register, width: X86Width = .bits64) {
-        extensionForm([0xD3], w: width == .bits64, extension: operation.rawValue, rm: dst)
+        extensionForm(0xD3, w: width == .bits64, extension: operation.rawValue, rm: dst)
     }
 
     /// `setcc dst8`: 1 or 0 in the low byte (follow with movzx to widen; RISC-V slt/sltu).
     public mutating func set(_ condition: X86Condition, _ dst: X86Register) {
-        extensionForm([0x0F, 0x90 | condition.rawValue], w: false, extension: 0, rm: dst, byteRegister: dst.rawValue >= 4)
+        extensionForm(0x0F, 0x90 | condition.rawValue, w: false, extension: 0, rm: dst, byteRegister: dst.rawValue >= 4)
     }
 
     /// `cmovcc dst, src`: branch-free selects (RISC-V min/max, the div-by-zero results).
     public mutating func cmov(_ condition: X86Condition, _ dst: X86Register, _ src: X86Register, width: X86Width = .bits64) {
-        registerForm([0x0F, 0x40 | condition.rawValue], w: width == .bits64, reg: dst, rm: src)
+        registerForm(0x0F, 0x40 | condition.rawValue, w: width == .bits64, reg: dst, rm: src)
     }
 
     /// `cqo` / `cdq`: sign-extend rax into rdx before a signed divide.
@@ -346,28 +353,28 @@ public struct X86Assembler {
     /// One-operand multiply and divide on rdx:rax: `mul`/`imul` leave the high half in rdx (RISC-V mulh*),
     /// `div`/`idiv` the quotient in rax and the remainder in rdx. Dividing by zero or INT_MIN by -1 raises #DE
     /// on x86, so the translator must test those cases first (RISC-V defines their results instead).
-    public mutating func mul(_ src: X86Register, width: X86Width = .bits64) { extensionForm([0xF7], w: width == .bits64, extension: 4, rm: src) }
-    public mutating func imul(_ src: X86Register, width: X86Width = .bits64) { extensionForm([0xF7], w: width == .bits64, extension: 5, rm: src) }
-    public mutating func div(_ src: X86Register, width: X86Width = .bits64) { extensionForm([0xF7], w: width == .bits64, extension: 6, rm: src) }
-    public mutating func idiv(_ src: X86Register, width: X86Width = .bits64) { extensionForm([0xF7], w: width == .bits64, extension: 7, rm: src) }
+    public mutating func mul(_ src: X86Register, width: X86Width = .bits64) { extensionForm(0xF7, w: width == .bits64, extension: 4, rm: src) }
+    public mutating func imul(_ src: X86Register, width: X86Width = .bits64) { extensionForm(0xF7, w: width == .bits64, extension: 5, rm: src) }
+    public mutating func div(_ src: X86Register, width: X86Width = .bits64) { extensionForm(0xF7, w: width == .bits64, extension: 6, rm: src) }
+    public mutating func idiv(_ src: X86Register, width: X86Width = .bits64) { extensionForm(0xF7, w: width == .bits64, extension: 7, rm: src) }
 
     // MARK: Atomics (RISC-V AMOs and LR/SC on guest RAM)
 
     /// `lock cmpxchg [m], src`: compares rax with [m], stores src if equal; ZF says which (sc.w/sc.d).
     public mutating func lockCmpxchg(_ memory: X86Memory, _ src: X86Register, width: X86Width = .bits64) {
         emit(0xF0)
-        memoryForm([0x0F, 0xB1], w: width == .bits64, reg: src, memory)
+        memoryForm(0x0F, 0xB1, w: width == .bits64, reg: src, memory)
     }
 
     /// `lock xadd [m], src`: src gets the old value, [m] the sum (amoadd).
     public mutating func lockXadd(_ memory: X86Memory, _ src: X86Register, width: X86Width = .bits64) {
         emit(0xF0)
-        memoryForm([0x0F, 0xC1], w: width == .bits64, reg: src, memory)
+        memoryForm(0x0F, 0xC1, w: width == .bits64, reg: src, memory)
     }
 
     /// `xchg [m], src` (locked implicitly; amoswap).
     public mutating func xchg(_ memory: X86Memory, _ src: X86Register, width: X86Width = .bits64) {
-        memoryForm([0x87], w: width == .bits64, reg: src, memory)
+        memoryForm(0x87, w: width == .bits64, reg: src, memory)
     }
 
     /// `mfence`: orders stores before later loads (RISC-V fence rw,rw on x86-64's TSO).
@@ -405,10 +412,10 @@ public struct X86Assembler {
     }
 
     /// `jmp reg` and `call reg`: indirect targets (helpers at absolute addresses, chained-block lookups).
-    public mutating func jump(_ target: X86Register) { extensionForm([0xFF], w: false, extension: 4, rm: target) }
+    public mutating func jump(_ target: X86Register) { extensionForm(0xFF, w: false, extension: 4, rm: target) }
     /// `jmp qword [m]`: an indirect jump through a pointer in memory (inline caches of jump targets).
-    public mutating func jump(_ memory: X86Memory) { memoryForm([0xFF], w: false, reg: X86Register(rawValue: 4)!, memory) }
-    public mutating func call(_ target: X86Register) { extensionForm([0xFF], w: false, extension: 2, rm: target) }
+    public mutating func jump(_ memory: X86Memory) { memoryForm(0xFF, w: false, reg: X86Register(rawValue: 4)!, memory) }
+    public mutating func call(_ target: X86Register) { extensionForm(0xFF, w: false, extension: 2, rm: target) }
 
     public mutating func ret() { emit(0xC3) }
 
@@ -443,12 +450,12 @@ public struct X86Assembler {
     }
 
     /// `ldmxcsr dword [m]` and `stmxcsr dword [m]`: the SSE control and status register (rounding, flags).
-    public mutating func loadMXCSR(_ memory: X86Memory) { memoryForm([0x0F, 0xAE], w: false, reg: X86Register(rawValue: 2)!, memory) }
-    public mutating func storeMXCSR(_ memory: X86Memory) { memoryForm([0x0F, 0xAE], w: false, reg: X86Register(rawValue: 3)!, memory) }
+    public mutating func loadMXCSR(_ memory: X86Memory) { memoryForm(0x0F, 0xAE, w: false, reg: X86Register(rawValue: 2)!, memory) }
+    public mutating func storeMXCSR(_ memory: X86Memory) { memoryForm(0x0F, 0xAE, w: false, reg: X86Register(rawValue: 3)!, memory) }
 
     /// `test dword [m], imm32`.
     public mutating func test(_ memory: X86Memory, immediate: UInt32) {
-        memoryForm([0xF7], w: false, reg: .rax, memory)  // /0
+        memoryForm(0xF7, w: false, reg: .rax, memory)  // /0
         emit32(immediate)
     }
 

@@ -772,8 +772,8 @@ struct BlockCompiler {
     /// integer register `rd` the op writes, if cached), so call it before the fast path changes the cache.
     private mutating func addSlowPath(index: Int, entry slow: X86Label, reloading rd: UInt8?) -> X86Label {
         let resume = a.makeLabel()
-        var writeBack: [(UInt8, X86Register)] = []
-        var reload: [(UInt8, X86Register)] = []
+        var writeBack: [(guest: UInt8, host: X86Register)] = []
+        var reload: [(guest: UInt8, host: X86Register)] = []
         for e in registers.entries {
             if e.dirty { writeBack.append((e.guest, e.host)) }
             if e.loaded && e.host.isCallerSaved { reload.append((e.guest, e.host)) }
