@@ -62,6 +62,9 @@ struct BlockCompiler {
         var slow: X86Label
     }
     private var registers: RegisterCache
+    /// In a loop unit, `remaining` is kept in `counter` instead of the frame (compileLoop).
+    private var counterInRegister = false
+    private static let counter = X86Register.rdi
 
     private struct SlowPath {
         var entry: X86Label
@@ -274,6 +277,10 @@ struct BlockCompiler {
     /// the interpreter (the unit is then compiled the ordinary way).
     private mutating func compileLoop() -> [UInt8]? {
         emitPrologue()
+        // The budget counter lives in a host register too when one is left over (it is decremented and
+        // compared every iteration: through memory that is a store-to-load chain of several cycles).
+        counterInRegister = !registers.entries.contains { $0.host == BlockCompiler.counter }
+        if counterInRegister { a.mov(BlockCompiler.counter, slot(FrameSlot.remaining)) }
         for i in registers.entries.indices {
             let e = registers.entries[i]
             a.mov(e.host, frameX(e.guest))
@@ -299,6 +306,7 @@ struct BlockCompiler {
         a.jump(if: condition, to: taken)
         let state = registers
         writeBackAll()
+        emitSpillCounter()
         emitDirectExit(offset: Int64(byteLength))
         registers = state
         a.bind(taken)
@@ -307,12 +315,13 @@ struct BlockCompiler {
             a.lea(.rbp, X86Memory(.rbp, Int32(-lastOffset)))
             a.store(slot(FrameSlot.blockPC), .rbp, bytes: 8)
         }
-        a.alu(.cmp, slot(FrameSlot.remaining), immediate: Int32(segments[0].count))
+        emitBudgetCompare(segments[0].count)
         a.jump(if: .less, to: leave)
         a.alu(.cmp, slot(FrameSlot.exitRequest), immediate: 0)
         a.jump(if: .equal, to: head)
         a.bind(leave)
         writeBackAll()
+        emitSpillCounter()
         a.mov(.rax, .rbp)
         jumpExternal(stubs.boundary)
         emitOutOfLinePaths()
@@ -330,6 +339,7 @@ struct BlockCompiler {
         a.jump(if: X86Condition(rawValue: condition.rawValue ^ 1)!, to: fallThrough)  // the opposite condition
         let state = registers
         writeBackAll()
+        emitSpillCounter()
         emitDirectExit(offset: Int64(op.pcOffset) &+ op.imm)
         registers = state
         a.bind(fallThrough)
@@ -341,7 +351,7 @@ struct BlockCompiler {
         a.lea(.rbp, X86Memory(.rbp, Int32(segments[current].offset - segments[current - 1].offset)))
         a.store(slot(FrameSlot.blockPC), .rbp, bytes: 8)
         let leave = a.makeLabel()
-        a.alu(.cmp, slot(FrameSlot.remaining), immediate: Int32(count))
+        emitBudgetCompare(count)
         a.jump(if: .less, to: leave)
         a.alu(.cmp, slot(FrameSlot.exitRequest), immediate: 0)
         a.jump(if: .notEqual, to: leave)
@@ -380,7 +390,26 @@ struct BlockCompiler {
 
     /// Counts the block's instructions as retired (before the final compare: it changes the flags).
     private mutating func emitRetire() {
-        a.alu(.sub, slot(FrameSlot.remaining), immediate: Int32(count))
+        if counterInRegister {
+            a.alu(.sub, BlockCompiler.counter, immediate: Int32(count))
+        } else {
+            a.alu(.sub, slot(FrameSlot.remaining), immediate: Int32(count))
+        }
+    }
+
+    /// `remaining` compared with the instruction count of the block about to run (flags for `.less`).
+    private mutating func emitBudgetCompare(_ blockCount: Int) {
+        if counterInRegister {
+            a.alu(.cmp, BlockCompiler.counter, immediate: Int32(blockCount))
+        } else {
+            a.alu(.cmp, slot(FrameSlot.remaining), immediate: Int32(blockCount))
+        }
+    }
+
+    /// Stores the loop's budget counter to the frame (before an exit or a call into the interpreter, which
+    /// reads it for instret).
+    private mutating func emitSpillCounter() {
+        if counterInRegister { a.store(slot(FrameSlot.remaining), BlockCompiler.counter, bytes: 8) }
     }
 
     /// Leaves for blockPC (rbp) + offset, with rax = that pc. A target on this block's page is a fixed physical
@@ -428,17 +457,20 @@ struct BlockCompiler {
         for path in slowPaths {
             a.bind(path.entry)
             for r in path.writeBack { a.store(frameX(r.guest), r.host, bytes: 8) }
+            emitSpillCounter()
             enter(segment: path.segment)
             emitCallInterpreter(index: path.index)
             a.test(.rax, .rax)
             a.jump(if: .equal, to: trapLabel(path.index))
             for r in path.reload { a.mov(r.host, frameX(r.guest)) }
+            if counterInRegister { a.mov(BlockCompiler.counter, slot(FrameSlot.remaining)) }  // the call clobbered it
             a.jump(to: path.resume)
         }
         slowPaths.removeAll()
         for exit in boundaryExits {
             a.bind(exit.label)
             for r in exit.writeBack { a.store(frameX(r.guest), r.host, bytes: 8) }
+            emitSpillCounter()
             a.mov(.rax, .rbp)
             jumpExternal(stubs.boundary)
         }
