@@ -189,7 +189,10 @@ final class HartThreadGroup {
     func stop() {
         guard running else { return }
         stopRequested.store(true, ordering: .releasing)
-        for t in threads { t.kick() }
+        for t in threads {
+            t.hart.requestAttention()  // out of translated code at its next block boundary, not its slice's end
+            t.kick()
+        }
         parking.lock()
         while parkedCount < threads.count { parking.wait() }
         parking.unlock()
