@@ -4,13 +4,13 @@ import Glibc
 import Atomics
 import RivetSnapshot
 
-/// Something that caches decoded instructions and must forget a page when its bytes change.
 /// Something running guest code that must come back to its run loop soon (a hart): see `addAttentionTarget`.
 public protocol AttentionTarget: AnyObject {
     /// Called from any thread.
     func requestAttention()
 }
 
+/// Something that caches decoded instructions and must forget a page when its bytes change.
 public protocol CodeInvalidationListener: AnyObject {
     /// Called when a page marked as holding code is written (by a hart's slow store path or by DMA).
     func codePageWritten(_ physicalPage: UInt64)

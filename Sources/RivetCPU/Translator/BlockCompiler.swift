@@ -220,10 +220,12 @@ struct BlockCompiler {
     mutating func compile() -> [UInt8] {
         if endsWithBranchToHead {
             var loop = self
+            let sitesMark = translator.sitesUsed
             if let code = loop.compileLoop() {
                 self = loop
                 return code
             }
+            translator.releaseSites(downTo: sitesMark)  // exits the abandoned attempt emitted
         }
         emitPrologue()
         var ended = false
@@ -297,18 +299,10 @@ struct BlockCompiler {
             }
             if n < segments.count - 1 { emitBranchToNextSegment(ops[count - 1]) }
         }
-        let op = ops[count - 1]
-        let condition = branchCondition(op.op)!
-        emitRetire()
-        let lhs = readOnly(op.rs1, scratch: .rax)
-        if op.rs2 == 0 { a.test(lhs, lhs) } else { alu(.cmp, lhs, guest: op.rs2) }
+        let condition = emitRetireAndCompare(ops[count - 1])
         let taken = a.makeLabel(), leave = a.makeLabel()
         a.jump(if: condition, to: taken)
-        let state = registers
-        writeBackAll()
-        emitSpillCounter()
-        emitDirectExit(offset: Int64(byteLength))
-        registers = state
+        emitExitKeepingCache(offset: Int64(byteLength))
         a.bind(taken)
         let lastOffset = segments[current].offset
         if lastOffset != 0 {
@@ -331,18 +325,30 @@ struct BlockCompiler {
     /// The conditional branch ending a segment that is not the last: taken, it leaves the unit (writing back
     /// what is dirty); not taken, it falls through into the next segment with the registers still cached.
     private mutating func emitBranchToNextSegment(_ op: MicroOp) {
-        let condition = branchCondition(op.op)!
+        let condition = emitRetireAndCompare(op)
+        let fallThrough = a.makeLabel()
+        a.jump(if: X86Condition(rawValue: condition.rawValue ^ 1)!, to: fallThrough)  // the opposite condition
+        emitExitKeepingCache(offset: Int64(op.pcOffset) &+ op.imm)
+        a.bind(fallThrough)
+    }
+
+    /// Retires the segment and compares a conditional branch's operands; returns the condition to jump on
+    /// (emitRetire's `sub` changes the flags, so it comes first).
+    private mutating func emitRetireAndCompare(_ op: MicroOp) -> X86Condition {
         emitRetire()
         let lhs = readOnly(op.rs1, scratch: .rax)
         if op.rs2 == 0 { a.test(lhs, lhs) } else { alu(.cmp, lhs, guest: op.rs2) }
-        let fallThrough = a.makeLabel()
-        a.jump(if: X86Condition(rawValue: condition.rawValue ^ 1)!, to: fallThrough)  // the opposite condition
+        return branchCondition(op.op)!
+    }
+
+    /// A side exit that leaves the unit while the code after it keeps using the register cache: writes back
+    /// what is dirty (and the loop's counter) on this path only.
+    private mutating func emitExitKeepingCache(offset: Int64) {
         let state = registers
         writeBackAll()
         emitSpillCounter()
-        emitDirectExit(offset: Int64(op.pcOffset) &+ op.imm)
+        emitDirectExit(offset: offset)
         registers = state
-        a.bind(fallThrough)
     }
 
     /// Entering the next segment (rbp still holds the previous one's pc): the checks a chained entry makes in
@@ -526,7 +532,6 @@ struct BlockCompiler {
 
     private mutating func emitControlTransfer(_ op: MicroOp) -> Bool {
         let here = Int64(op.pcOffset)
-        let condition: X86Condition
         switch op.op {
         case .jal:
             a.lea(.rcx, X86Memory(.rbp, Int32(here + Int64(op.extra))))
@@ -552,13 +557,10 @@ struct BlockCompiler {
             emitIndirectExit()
             return true
         default:
-            guard let c = branchCondition(op.op) else { return false }
-            condition = c
+            guard branchCondition(op.op) != nil else { return false }
         }
         writeBackAll()
-        emitRetire()
-        let lhs = readOnly(op.rs1, scratch: .rax)
-        if op.rs2 == 0 { a.test(lhs, lhs) } else { alu(.cmp, lhs, guest: op.rs2) }
+        let condition = emitRetireAndCompare(op)
         let taken = a.makeLabel()
         a.jump(if: condition, to: taken)
         emitDirectExit(offset: Int64(byteLength))

@@ -53,7 +53,8 @@ public final class Translator {
     /// Zero-filled words never match (the context is never zero).
     let sites: UnsafeMutablePointer<UInt64>
     static let siteCapacity = 1 << 16
-    private var sitesUsed = 0
+    /// Jump-site caches handed out so far; a compile that is abandoned gives its own back (`releaseSites`).
+    private(set) var sitesUsed = 0
     /// Statistics (rivet --jit-stats): blocks compiled, bytes of code, host nanoseconds spent compiling, flushes.
     var blocksCompiled: UInt64 = 0
     var codeBytes: UInt64 = 0
@@ -74,6 +75,12 @@ public final class Translator {
         guard sitesUsed < Translator.siteCapacity else { return nil }
         sitesUsed += 1
         return sites + (sitesUsed - 1) * 3
+    }
+
+    /// Takes back the jump-site caches handed out after `mark` (code that referenced them was never installed).
+    func releaseSites(downTo mark: Int) {
+        precondition(mark <= sitesUsed)
+        sitesUsed = mark
     }
 
     /// Forgets all code and writes the stubs again at the start of the region.
