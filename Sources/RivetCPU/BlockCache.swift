@@ -40,6 +40,9 @@ public final class BlockCache: CodeInvalidationListener {
     @exclusivity(unchecked) var translator: Translator? = nil
     /// Set when code memory could not be created: the cache stays interpreted.
     @exclusivity(unchecked) var translatorUnavailable = false
+    /// Translated loads and stores add the hart's identity addend instead of the TLB entry's
+    /// (`Hart.userIdentityAddend`; every hart using this cache must have it set).
+    @exclusivity(unchecked) var identityAddressing = false
     /// Byte offset of `Entry.count`, which translated code reads when chaining.
     static let entryCountOffset = MemoryLayout<Entry>.offset(of: \Entry.count)!
     @exclusivity(unchecked) var poolUsed = 0

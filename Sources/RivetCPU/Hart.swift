@@ -87,6 +87,17 @@ public final class Hart: AttentionTarget {
         @inline(__always) get { frame[FrameSlot.seenCodeEpoch] }
         @inline(__always) set { frame[FrameSlot.seenCodeEpoch] = newValue }
     }
+    /// When nonzero, the one host addend every data-TLB entry has (rivet user's identity pool, see
+    /// AddressSpace): pages with another addend are not cached, and translated code adds this constant
+    /// instead of loading the entry's addend, so its loads do not wait for the TLB entry.
+    public var userIdentityAddend: UInt64 {
+        @inline(__always) get { frame[FrameSlot.identityAddend] }
+        set {
+            frame[FrameSlot.identityAddend] = newValue
+            cache.identityAddressing = newValue != 0
+            flushTLB()
+        }
+    }
     /// Current generations of read/fetch and of write entries (see MMU.swift).
     var readGeneration: UInt64 {
         @inline(__always) get { frame[FrameSlot.readGeneration] }

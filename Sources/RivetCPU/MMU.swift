@@ -187,6 +187,9 @@ extension Hart {
         if pageMask != 0xfff { tlbHoldsSuperpages = true }
         let index = Int((va >> 12) & UInt64(TLB.entries - 1))
         let host = UInt64(UInt(bitPattern: ramHost)) &+ (ppage &- ramBase)
+        if access != .fetch, case let identity = userIdentityAddend, identity != 0, host &- vpage != identity {
+            return true  // not cached: translated code assumes the identity addend (Hart.userIdentityAddend)
+        }
         if user && privilege != .user && dataPrivilege == .supervisor { supervisorTLBHasUserPages = true }
         switch access {
         case .fetch:

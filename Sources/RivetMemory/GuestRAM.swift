@@ -125,20 +125,30 @@ public final class GuestRAM {
         self.size = size
         self.host = p
         self.pageCount = Int(size >> GuestRAM.pageShift)
-        self.codePages = .allocate(capacity: pageCount)
-        self.codePages.initialize(repeating: 0, count: pageCount)
-        self.dirtyPages = .allocate(capacity: pageCount)
-        self.dirtyPages.initialize(repeating: 0, count: pageCount)
+        // Per-page bytes from the host's zero pages: they cost memory only where touched, which matters for
+        // rivet user's pool (hundreds of GiB of address space, mostly never used).
+        guard let code = GuestRAM.zeroedBytes(pageCount), let dirty = GuestRAM.zeroedBytes(pageCount) else {
+            munmap(p, Int(size))
+            throw SnapshotError("cannot map page tables for \(size) bytes of guest RAM")
+        }
+        self.codePages = code
+        self.dirtyPages = dirty
         codeEpochCell = .allocate(capacity: 1)
         codeEpochCell.initialize(to: 0)
         dirtyLoggingCell = .allocate(capacity: 1)
         dirtyLoggingCell.initialize(to: false)
     }
 
+    private static func zeroedBytes(_ count: Int) -> UnsafeMutablePointer<UInt8>? {
+        let p = mmap(nil, count, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        guard let p, p != MAP_FAILED else { return nil }
+        return p.assumingMemoryBound(to: UInt8.self)
+    }
+
     deinit {
         munmap(host, Int(size))
-        codePages.deallocate()
-        dirtyPages.deallocate()
+        munmap(codePages, pageCount)
+        munmap(dirtyPages, pageCount)
         codeEpochCell.deallocate()
         dirtyLoggingCell.deallocate()
         pthread_mutex_destroy(listenerLock)

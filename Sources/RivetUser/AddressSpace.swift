@@ -32,6 +32,13 @@ enum Prot {
 /// The guest's virtual address space: Sv39 page tables kept by the mini kernel in a `GuestRAM` that serves as
 /// the pool of physical pages. Mapped pages are allocated on first touch (the hart's page fault reaches the
 /// kernel, which allocates and retries). Callers hold the process lock.
+///
+/// The pool's first `userTop` bytes mirror the user address space: the page for virtual address `va` is,
+/// whenever possible, the pool page at offset `va` ("identity" pages). Every such page then has the same
+/// host addend, so translated code computes a host address as `va + constant` and its data load no longer
+/// waits for a TLB entry's addend (`Hart.userIdentityAddend`; the TLB check still guards the access).
+/// Page tables, the trap vector and pages that cannot sit at their own offset (a page moved while its
+/// offset is taken) come from the overflow area above `userTop`.
 final class AddressSpace {
     static let pageSize: UInt64 = 4096
     /// Sv39 user half.
@@ -49,8 +56,19 @@ final class AddressSpace {
     /// Where the vDSO is mapped: in the gap between the stack and the mmap area.
     static let vdsoVA: UInt64 = mmapTop + (16 << 20)
 
+    /// Pool pages that mirror the user address space (see above); the overflow area follows.
+    static let identityPages = Int(userTop >> 12)
+    /// The pool's size for `overflowBytes` of overflow area.
+    static func poolSize(overflowBytes: UInt64) -> UInt64 { userTop + overflowBytes }
+
     let ram: GuestRAM
+    /// Next never-used page of the overflow area.
     @exclusivity(unchecked) var bumpPage: Int = 0
+    /// Per identity page: 0 never used (still zero), 1 in use, 2 free again (must be zeroed before reuse).
+    private let identityState: UnsafeMutablePointer<UInt8>
+    /// Pages in use, and the most the process may have (its memory limit, as the pool size was before).
+    @exclusivity(unchecked) var pagesInUse = 0
+    let pageLimit: Int
     @exclusivity(unchecked) private var freePages: [Int32] = []
     /// Files behind mappings, by start address (for /proc/self/maps): end, path, file offset at start.
     @exclusivity(unchecked) var names: [UInt64: (end: UInt64, path: String, offset: UInt64)] = [:]
@@ -67,15 +85,23 @@ final class AddressSpace {
 
     struct OutOfMemory: Error {}
 
-    init(ram: GuestRAM) throws {
+    init(ram: GuestRAM, pageLimit: Int) throws {
+        guard ram.pageCount > AddressSpace.identityPages + 2,
+              let state = mmap(nil, AddressSpace.identityPages, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0), state != MAP_FAILED else {
+            throw OutOfMemory()
+        }
         self.ram = ram
+        self.pageLimit = pageLimit
+        identityState = state.assumingMemoryBound(to: UInt8.self)
         epoch = .allocate(capacity: 1)
         epoch.initialize(to: 0)
-        // Pages 0 and 1 of the pool: the trap vector and the trampoline; then the root table.
-        let tv = ram.base, tp = ram.base + 4096
+        // The overflow area's first two pages: the trap vector and the trampoline; then the root table.
+        let overflow = ram.base + AddressSpace.userTop
+        let tv = overflow, tp = overflow + 4096
         trapVectorPA = tv
         trampolinePA = tp
-        bumpPage = 2
+        bumpPage = AddressSpace.identityPages + 2
         guard let rt = allocPage() else { throw OutOfMemory() }
         root = rt
         // Trap vector: `wfi` stops the hart's run loop (no interrupt can wake it) so the kernel sees the trap;
@@ -95,20 +121,49 @@ final class AddressSpace {
 
     // MARK: Physical pages
 
-    func allocPage() -> UInt64? {
+    /// A zeroed page for the user page at `va` (its identity page when that is free), or, with no `va`, an
+    /// overflow page (page tables). nil when the process is out of memory.
+    func allocPage(for va: UInt64? = nil) -> UInt64? {
+        guard pagesInUse < pageLimit else { return nil }
+        if let va, let pa = takeIdentityPages(va & ~4095, count: 1) { return pa }
+        let pa: UInt64
         if let p = freePages.popLast() {
-            let pa = ram.base + UInt64(p) << 12
+            pa = ram.base + UInt64(p) << 12
             host(pa).initializeMemory(as: UInt8.self, repeating: 0, count: 4096)
-            return pa
+        } else {
+            guard bumpPage < ram.pageCount else { return nil }
+            pa = ram.base + UInt64(bumpPage) << 12  // never used: still zero
+            bumpPage += 1
         }
-        guard bumpPage < ram.pageCount else { return nil }
-        defer { bumpPage += 1 }
-        return ram.base + UInt64(bumpPage) << 12  // never used: still zero
+        pagesInUse += 1
+        return pa
+    }
+
+    /// Takes the identity pages of [va, va + count pages) if none is in use, zeroing reused ones.
+    func takeIdentityPages(_ va: UInt64, count: Int) -> UInt64? {
+        guard va < AddressSpace.userTop, count > 0, UInt64(count) <= (AddressSpace.userTop - va) >> 12,
+              count <= pageLimit - pagesInUse else { return nil }
+        let first = Int(va >> 12)
+        for i in first..<first + count where identityState[i] == 1 { return nil }
+        for i in first..<first + count {
+            if identityState[i] == 2 {
+                host(ram.base + UInt64(i) << 12).initializeMemory(as: UInt8.self, repeating: 0, count: 4096)
+            }
+            identityState[i] = 1
+        }
+        pagesInUse += count
+        return ram.base + va
     }
 
     func freePage(_ pa: UInt64) {
         ram.noteWrite(pa, length: 4096)  // drops decoded code for it
-        freePages.append(Int32((pa - ram.base) >> 12))
+        let page = Int((pa - ram.base) >> 12)
+        if page < AddressSpace.identityPages {
+            identityState[page] = 2
+        } else {
+            freePages.append(Int32(page))
+        }
+        pagesInUse -= 1
     }
 
     // MARK: Page-table walk
@@ -236,7 +291,18 @@ final class AddressSpace {
         while off < length {
             if let src = leafSlot(from + off, create: false), src.pointee & PTE.mapped != 0 {
                 guard let dst = leafSlot(to + off, create: true) else { throw OutOfMemory() }
-                dst.pointee = src.pointee
+                var pte = src.pointee
+                // A private page moves to its new identity page when that is free (a copy of 4 KiB), so the
+                // moved range keeps translated code's fast path; otherwise the page itself moves.
+                let old = PTE.ppn(pte) << 12
+                if old != 0, pte & PTE.shared == 0, old != ram.base + to + off,
+                   let new = takeIdentityPages(to + off, count: 1) {
+                    host(new).copyMemory(from: host(old), byteCount: 4096)
+                    ram.noteWrite(new, length: 4096)
+                    freePage(old)
+                    pte = pte & ~(0xfff_ffff_ffff << 10) | (new >> 12) << 10
+                }
+                dst.pointee = pte
                 src.pointee = 0
             }
             off += 4096
@@ -253,7 +319,7 @@ final class AddressSpace {
         if pte & PTE.shared != 0 && PTE.ppn(pte) == 0 { return false }  // beyond the end of the file
         if fetch ? pte & PTE.x == 0 : (write ? pte & PTE.w == 0 : pte & PTE.r == 0) { return false }
         if PTE.ppn(pte) == 0 {
-            guard let pa = allocPage() else { return false }
+            guard let pa = allocPage(for: va) else { return false }
             slot.pointee = pte | (pa >> 12) << 10 | PTE.u | PTE.a | PTE.d | PTE.v
         } else {
             slot.pointee = pte | PTE.u | PTE.a | PTE.d | PTE.v
@@ -280,7 +346,7 @@ final class AddressSpace {
         }
         if !force && (write ? pte & PTE.w == 0 : pte & PTE.r == 0) { return nil }
         if PTE.ppn(pte) == 0 {
-            guard let pa = allocPage() else { return nil }
+            guard let pa = allocPage(for: va) else { return nil }
             pte |= (pa >> 12) << 10 | PTE.u | PTE.a | PTE.d
             if pte & PTE.rwx != 0 { pte |= PTE.v }
             slot.pointee = pte

@@ -13,10 +13,13 @@ extension AddressSpace {
     /// Shared mappings up to this many pages use single free pages (see mapShared).
     static let smallSharedPages = 16
 
-    /// Contiguous never-used pool pages (host mappings need a contiguous host range).
-    func allocContiguous(_ pages: Int) -> UInt64? {
-        guard pages > 0, bumpPage + pages <= ram.pageCount else { return nil }
-        defer { bumpPage += pages }
+    /// Contiguous pool pages for the user range at `va` (host mappings need a contiguous host range): its
+    /// identity pages if all are free, else never-used overflow pages.
+    func allocContiguous(_ pages: Int, for va: UInt64) -> UInt64? {
+        guard pages > 0, pages <= pageLimit - pagesInUse else { return nil }
+        if let pa = takeIdentityPages(va, count: pages) { return pa }
+        guard bumpPage + pages <= ram.pageCount else { return nil }
+        defer { bumpPage += pages; pagesInUse += pages }
         return ram.base + UInt64(bumpPage) << 12
     }
 
@@ -39,14 +42,14 @@ extension AddressSpace {
         func undo() { for p in pool { restorePrivate(p, 4096); readOnlyShared.remove(Int32((p - ram.base) >> 12)); freePage(p) } }
         if pages > 0 && pages <= AddressSpace.smallSharedPages {
             for k in 0..<pages {
-                guard let p = allocPage() else { undo(); throw OutOfMemory() }
+                guard let p = allocPage(for: start + UInt64(k) << 12) else { undo(); throw OutOfMemory() }
                 pool.append(p)
                 guard mmap(host(p), 4096, hostProt, flags, fd ?? -1, off_t(offset + Int64(k) * 4096)) != MAP_FAILED else {
                     undo(); throw OutOfMemory()
                 }
             }
         } else if pages > 0 {
-            guard let base = allocContiguous(pages) else { throw OutOfMemory() }
+            guard let base = allocContiguous(pages, for: start) else { throw OutOfMemory() }
             pool = (0..<pages).map { base + UInt64($0) << 12 }
             guard mmap(host(base), Int(backed), hostProt, flags, fd ?? -1, off_t(offset)) != MAP_FAILED else {
                 undo(); throw OutOfMemory()

@@ -13,7 +13,7 @@ public struct UserOptions {
     public var sysroot: String?
     public var strace: Bool
     public var environment: [String]
-    /// Guest-physical pool size (reserved, not committed).
+    /// The most memory the guest may use (reserved, not committed).
     public var poolSize: UInt64 = 16 << 30
     /// How the guest threads' harts execute code (`--accel`).
     public var accelerator: Accelerator = .hostDefault
@@ -85,11 +85,11 @@ public final class UserProcess {
 
     public init(options: UserOptions) throws {
         self.options = options
-        ram = try GuestRAM(base: 0x8000_0000, size: options.poolSize)
+        ram = try GuestRAM(base: 0x8000_0000, size: AddressSpace.poolSize(overflowBytes: options.poolSize))
         bus = PhysicalBus(ram: ram)
         wires = InterruptWires(hartCount: UserProcess.maxThreads)
         clock = VirtualClock(mode: .realTime)
-        mm = try AddressSpace(ram: ram)
+        mm = try AddressSpace(ram: ram, pageLimit: Int(options.poolSize >> 12))
         exePath = options.program
         // As Linux, /proc/self/exe is the canonical path (a program found in the sysroot keeps its guest path).
         if hostPath(Array(exePath.utf8)) == exePath, let real = realpath(exePath, nil) {
@@ -171,6 +171,7 @@ public final class UserProcess {
         let cache = BlockCache(ram: ram)
         let hart = Hart(hartID: id, bus: bus, cache: cache, wires: wires, clock: clock)
         hart.accelerator = options.accelerator
+        hart.userIdentityAddend = UInt64(UInt(bitPattern: ram.host))  // see AddressSpace
         if let t = options.translationThreshold { hart.translationThreshold = t }
         hart.reset(pc: mm.trapVectorPA + 4)
         hart.writeCSR(CSR.mtvec, mm.trapVectorPA)

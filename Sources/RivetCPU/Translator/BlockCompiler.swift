@@ -77,6 +77,8 @@ struct BlockCompiler {
     }
 
     private unowned(unsafe) let translator: Translator
+    /// Loads and stores add the identity addend (BlockCache.identityAddressing).
+    private var identityAddressing: Bool { cache.identityAddressing }
 
     init(segments: [Segment], paddr: UInt64, cache: BlockCache, translator: Translator) {
         precondition(!segments.isEmpty && segments[0].offset == 0)
@@ -231,7 +233,7 @@ struct BlockCompiler {
         var ended = false
         for n in segments.indices {
             enter(segment: n)
-            if n > 0 { emitSegmentBoundary() }
+            if n > 0 { emitSegmentBoundary(inLoop: false) }
             for i in 0..<count {
                 let op = ops[i]
                 if n < segments.count - 1 && i == count - 1 {
@@ -293,7 +295,7 @@ struct BlockCompiler {
         a.bind(head)
         for n in segments.indices {
             enter(segment: n)
-            if n > 0 { emitSegmentBoundary() }
+            if n > 0 { emitSegmentBoundary(inLoop: true) }
             for i in 0..<(count - 1) {
                 guard emitInline(ops[i], index: i) else { return nil }
             }
@@ -305,10 +307,7 @@ struct BlockCompiler {
         emitExitKeepingCache(offset: Int64(byteLength))
         a.bind(taken)
         let lastOffset = segments[current].offset
-        if lastOffset != 0 {
-            a.lea(.rbp, X86Memory(.rbp, Int32(-lastOffset)))
-            a.store(slot(FrameSlot.blockPC), .rbp, bytes: 8)
-        }
+        if lastOffset != 0 { a.lea(.rbp, X86Memory(.rbp, Int32(-lastOffset))) }
         emitBudgetCompare(segments[0].count)
         a.jump(if: .less, to: leave)
         a.alu(.cmp, slot(FrameSlot.exitRequest), immediate: 0)
@@ -352,15 +351,18 @@ struct BlockCompiler {
     }
 
     /// Entering the next segment (rbp still holds the previous one's pc): the checks a chained entry makes in
-    /// its prologue, with an exit at the boundary that writes back what is dirty.
-    private mutating func emitSegmentBoundary() {
+    /// its prologue, with an exit at the boundary that writes back what is dirty. Inside a loop the
+    /// exit-request word is left to the back edge: an iteration is at most 128 instructions, so requests
+    /// still wait only a bounded time.
+    private mutating func emitSegmentBoundary(inLoop: Bool) {
         a.lea(.rbp, X86Memory(.rbp, Int32(segments[current].offset - segments[current - 1].offset)))
-        a.store(slot(FrameSlot.blockPC), .rbp, bytes: 8)
         let leave = a.makeLabel()
         emitBudgetCompare(count)
         a.jump(if: .less, to: leave)
-        a.alu(.cmp, slot(FrameSlot.exitRequest), immediate: 0)
-        a.jump(if: .notEqual, to: leave)
+        if !inLoop {
+            a.alu(.cmp, slot(FrameSlot.exitRequest), immediate: 0)
+            a.jump(if: .notEqual, to: leave)
+        }
         boundaryExits.append((leave, registers.entries.filter(\.dirty).map { ($0.guest, $0.host) }))
     }
 
@@ -389,8 +391,7 @@ struct BlockCompiler {
         jumpExternal(stubs.boundary, condition: .less)
         a.alu(.cmp, slot(FrameSlot.exitRequest), immediate: 0)
         jumpExternal(stubs.boundary, condition: .notEqual)
-        a.store(slot(FrameSlot.blockPC), .rax, bytes: 8)  // for the interpreter's callouts
-        a.mov(.rbp, .rax)  // and for this block's own pc arithmetic, without a reload
+        a.mov(.rbp, .rax)  // for this block's own pc arithmetic (calls into the interpreter store it)
         precondition(a.offset - start == Translator.prologueSize, "translated block prologue has the wrong size")
     }
 
@@ -501,6 +502,7 @@ struct BlockCompiler {
 
     /// Calls `translatedCallout(hart, op, index, byteLength)`; rax = instructions retired (0 after a trap).
     private mutating func emitCallInterpreter(index: Int) {
+        a.store(slot(FrameSlot.blockPC), .rbp, bytes: 8)  // the segment's pc, for the op's pc and traps
         a.mov(.rdi, slot(FrameSlot.hart))
         a.mov(.rsi, immediate: UInt64(UInt(bitPattern: ops + index)))
         a.mov(.rdx, immediate: UInt64(index))
@@ -771,11 +773,13 @@ struct BlockCompiler {
 
     /// Leaves rsi = the virtual address and checks the data TLB inline: rcx = this page's entry (of the read
     /// set; the write set is 64 KiB above), compared with the tag an access of `size` bytes needs. A miss goes
-    /// to an out-of-line call of the interpreter for this instruction. On a hit rsi becomes the host address.
-    /// Returns the label where both paths continue.
+    /// to an out-of-line call of the interpreter for this instruction. Returns the hit's host operand and the
+    /// label where both paths continue. With identity addressing the operand is [identity addend + base
+    /// register + offset], so the access waits only for the base register, not for the address arithmetic.
     private mutating func emitTLBCheck(_ op: MicroOp, index: Int, bytes size: Int, write: Bool,
-                                       loadsIntegerRegister: Bool = true, needsFloatDirty: Bool = false) -> X86Label {
-        let slow = a.makeLabel(), resume = a.makeLabel()
+                                       loadsIntegerRegister: Bool = true,
+                                       needsFloatDirty: Bool = false) -> (resume: X86Label, host: X86Memory) {
+        let slow = a.makeLabel()
         // The base register's first load (if cached) must come before any jump to the slow path.
         let base = readOnly(op.rs1, scratch: .rsi)
         if needsFloatDirty {
@@ -783,8 +787,11 @@ struct BlockCompiler {
             a.alu(.cmp, slot(FrameSlot.floatDirty), immediate: 0)
             a.jump(if: .equal, to: slow)
         }
+        // The host operand used with identity addressing (rcx then holds the addend).
+        var identityOperand = X86Memory(.rcx, index: .rsi, scale: 1)
         if let small = Int32(exactly: op.imm) {
             if small != 0 || base != .rsi { a.lea(.rsi, X86Memory(base, small)) }
+            if base != .rsi { identityOperand = X86Memory(.rcx, index: base, scale: 1, small) }
         } else {
             loadImmediate(.rsi, op.imm)
             a.add(.rsi, base)
@@ -797,8 +804,13 @@ struct BlockCompiler {
         let setOffset: Int32 = write ? Int32(TLB.entries * MemoryLayout<TLBEntry>.stride) : 0
         a.alu(.cmp, .rdx, X86Memory(.rcx, setOffset))
         a.jump(if: .notEqual, to: slow)
+        let resume = addSlowPath(index: index, entry: slow, reloading: !write && loadsIntegerRegister ? op.rd : nil)
+        if identityAddressing {
+            a.mov(.rcx, slot(FrameSlot.identityAddend))  // every entry's addend: independent of the entry
+            return (resume, identityOperand)
+        }
         a.alu(.add, .rsi, X86Memory(.rcx, setOffset + 8))  // + addend: the host address
-        return addSlowPath(index: index, entry: slow, reloading: !write && loadsIntegerRegister ? op.rd : nil)
+        return (resume, X86Memory(.rsi))
     }
 
     /// Registers the out-of-line path at `entry`: the interpreter runs op `index`, then execution continues at
@@ -820,9 +832,9 @@ struct BlockCompiler {
     }
 
     private mutating func emitLoad(_ op: MicroOp, index: Int, bytes size: Int, signed: Bool) {
-        let resume = emitTLBCheck(op, index: index, bytes: size, write: false)
+        let (resume, host) = emitTLBCheck(op, index: index, bytes: size, write: false)
         let d = destination(op.rd)
-        a.load(d, X86Memory(.rsi), bytes: size, signed: signed)
+        a.load(d, host, bytes: size, signed: signed)
         write(op.rd, from: d)
         a.bind(resume)
     }
@@ -830,8 +842,8 @@ struct BlockCompiler {
     private mutating func emitStore(_ op: MicroOp, index: Int, bytes size: Int) {
         // Read the value first: a register's first load must happen where both paths pass.
         let value = readOnly(op.rs2, scratch: .rax)
-        let resume = emitTLBCheck(op, index: index, bytes: size, write: true)
-        a.store(X86Memory(.rsi), value, bytes: size)
+        let (resume, host) = emitTLBCheck(op, index: index, bytes: size, write: true)
+        a.store(host, value, bytes: size)
         a.bind(resume)
     }
 }
@@ -841,8 +853,9 @@ extension BlockCompiler {
 
     /// fld/flw: a single is NaN-boxed (the upper 32 bits set), as the interpreter stores it.
     fileprivate mutating func emitFloatLoad(_ op: MicroOp, index: Int, bytes size: Int) {
-        let resume = emitTLBCheck(op, index: index, bytes: size, write: false, loadsIntegerRegister: false, needsFloatDirty: true)
-        a.load(.rax, X86Memory(.rsi), bytes: size, signed: false)
+        let (resume, host) = emitTLBCheck(op, index: index, bytes: size, write: false, loadsIntegerRegister: false,
+                                          needsFloatDirty: true)
+        a.load(.rax, host, bytes: size, signed: false)
         if size == 4 {
             a.mov(.rcx, immediate: 0xffff_ffff_0000_0000)
             a.or(.rax, .rcx)
@@ -974,8 +987,8 @@ extension BlockCompiler {
 
     fileprivate mutating func emitFloatStore(_ op: MicroOp, index: Int, bytes size: Int) {
         a.mov(.rax, frameF(op.rs2))
-        let resume = emitTLBCheck(op, index: index, bytes: size, write: true, needsFloatDirty: true)
-        a.store(X86Memory(.rsi), .rax, bytes: size)
+        let (resume, host) = emitTLBCheck(op, index: index, bytes: size, write: true, needsFloatDirty: true)
+        a.store(host, .rax, bytes: size)
         a.bind(resume)
     }
 }

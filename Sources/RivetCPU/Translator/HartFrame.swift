@@ -50,6 +50,8 @@ enum FrameSlot {
     /// round to nearest, flags clear: 0x1f80), and a slot to store MXCSR into.
     static let mxcsrClean = 85
     static let mxcsrSaved = 86
+    /// `Hart.userIdentityAddend` (0 when off).
+    static let identityAddend = 87
     static let count = 96
 
     @inline(__always) static func offset(_ slot: Int) -> Int32 { Int32(slot * 8) }

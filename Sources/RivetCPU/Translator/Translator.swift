@@ -46,7 +46,7 @@ public final class Translator {
     /// (writable address, executable address of the byte after the field) to patch when it is.
     private var pendingLinks: [UInt64: [(field: UnsafeMutableRawPointer, end: UInt)]] = [:]
     /// Size of every block's checked entry (BlockCompiler.emitPrologue); the run loop enters right after it.
-    static let prologueSize = 38
+    static let prologueSize = 31
     /// Inline caches of indirect and cross-page jumps, three words each: the guest pc last jumped to, the
     /// translation context it was looked up in (read generation xor fetch TLB set: a TLB flush or a privilege
     /// change invalidates it) and the target's prologue (which re-checks that the block is still current).
