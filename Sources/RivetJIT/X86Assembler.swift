@@ -2,6 +2,10 @@
 // instructions a template translator needs, with REX prefixes for r8-r15 and the 64-bit operand size.
 // Encodings follow the Intel SDM volume 2; Tests/RivetJITTests checks them against objdump.
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The sixteen general-purpose registers, numbered as in ModRM/REX encodings.
 public enum X86Register: UInt8, CaseIterable, Sendable {
     case rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8, r9, r10, r11, r12, r13, r14, r15
@@ -478,6 +482,37 @@ public struct X86Assembler {
         emit(operation.rawValue)
         memoryOperand(reg: accumulator, memory)
     }
+}
+
+extension X86Assembler {
+    /// `rorx dst, src, count` (BMI2): dst = src rotated right, flags untouched; one instruction for a copy
+    /// and a shift whose low bits are masked afterwards.
+    public mutating func rotateRightCopy(_ dst: X86Register, _ src: X86Register, by count: UInt8) {
+        emit(0xC4)  // three-byte VEX
+        emit((dst.isExtended ? 0 : 0x80) | 0x40 | (src.isExtended ? 0 : 0x20) | 0x03)  // ~R ~X ~B, map 0F3A
+        emit(0x80 | 0x78 | 0x03)  // W1, vvvv unused (1111), L0, pp = F2
+        emit(0xF0)
+        modRM(mod: 3, reg: dst.rawValue & 7, rm: src.rawValue & 7)
+        emit(count)
+    }
+}
+
+/// What the host CPU offers beyond x86-64's baseline (from /proc/cpuinfo's flags; none if it cannot be read).
+public enum HostCPU {
+    static let flags: Set<Substring> = {
+        guard let file = fopen("/proc/cpuinfo", "r") else { return [] }
+        defer { fclose(file) }
+        var line = [CChar](repeating: 0, count: 8192)
+        while fgets(&line, Int32(line.count), file) != nil {
+            let text = String(cString: line)
+            if text.hasPrefix("flags") { return Set(text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" })) }
+        }
+        return []
+    }()
+    /// FMA3 (fused multiply-add with one rounding, VEX-encoded, so AVX too).
+    public static let hasFMA = flags.contains("fma") && flags.contains("avx")
+    /// BMI2 (rorx).
+    public static let hasBMI2 = flags.contains("bmi2")
 }
 
 /// F2 0F xx scalar-double operations.

@@ -38,6 +38,11 @@ final class X86AssemblerTests: XCTestCase {
         ("mov QWORD PTR [rbp+0x200],0xfffffffffffff000", { $0.store(X86Memory(.rbp, 0x200), immediate: -4096) }),
         ("lea rax,[rbx+0x8]", { $0.lea(.rax, X86Memory(.rbx, 8)) }),
         ("lea r11,[r12-0x80]", { $0.lea(.r11, X86Memory(.r12, -128)) }),
+        // BMI2 rotate into another register (the TLB index computation), every REX-extension combination.
+        ("rorx rcx,rsi,0x8", { $0.rotateRightCopy(.rcx, .rsi, by: 8) }),
+        ("rorx r9,r13,0x8", { $0.rotateRightCopy(.r9, .r13, by: 8) }),
+        ("rorx rax,r12,0x3f", { $0.rotateRightCopy(.rax, .r12, by: 63) }),
+        ("rorx r15,rdi,0x1", { $0.rotateRightCopy(.r15, .rdi, by: 1) }),
         // Register extensions.
         ("movsxd rax,ecx", { $0.movsxd(.rax, .rcx) }),
         ("movsxd r10,r11d", { $0.movsxd(.r10, .r11) }),

@@ -5,7 +5,7 @@ import RivetMemory
 /// The mini kernel's page tables: mapping, lazy allocation, protection, gap search and kernel copies.
 @Suite struct AddressSpaceTests {
     func makeSpace() throws -> AddressSpace {
-        try AddressSpace(ram: GuestRAM(base: 0x8000_0000, size: 64 << 20))
+        try AddressSpace(ram: GuestRAM(base: 0x8000_0000, size: AddressSpace.poolSize(overflowBytes: 64 << 20)), pageLimit: 16384)
     }
 
     @Test func mappedPagesAllocateOnFirstTouchAndReadZero() throws {
@@ -71,6 +71,49 @@ import RivetMemory
         mm.discard(0x90000, 8192)
         #expect(mm.read(0x91000, 2) == [0, 0])
         #expect(mm.prot(at: 0x91000) == Prot.read | Prot.write)
+    }
+
+    @Test func pagesSitAtTheirIdentityOffsetWhenFree() throws {
+        let mm = try makeSpace()
+        let base = mm.ram.base
+        try mm.map(0x7000_0000, 3 * 4096, prot: Prot.read | Prot.write)
+        #expect(mm.write(0x7000_1000, [1, 2, 3]))
+        #expect(mm.physical(0x7000_1000) == base + 0x7000_1000)
+        // A private page moved by mremap goes to its new identity page, with its contents.
+        try mm.move(from: 0x7000_0000, to: 0x9000_0000, length: 3 * 4096)
+        #expect(mm.physical(0x9000_1000) == base + 0x9000_1000)
+        #expect(mm.read(0x9000_1000, 3) == [1, 2, 3])
+        // Mapped again, the old range gets its identity pages back, zeroed.
+        try mm.map(0x7000_0000, 3 * 4096, prot: Prot.read | Prot.write)
+        #expect(mm.read(0x7000_1000, 3) == [0, 0, 0])
+        #expect(mm.physical(0x7000_1000) == base + 0x7000_1000)
+    }
+
+    @Test func aTakenIdentityPageFallsBackToTheOverflowArea() throws {
+        let mm = try makeSpace()
+        let base = mm.ram.base
+        // A shared page keeps its pool page when it moves, so its old identity page stays taken.
+        try mm.mapShared(0x5000_0000, 4096, prot: Prot.read | Prot.write, fd: nil, offset: 0, fileSize: 0, hostWritable: true)
+        #expect(mm.write(0x5000_0000, [4, 2]))
+        try mm.move(from: 0x5000_0000, to: 0x6000_0000, length: 4096)
+        #expect(mm.physical(0x6000_0000) == base + 0x5000_0000)
+        #expect(mm.read(0x6000_0000, 2) == [4, 2])
+        try mm.map(0x5000_0000, 4096, prot: Prot.read | Prot.write)
+        #expect(mm.read(0x5000_0000, 2) == [0, 0])
+        let pa = try #require(mm.physical(0x5000_0000))
+        #expect(pa >= base + AddressSpace.userTop)
+        #expect(mm.write(0x5000_0000, [7]) && mm.read(0x6000_0000, 1) == [4])  // two pages, not one
+    }
+
+    @Test func thePageLimitIsTheProcessMemoryLimit() throws {
+        let mm = try AddressSpace(ram: GuestRAM(base: 0x8000_0000, size: AddressSpace.poolSize(overflowBytes: 1 << 20)),
+                                  pageLimit: 16)
+        try mm.map(0x10000, 64 * 4096, prot: Prot.read | Prot.write)
+        var touched = 0
+        while touched < 64 && mm.resolveFault(0x10000 + UInt64(touched) * 4096, write: true, fetch: false) { touched += 1 }
+        #expect(touched > 0 && touched < 16)  // the page tables count too
+        mm.unmap(0x10000, 4096)
+        #expect(mm.resolveFault(0x10000 + UInt64(touched) * 4096, write: true, fetch: false))  // a freed page is usable again
     }
 
     @Test func stringsAndRangesAreChecked() throws {

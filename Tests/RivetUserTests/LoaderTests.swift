@@ -5,7 +5,7 @@ import RivetMemory
 /// The initial stack as Linux lays it out: argc, argv, NULL, envp, NULL, auxv pairs, AT_NULL.
 @Suite struct LoaderTests {
     @Test func initialStackLayout() throws {
-        let mm = try AddressSpace(ram: GuestRAM(base: 0x8000_0000, size: 64 << 20))
+        let mm = try AddressSpace(ram: GuestRAM(base: 0x8000_0000, size: AddressSpace.poolSize(overflowBytes: 64 << 20)), pageLimit: 16384)
         let main = Loader.Loaded(bias: 0, entry: 0x10100, phdr: 0x10040, phnum: 7, end: 0x20000)
         let sp = try Loader.buildStack(mm: mm, argv: ["prog", "one"], envp: ["A=1"], execfn: "/bin/prog",
                                        main: main, interpBase: 0x3f_0000_0000)

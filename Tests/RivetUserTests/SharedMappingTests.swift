@@ -8,7 +8,7 @@ import RivetMemory
 /// MAP_SHARED through host mappings in the pool, /proc/self/maps regions, #! parsing and the epoll layout.
 @Suite struct SharedMappingTests {
     func makeSpace() throws -> AddressSpace {
-        try AddressSpace(ram: GuestRAM(base: 0x8000_0000, size: 64 << 20))
+        try AddressSpace(ram: GuestRAM(base: 0x8000_0000, size: AddressSpace.poolSize(overflowBytes: 64 << 20)), pageLimit: 16384)
     }
 
     /// A temporary file of `size` bytes of '.'; returns its descriptor (unlinked at once).

@@ -789,15 +789,20 @@ struct BlockCompiler {
         }
         // The host operand used with identity addressing (rcx then holds the addend).
         var identityOperand = X86Memory(.rcx, index: .rsi, scale: 1)
+        var address = X86Register.rsi
         if let small = Int32(exactly: op.imm) {
-            if small != 0 || base != .rsi { a.lea(.rsi, X86Memory(base, small)) }
+            if identityAddressing && small == 0 {
+                address = base  // the check reads the base register itself; nothing needs the sum
+            } else if small != 0 || base != .rsi {
+                a.lea(.rsi, X86Memory(base, small))
+            }
             if base != .rsi { identityOperand = X86Memory(.rcx, index: base, scale: 1, small) }
         } else {
             loadImmediate(.rsi, op.imm)
             a.add(.rsi, base)
         }
-        a.emitTLBEntryAddress(.rcx, of: .rsi, set: FrameSlot.dataTLB)
-        a.mov(.rdx, .rsi)
+        a.emitTLBEntryAddress(.rcx, of: address, set: FrameSlot.dataTLB)
+        a.mov(.rdx, address)
         // The tag keeps the low address bits of a misaligned access, so it never matches (slow path).
         a.alu(.and, .rdx, immediate: Int32(-4096 | (size - 1)))
         a.alu(.or, .rdx, slot(write ? FrameSlot.writeGeneration : FrameSlot.readGeneration))
@@ -865,17 +870,6 @@ extension BlockCompiler {
     }
 
     /// Whether the host has FMA3 (fused multiply-add in one rounding, as RISC-V's fmadd family computes).
-    static let hostHasFMA: Bool = {
-        guard let file = fopen("/proc/cpuinfo", "r") else { return false }
-        defer { fclose(file) }
-        var line = [CChar](repeating: 0, count: 8192)
-        while fgets(&line, Int32(line.count), file) != nil {
-            let text = String(cString: line)
-            if text.hasPrefix("flags") { return text.contains(" fma ") && text.contains(" avx ") }
-        }
-        return false
-    }()
-
     /// D arithmetic inline, guarded by `floatFast` and used only when the host's result is a normal number
     /// (above the smallest binade): then the IEEE result is RISC-V's, and the only flag the operation can raise
     /// is inexact. With inexact already accrued (floatFast 1) that is all; without it (2), an out-of-line copy
@@ -884,7 +878,7 @@ extension BlockCompiler {
     /// interpreter for this one instruction, with nothing written before.
     fileprivate mutating func emitFloatArithmetic(_ op: MicroOp, index: Int) -> Bool {
         guard op.extra == 0 || op.extra == 7 else { return false }  // a static mode other than RNE
-        if BlockCompiler.fusedOperation(op) != nil && !BlockCompiler.hostHasFMA { return false }
+        if BlockCompiler.fusedOperation(op) != nil && !HostCPU.hasFMA { return false }
         let slow = a.makeLabel(), exact = a.makeLabel(), check = a.makeLabel()
         let resume = addSlowPath(index: index, entry: slow, reloading: nil)
         a.alu(.cmp, slot(FrameSlot.floatFast), immediate: 1)
@@ -998,8 +992,12 @@ extension X86Assembler {
     /// address the frame holds (MMU.swift: entries are 16 bytes, indexed by the page number's low bits).
     mutating func emitTLBEntryAddress(_ entry: X86Register, of address: X86Register, set: Int) {
         precondition(MemoryLayout<TLBEntry>.stride == 16)
-        mov(entry, address)
-        shift(.shr, entry, by: 12 - 4)  // page number * 16
+        if HostCPU.hasBMI2 {
+            rotateRightCopy(entry, address, by: 12 - 4)  // the mask below drops the bits rotated in
+        } else {
+            mov(entry, address)
+            shift(.shr, entry, by: 12 - 4)  // page number * 16
+        }
         alu(.and, entry, immediate: Int32((TLB.entries - 1) << 4), width: .bits32)
         alu(.add, entry, X86Memory(.rbx, FrameSlot.offset(set)))
     }
