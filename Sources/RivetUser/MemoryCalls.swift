@@ -130,7 +130,8 @@ extension UserProcess {
             while va < old + oldLen { guard mm.isMapped(va) else { return -Int64(EFAULT) }; va += 4096 }
             let prot = mm.prot(at: old + oldLen - 4096)
             if flags & fixed != 0 {
-                guard newAddr & 4095 == 0, AddressSpace.validRange(newAddr, newLen) else { return EINVALr }
+                guard newAddr & 4095 == 0, AddressSpace.validRange(newAddr, newLen),
+                      newAddr + newLen <= old || old + oldLen <= newAddr else { return EINVALr }  // no overlap, as Linux
                 mm.unmap(newAddr, newLen)
                 if newLen < oldLen { mm.unmap(old + newLen, oldLen - newLen) }
                 do {

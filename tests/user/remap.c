@@ -3,6 +3,7 @@
 // read zero), MAP_SHARED file pages seen at two addresses, a moved shared mapping, and shared anonymous
 // memory written by a forked child.
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -63,6 +64,9 @@ int main(void) {
     printf("old range mapped again: same=%d nonzero=%zu\n", again == src, nonzero(again, len / 4));
     fill(again, len / 4, 5);
     printf("both written: wrong=%zu,%zu\n", bad(again, len / 4, 5), bad(moved, len / 4, 7));
+    void *overlap = mremap(moved, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (char *)moved + 4096);
+    printf("overlapping mremap refused: %d errno EINVAL=%d kept=%zu\n", overlap == MAP_FAILED, errno == EINVAL,
+           bad(moved, len / 4, 7));
     munmap(again, len);
     munmap(moved, len);
 
