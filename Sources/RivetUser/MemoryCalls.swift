@@ -72,30 +72,35 @@ extension UserProcess {
                 hostWritable = mode == O_RDWR
             }
         }
-        let start: UInt64
+        // The range is chosen and mapped under one hold of the lock: another thread's mmap must not pick the
+        // same free range in between.
         let result: Int64 = lock.locked {
+            let start: UInt64
             if flags & (UserProcess.mapFixed | UserProcess.mapFixedNoreplace) != 0 {
                 guard addr & 4095 == 0 else { return EINVALr }
                 guard AddressSpace.validRange(addr, len) else { return ENOMEMr }
                 if flags & UserProcess.mapFixed == 0 && !mm.isFree(addr, len) { return -Int64(EEXIST) }
                 mm.unmap(addr, len)
-                return Int64(addr)
+                start = addr
+            } else if addr != 0, addr & 4095 == 0, AddressSpace.validRange(addr, len), addr >= AddressSpace.mmapMin,
+                      mm.isFree(addr, len) {
+                start = addr
+            } else {
+                guard let a = mm.findFree(len) else { return ENOMEMr }
+                start = a
             }
-            if addr != 0, addr & 4095 == 0, AddressSpace.validRange(addr, len), addr >= AddressSpace.mmapMin, mm.isFree(addr, len) {
-                return Int64(addr)
+            if shared {
+                guard (try? mm.mapShared(start, len, prot: prot & 7, fd: anonymous ? nil : Int32(fd), offset: Int64(offset),
+                                         fileSize: fileSize, hostWritable: hostWritable)) != nil else { return ENOMEMr }
+            } else {
+                guard (try? mm.map(start, len, prot: prot & 7)) != nil else { return ENOMEMr }
             }
-            guard let a = mm.findFree(len) else { return ENOMEMr }
-            return Int64(a)
+            return Int64(start)
         }
         if result < 0 { return result }
-        start = UInt64(result)
+        let start = UInt64(result)
         let ok: Bool = lock.locked {
-            if shared {
-                return (try? mm.mapShared(start, len, prot: prot & 7, fd: anonymous ? nil : Int32(fd), offset: Int64(offset),
-                                          fileSize: fileSize, hostWritable: hostWritable)) != nil
-            }
-            guard (try? mm.map(start, len, prot: prot & 7)) != nil else { return false }
-            if anonymous { return true }
+            if shared || anonymous { return true }
             // Private file mappings are copies of the file.
             let avail = max(0, fileSize - Int64(offset))
             let n = min(UInt64(avail), len)

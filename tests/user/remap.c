@@ -5,12 +5,14 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <sched.h>
 #include <unistd.h>
 
 static void fill_range(uint32_t *p, size_t from, size_t to, uint32_t seed) {
@@ -35,6 +37,22 @@ static size_t nonzero(const uint32_t *p, size_t n) {
     size_t count = 0;
     for (size_t i = 0; i < n; i++) count += p[i] != 0;
     return count;
+}
+
+// Threads that map, fill, check and unmap private memory at once: no two may get the same range.
+static void *churn(void *arg) {
+    uint32_t id = (uint32_t)(uintptr_t)arg;
+    size_t wrong = 0, n = (64 << 10) / 4;
+    for (int round = 0; round < 300; round++) {
+        uint32_t *p = mmap(NULL, n * 4, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) return (void *)(uintptr_t)-1;
+        wrong += nonzero(p, n);
+        fill(p, n, id * 1000 + (uint32_t)round);
+        sched_yield();
+        wrong += bad(p, n, id * 1000 + (uint32_t)round);
+        munmap(p, n * 4);
+    }
+    return (void *)wrong;
 }
 
 int main(void) {
@@ -114,5 +132,12 @@ int main(void) {
     int status = 0;
     waitpid(pid, &status, 0);
     printf("child's stores seen: wrong=%zu status=%d\n", bad(sh, len / 4, 42), status);
+
+    // 7. Four threads mapping and unmapping at the same time.
+    pthread_t th[4];
+    for (uintptr_t i = 0; i < 4; i++) pthread_create(&th[i], NULL, churn, (void *)(i + 1));
+    size_t churned = 0;
+    for (int i = 0; i < 4; i++) { void *r; pthread_join(th[i], &r); churned += (size_t)r; }
+    printf("concurrent mmap: wrong=%zu\n", churned);
     return 0;
 }
