@@ -64,8 +64,12 @@ final class AddressSpace {
     let ram: GuestRAM
     /// Next never-used page of the overflow area.
     @exclusivity(unchecked) var bumpPage: Int = 0
-    /// Per identity page: 0 never used (still zero), 1 in use, 2 free again (must be zeroed before reuse).
+    /// Per identity page: 0 zero (never used, or given back to the host), 1 in use, 2 freed and not yet given
+    /// back (zeroed if taken again first).
     private let identityState: UnsafeMutablePointer<UInt8>
+    /// The run of freed identity pages not yet given back to the host (releaseFreedPages).
+    @exclusivity(unchecked) private var releaseFirst = 0
+    @exclusivity(unchecked) private var releaseCount = 0
     /// Pages in use, and the most the process may have (its memory limit, as the pool size was before).
     @exclusivity(unchecked) var pagesInUse = 0
     let pageLimit: Int
@@ -143,6 +147,7 @@ final class AddressSpace {
     func takeIdentityPages(_ va: UInt64, count: Int) -> UInt64? {
         guard va < AddressSpace.userTop, count > 0, UInt64(count) <= (AddressSpace.userTop - va) >> 12,
               count <= pageLimit - pagesInUse else { return nil }
+        releaseFreedPages()  // a page still waiting in the run must not be released after it is taken
         let first = Int(va >> 12)
         for i in first..<first + count where identityState[i] == 1 { return nil }
         for i in first..<first + count {
@@ -160,10 +165,27 @@ final class AddressSpace {
         let page = Int((pa - ram.base) >> 12)
         if page < AddressSpace.identityPages {
             identityState[page] = 2
+            if releaseCount > 0 && releaseFirst + releaseCount == page {
+                releaseCount += 1
+            } else {
+                releaseFreedPages()
+                releaseFirst = page
+                releaseCount = 1
+            }
         } else {
             freePages.append(Int32(page))
         }
         pagesInUse -= 1
+    }
+
+    /// Gives the pending run of freed identity pages back to the host (they read as zero afterwards). A freed
+    /// identity page is reused only if its own address is mapped again, so without this a guest that moves
+    /// its mappings around would keep host memory it no longer has.
+    func releaseFreedPages() {
+        guard releaseCount > 0 else { return }
+        madvise(host(ram.base + UInt64(releaseFirst) << 12), releaseCount << 12, MADV_DONTNEED)
+        for i in releaseFirst..<releaseFirst + releaseCount where identityState[i] == 2 { identityState[i] = 0 }
+        releaseCount = 0
     }
 
     // MARK: Page-table walk
@@ -260,6 +282,7 @@ final class AddressSpace {
             slot.pointee = 0
         }
         clearNames(start, start + length)
+        releaseFreedPages()
         epoch.pointee &+= 1
     }
 
@@ -307,6 +330,7 @@ final class AddressSpace {
             }
             off += 4096
         }
+        releaseFreedPages()
         epoch.pointee &+= 1
     }
 

@@ -1,4 +1,7 @@
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 import RivetMemory
 @testable import RivetUser
 
@@ -87,6 +90,23 @@ import RivetMemory
         try mm.map(0x7000_0000, 3 * 4096, prot: Prot.read | Prot.write)
         #expect(mm.read(0x7000_1000, 3) == [0, 0, 0])
         #expect(mm.physical(0x7000_1000) == base + 0x7000_1000)
+    }
+
+    @Test func unmappedIdentityPagesGoBackToTheHost() throws {
+        let mm = try makeSpace()
+        try mm.map(0x7100_0000, 8 * 4096, prot: Prot.read | Prot.write)
+        for k in 0..<8 { #expect(mm.write(0x7100_0000 + UInt64(k) * 4096, [0xAA])) }
+        let host = mm.ram.host + Int(0x7100_0000)
+        func resident() -> Int {
+            var vec = [UInt8](repeating: 0, count: 8)
+            #expect(mincore(host, 8 * 4096, &vec) == 0)
+            return vec.filter { $0 & 1 != 0 }.count
+        }
+        #expect(resident() == 8)
+        mm.unmap(0x7100_0000, 8 * 4096)
+        #expect(resident() == 0)  // a guest moving its mappings around cannot keep host memory
+        try mm.map(0x7100_0000, 8 * 4096, prot: Prot.read | Prot.write)
+        #expect(mm.read(0x7100_3000, 1) == [0])
     }
 
     @Test func aTakenIdentityPageFallsBackToTheOverflowArea() throws {
