@@ -82,8 +82,7 @@ public final class BlockCache: CodeInvalidationListener {
 
     /// Zero-filled anonymous memory that becomes resident only where it is written.
     static func mapZeroed(_ bytes: Int) -> UnsafeMutableRawPointer {
-        let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
-        guard let p, p != MAP_FAILED else { fatalError("cannot map \(bytes) bytes for the decoded-block cache") }
+        guard let p = mapZeroedMemory(bytes) else { fatalError("cannot map \(bytes) bytes for the decoded-block cache") }
         return p
     }
 

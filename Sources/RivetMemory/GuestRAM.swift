@@ -4,6 +4,14 @@ import Glibc
 import Atomics
 import RivetSnapshot
 
+/// Zero-filled anonymous memory (MAP_NORESERVE) that becomes resident only where it is touched, for the large
+/// sparse tables beside guest memory; nil if the host refuses the mapping. Release it with munmap.
+public func mapZeroedMemory(_ bytes: Int) -> UnsafeMutableRawPointer? {
+    let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+    guard let p, p != MAP_FAILED else { return nil }
+    return p
+}
+
 /// Something running guest code that must come back to its run loop soon (a hart): see `addAttentionTarget`.
 public protocol AttentionTarget: AnyObject {
     /// Called from any thread.
@@ -127,22 +135,16 @@ public final class GuestRAM {
         self.pageCount = Int(size >> GuestRAM.pageShift)
         // Per-page bytes from the host's zero pages: they cost memory only where touched, which matters for
         // rivet user's pool (hundreds of GiB of address space, mostly never used).
-        guard let code = GuestRAM.zeroedBytes(pageCount), let dirty = GuestRAM.zeroedBytes(pageCount) else {
+        guard let code = mapZeroedMemory(pageCount), let dirty = mapZeroedMemory(pageCount) else {
             munmap(p, Int(size))
             throw SnapshotError("cannot map page tables for \(size) bytes of guest RAM")
         }
-        self.codePages = code
-        self.dirtyPages = dirty
+        self.codePages = code.assumingMemoryBound(to: UInt8.self)
+        self.dirtyPages = dirty.assumingMemoryBound(to: UInt8.self)
         codeEpochCell = .allocate(capacity: 1)
         codeEpochCell.initialize(to: 0)
         dirtyLoggingCell = .allocate(capacity: 1)
         dirtyLoggingCell.initialize(to: false)
-    }
-
-    private static func zeroedBytes(_ count: Int) -> UnsafeMutablePointer<UInt8>? {
-        let p = mmap(nil, count, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
-        guard let p, p != MAP_FAILED else { return nil }
-        return p.assumingMemoryBound(to: UInt8.self)
     }
 
     deinit {

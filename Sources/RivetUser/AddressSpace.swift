@@ -90,9 +90,7 @@ final class AddressSpace {
     struct OutOfMemory: Error {}
 
     init(ram: GuestRAM, pageLimit: Int) throws {
-        guard ram.pageCount > AddressSpace.identityPages + 2,
-              let state = mmap(nil, AddressSpace.identityPages, PROT_READ | PROT_WRITE,
-                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0), state != MAP_FAILED else {
+        guard ram.pageCount > AddressSpace.identityPages + 2, let state = mapZeroedMemory(AddressSpace.identityPages) else {
             throw OutOfMemory()
         }
         self.ram = ram
@@ -117,6 +115,11 @@ final class AddressSpace {
         ram.store32(tp + 4, 0x0000_0073)
         leafSlot(AddressSpace.trampolineVA, create: true)!.pointee =
             (tp >> 12) << 10 | PTE.mapped | PTE.r | PTE.x | PTE.u | PTE.a | PTE.d | PTE.v
+    }
+
+    deinit {
+        munmap(identityState, AddressSpace.identityPages)
+        epoch.deallocate()
     }
 
     var satp: UInt64 { (8 << 60) | (root >> 12) }

@@ -771,8 +771,9 @@ struct BlockCompiler {
         write(op.rd, from: .rax)
     }
 
-    /// Leaves rsi = the virtual address and checks the data TLB inline: rcx = this page's entry (of the read
-    /// set; the write set is 64 KiB above), compared with the tag an access of `size` bytes needs. A miss goes
+    /// Computes the virtual address (in rsi, or the base register itself for a zero offset with identity
+    /// addressing) and checks the data TLB inline: rcx = this page's entry (of the read set; the write set is
+    /// 64 KiB above), compared with the tag an access of `size` bytes needs. A miss goes
     /// to an out-of-line call of the interpreter for this instruction. Returns the hit's host operand and the
     /// label where both paths continue. With identity addressing the operand is [identity addend + base
     /// register + offset], so the access waits only for the base register, not for the address arithmetic.
