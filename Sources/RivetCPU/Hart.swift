@@ -48,10 +48,16 @@ public final class Hart: AttentionTarget {
     /// Set by a fetch-TLB miss on a page that PMP rules split: the run loop then executes one instruction
     /// at a time there, each fetch checked exactly.
     @exclusivity(unchecked) var fetchNeedsExactChecks = false
-    /// Physical address reserved by LR, or nil.
-    @exclusivity(unchecked) public var reservation: UInt64? = nil
+    /// Physical address reserved by LR, or nil (kept in the frame, where translated LR/SC use it).
+    public var reservation: UInt64? {
+        get { let r = frame[FrameSlot.reservation]; return r == FrameSlot.noReservation ? nil : r }
+        set { frame[FrameSlot.reservation] = newValue ?? FrameSlot.noReservation }
+    }
     /// The value LR read (SC compares it, see executeAtomic).
-    @exclusivity(unchecked) var reservationValue: UInt64 = 0
+    var reservationValue: UInt64 {
+        get { frame[FrameSlot.reservationValue] }
+        set { frame[FrameSlot.reservationValue] = newValue }
+    }
     @exclusivity(unchecked) public var waitingForInterrupt = false
     /// Retired instructions (minstret); mcycle follows it.
     @exclusivity(unchecked) public var instret: UInt64 = 0
@@ -193,6 +199,7 @@ public final class Hart: AttentionTarget {
         csr.mhartid = UInt64(hartID)
         frame[FrameSlot.readGeneration] = TLB.firstGeneration
         frame[FrameSlot.writeGeneration] = TLB.firstGeneration
+        frame[FrameSlot.reservation] = FrameSlot.noReservation
         clearTLBStorage()
         updateTranslationMode()
         prepareFrameForTranslation()

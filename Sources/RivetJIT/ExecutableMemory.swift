@@ -49,12 +49,13 @@ public final class ExecutableMemory {
     }
 
     /// Reserves `size` bytes; nil when the region is full (the caller flushes with `reset` and retries).
-    public func allocate(_ size: Int) -> (offset: Int, writable: UnsafeMutableRawPointer, executable: UnsafeRawPointer)? {
-        precondition(size >= 0)
+    /// `alignment` (a power of two, at least `ExecutableMemory.alignment`) places the start further.
+    public func allocate(_ size: Int, alignment: Int = ExecutableMemory.alignment) -> (offset: Int, writable: UnsafeMutableRawPointer, executable: UnsafeRawPointer)? {
+        precondition(size >= 0 && alignment >= Self.alignment && alignment & (alignment - 1) == 0)
         let rounded = (size + Self.alignment - 1) & ~(Self.alignment - 1)
-        guard rounded <= capacity - used else { return nil }
-        let offset = used
-        used += rounded
+        let offset = (used + alignment - 1) & ~(alignment - 1)
+        guard offset <= capacity, rounded <= capacity - offset else { return nil }
+        used = offset + rounded
         return (offset, writable + offset, executable + offset)
     }
 

@@ -20,6 +20,11 @@ public enum X86Condition: UInt8, Sendable {
 }
 
 /// Operand size of an integer instruction: RV64's W-forms use 32-bit operations.
+extension X86Condition {
+    /// The condition that holds exactly when this one does not (x86 pairs them in the low bit).
+    public var opposite: X86Condition { X86Condition(rawValue: rawValue ^ 1)! }
+}
+
 public enum X86Width: Sendable { case bits32, bits64 }
 
 /// A memory operand `[base + index * scale + displacement]` (index optional; scale 1, 2, 4 or 8).
@@ -383,6 +388,22 @@ public struct X86Assembler {
 
     /// `mfence`: orders stores before later loads (RISC-V fence rw,rw on x86-64's TSO).
     public mutating func mfence() { bytes.append(contentsOf: [0x0F, 0xAE, 0xF0]) }
+
+    /// Multi-byte NOPs (the forms the vendors recommend, at most 9 bytes each) up to the next multiple of
+    /// `alignment` bytes from the start of the code: a loop head then starts a fetch window.
+    public mutating func alignWithNops(to alignment: Int) {
+        let forms: [[UInt8]] = [[0x90], [0x66, 0x90], [0x0F, 0x1F, 0x00], [0x0F, 0x1F, 0x40, 0x00],
+                                [0x0F, 0x1F, 0x44, 0x00, 0x00], [0x66, 0x0F, 0x1F, 0x44, 0x00, 0x00],
+                                [0x0F, 0x1F, 0x80, 0x00, 0x00, 0x00, 0x00],
+                                [0x0F, 0x1F, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
+                                [0x66, 0x0F, 0x1F, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00]]
+        var padding = (alignment - bytes.count % alignment) % alignment
+        while padding > 0 {
+            let n = min(padding, forms.count)
+            bytes.append(contentsOf: forms[n - 1])
+            padding -= n
+        }
+    }
 
     // MARK: Control flow
 

@@ -47,6 +47,19 @@ final class ExecutableMemoryTests: XCTestCase {
         XCTAssertEqual(try XCTUnwrap(memory.allocate(64)).offset, 0)
     }
 
+    /// A loop unit asks for a 64-byte start (its head is aligned inside it); the gap is skipped, not overrun.
+    func testAllocationWithLargerAlignment() throws {
+        let memory = try ExecutableMemory(capacity: 4096)
+        XCTAssertEqual(try XCTUnwrap(memory.allocate(20)).offset, 0)
+        let aligned = try XCTUnwrap(memory.allocate(10, alignment: 64))
+        XCTAssertEqual(aligned.offset, 64)
+        XCTAssertEqual(aligned.executable, memory.executable + 64)
+        XCTAssertEqual(memory.used, 80)
+        XCTAssertEqual(try XCTUnwrap(memory.allocate(1)).offset, 80)
+        XCTAssertNil(memory.allocate(4096 - 128 + 1, alignment: 64), "the aligned start counts against the capacity")
+        XCTAssertEqual(try XCTUnwrap(memory.allocate(4096 - 128, alignment: 64)).offset, 128)
+    }
+
     func testInstallingNothingTakesNoSpace() throws {
         let memory = try ExecutableMemory(capacity: 4096)
         XCTAssertNotNil(memory.install([]))

@@ -139,6 +139,19 @@ final class X86AssemblerTests: XCTestCase {
         }
     }
 
+    /// Padding to a loop head: every length from 1 to 63 bytes decodes as whole NOPs ending on the boundary.
+    func testAlignmentPaddingIsWholeNops() throws {
+        for start in 1..<64 {
+            var assembler = X86Assembler()
+            for _ in 0..<start { assembler.ret() }
+            assembler.alignWithNops(to: 64)
+            XCTAssertEqual(assembler.offset, 64, "padding from \(start)")
+            let decoded = try objdump(assembler.finish()).dropFirst(start)
+            XCTAssertEqual(decoded.map(\.length).reduce(0, +), assembler.offset - start)
+            for line in decoded { XCTAssertTrue(line.text.hasPrefix("nop") || line.text.hasPrefix("xchg ax,ax"), "\(line.text) at padding from \(start)") }
+        }
+    }
+
     /// Every register in every operand slot: the REX bits and ModRM fields for all 16x16 pairs.
     func testAllRegisterPairs() throws {
         let names64 = ["rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15"]

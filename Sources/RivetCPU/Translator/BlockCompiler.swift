@@ -52,6 +52,12 @@ struct BlockCompiler {
     private var trapExits: [(label: X86Label, segment: Int, index: Int)] = []
     /// Exits at the boundary between segments (budget spent or exit requested), with what to write back.
     private var boundaryExits: [(label: X86Label, writeBack: [(guest: UInt8, host: X86Register)])] = []
+    /// Taken side exits of a superblock or a loop, out of line so that the path staying in the unit falls
+    /// through: the segment they leave from, what to write back, and the pc offset they go to.
+    private var sideExits: [(label: X86Label, segment: Int, writeBack: [(guest: UInt8, host: X86Register)], offset: Int64)] = []
+    /// Where the code must start (a loop unit aligns its head to a fetch window).
+    private(set) var codeAlignment = ExecutableMemory.alignment
+    private static let loopHeadAlignment = 64
     /// Out-of-line exactness-checked copies of inline D operations (emitExactFloatPath).
     fileprivate var exactFloatPaths: [ExactFloatPath] = []
 
@@ -292,6 +298,8 @@ struct BlockCompiler {
             registers.entries[i].dirty = segments.contains { s in (0..<s.count).contains { s.ops[$0].rd == e.guest } }
         }
         let head = a.makeLabel()
+        codeAlignment = BlockCompiler.loopHeadAlignment
+        a.alignWithNops(to: BlockCompiler.loopHeadAlignment)
         a.bind(head)
         for n in segments.indices {
             enter(segment: n)
@@ -302,10 +310,8 @@ struct BlockCompiler {
             if n < segments.count - 1 { emitBranchToNextSegment(ops[count - 1]) }
         }
         let condition = emitRetireAndCompare(ops[count - 1])
-        let taken = a.makeLabel(), leave = a.makeLabel()
-        a.jump(if: condition, to: taken)
-        emitExitKeepingCache(offset: Int64(byteLength))
-        a.bind(taken)
+        let leave = a.makeLabel()
+        a.jump(if: condition.opposite, to: sideExit(offset: Int64(byteLength)))
         let lastOffset = segments[current].offset
         if lastOffset != 0 { a.lea(.rbp, X86Memory(.rbp, Int32(-lastOffset))) }
         emitBudgetCompare(segments[0].count)
@@ -325,10 +331,15 @@ struct BlockCompiler {
     /// what is dirty); not taken, it falls through into the next segment with the registers still cached.
     private mutating func emitBranchToNextSegment(_ op: MicroOp) {
         let condition = emitRetireAndCompare(op)
-        let fallThrough = a.makeLabel()
-        a.jump(if: X86Condition(rawValue: condition.rawValue ^ 1)!, to: fallThrough)  // the opposite condition
-        emitExitKeepingCache(offset: Int64(op.pcOffset) &+ op.imm)
-        a.bind(fallThrough)
+        a.jump(if: condition, to: sideExit(offset: Int64(op.pcOffset) &+ op.imm))
+    }
+
+    /// An out-of-line exit from the current segment to its pc + `offset` that writes back what is dirty
+    /// now (and the loop's counter): the code after the jump to it keeps using the register cache.
+    private mutating func sideExit(offset: Int64) -> X86Label {
+        let label = a.makeLabel()
+        sideExits.append((label, current, registers.entries.filter(\.dirty).map { ($0.guest, $0.host) }, offset))
+        return label
     }
 
     /// Retires the segment and compares a conditional branch's operands; returns the condition to jump on
@@ -338,16 +349,6 @@ struct BlockCompiler {
         let lhs = readOnly(op.rs1, scratch: .rax)
         if op.rs2 == 0 { a.test(lhs, lhs) } else { alu(.cmp, lhs, guest: op.rs2) }
         return branchCondition(op.op)!
-    }
-
-    /// A side exit that leaves the unit while the code after it keeps using the register cache: writes back
-    /// what is dirty (and the loop's counter) on this path only.
-    private mutating func emitExitKeepingCache(offset: Int64) {
-        let state = registers
-        writeBackAll()
-        emitSpillCounter()
-        emitDirectExit(offset: offset)
-        registers = state
     }
 
     /// Entering the next segment (rbp still holds the previous one's pc): the checks a chained entry makes in
@@ -482,6 +483,14 @@ struct BlockCompiler {
             jumpExternal(stubs.boundary)
         }
         boundaryExits.removeAll()
+        for exit in sideExits {
+            a.bind(exit.label)
+            enter(segment: exit.segment)  // the exit's target is relative to its segment (rbp, blockPaddr)
+            for r in exit.writeBack { a.store(frameX(r.guest), r.host, bytes: 8) }
+            emitSpillCounter()
+            emitDirectExit(offset: exit.offset)
+        }
+        sideExits.removeAll()
         for exit in trapExits {
             a.bind(exit.label)
             if exit.index > 0 { a.alu(.sub, slot(FrameSlot.remaining), immediate: Int32(exit.index)) }
@@ -563,11 +572,34 @@ struct BlockCompiler {
         }
         writeBackAll()
         let condition = emitRetireAndCompare(op)
+        if emitConditionalDirectExit(offset: here + op.imm, if: condition) {
+            emitDirectExit(offset: Int64(byteLength))
+            return true
+        }
         let taken = a.makeLabel()
         a.jump(if: condition, to: taken)
         emitDirectExit(offset: Int64(byteLength))
         a.bind(taken)
         emitDirectExit(offset: here + op.imm)
+        return true
+    }
+
+    /// A taken branch to a target on this block's page as one conditional jump to its translation (or to the
+    /// dispatcher until it is linked); lea leaves the compare's flags alone. False, with nothing emitted,
+    /// when the target is on another page (it needs the indirect exit's lookup).
+    private mutating func emitConditionalDirectExit(offset: Int64, if condition: X86Condition) -> Bool {
+        let paddr = blockPaddr
+        let targetPageOffset = Int64(paddr & 0xfff) + offset
+        guard targetPageOffset >= 0 && targetPageOffset < 4096, let displacement = Int32(exactly: offset) else { return false }
+        a.lea(.rax, X86Memory(.rbp, displacement))
+        let target = UInt64(Int64(paddr) + offset)
+        let targetSlot = BlockCache.slot(target)
+        if cache.table[targetSlot].paddr == target, cache.codeTable[targetSlot] != 0 {
+            jumpExternal(cache.codeTable[targetSlot], condition: condition)
+        } else {
+            jumpExternal(stubs.dispatch, condition: condition)
+            pendingLinks.append((a.offset - 4, target))
+        }
         return true
     }
 
@@ -710,6 +742,7 @@ struct BlockCompiler {
         case .sh: emitStore(op, index: i, bytes: 2)
         case .sw: emitStore(op, index: i, bytes: 4)
         case .sd: emitStore(op, index: i, bytes: 8)
+        case .lrw, .lrd, .scw, .scd, .amow, .amod: emitAtomic(op, index: i)
         case .fld: emitFloatLoad(op, index: i, bytes: 8)
         case .flw: emitFloatLoad(op, index: i, bytes: 4)
         case .fsd: emitFloatStore(op, index: i, bytes: 8)
@@ -778,7 +811,7 @@ struct BlockCompiler {
     /// label where both paths continue. With identity addressing the operand is [identity addend + base
     /// register + offset], so the access waits only for the base register, not for the address arithmetic.
     private mutating func emitTLBCheck(_ op: MicroOp, index: Int, bytes size: Int, write: Bool,
-                                       loadsIntegerRegister: Bool = true,
+                                       loadsIntegerRegister: Bool = true, writesRegister: UInt8? = nil,
                                        needsFloatDirty: Bool = false) -> (resume: X86Label, host: X86Memory) {
         let slow = a.makeLabel()
         // The base register's first load (if cached) must come before any jump to the slow path.
@@ -810,7 +843,7 @@ struct BlockCompiler {
         let setOffset: Int32 = write ? Int32(TLB.entries * MemoryLayout<TLBEntry>.stride) : 0
         a.alu(.cmp, .rdx, X86Memory(.rcx, setOffset))
         a.jump(if: .notEqual, to: slow)
-        let resume = addSlowPath(index: index, entry: slow, reloading: !write && loadsIntegerRegister ? op.rd : nil)
+        let resume = addSlowPath(index: index, entry: slow, reloading: writesRegister ?? (!write && loadsIntegerRegister ? op.rd : nil))
         if identityAddressing {
             a.mov(.rcx, slot(FrameSlot.identityAddend))  // every entry's addend: independent of the entry
             return (resume, identityOperand)
@@ -841,6 +874,79 @@ struct BlockCompiler {
         let (resume, host) = emitTLBCheck(op, index: index, bytes: size, write: false)
         let d = destination(op.rd)
         a.load(d, host, bytes: size, signed: signed)
+        write(op.rd, from: d)
+        a.bind(resume)
+    }
+
+    /// LR, SC and AMOs, through the read (LR) or write TLB check. A write hit is RAM this hart may write
+    /// directly (aligned, no code on the page, dirty-logged), so the host's locked instructions give the
+    /// interpreter's results (executeAtomic): SC is a compare-and-swap against the value LR read, at the
+    /// physical address LR reserved. A miss (faults, misalignment, MMIO, code pages) runs the interpreter for
+    /// the op. x86's locked instructions are full barriers, which covers .aq and .rl.
+    private mutating func emitAtomic(_ op: MicroOp, index: Int) {
+        let word = op.op == .lrw || op.op == .scw || op.op == .amow
+        let size = word ? 4 : 8
+        let width: X86Width = word ? .bits32 : .bits64
+        let isLR = op.op == .lrw || op.op == .lrd
+        // The source's first load (if cached) must come before the check's jump to the slow path; the check
+        // leaves rax alone.
+        let value = isLR ? X86Register.rax : readOnly(op.rs2, scratch: .rax)
+        let (resume, host) = emitTLBCheck(op, index: index, bytes: size, write: !isLR, writesRegister: op.rd)
+        a.lea(.rsi, host)  // the host address; rcx and rdx are free from here on
+        let result: X86Register
+        if isLR {
+            a.load(.rdx, X86Memory(.rsi), bytes: size, signed: false)
+            a.store(slot(FrameSlot.reservationValue), .rdx, bytes: 8)
+            a.alu(.add, .rsi, slot(FrameSlot.hostToPhysical))
+            a.store(slot(FrameSlot.reservation), .rsi, bytes: 8)
+            result = .rdx
+        } else if op.op == .scw || op.op == .scd {
+            if value != .rcx { a.mov(.rcx, value) }
+            a.mov(.rdx, .rsi)
+            a.alu(.add, .rdx, slot(FrameSlot.hostToPhysical))
+            a.alu(.cmp, .rdx, slot(FrameSlot.reservation))
+            a.store(slot(FrameSlot.reservation), immediate: -1)  // SC always drops the reservation
+            a.mov(.rax, immediate: 1)  // failure (mov leaves the flags alone)
+            let done = a.makeLabel()
+            a.jump(if: .notEqual, to: done)
+            a.mov(.rax, slot(FrameSlot.reservationValue))
+            a.lockCmpxchg(X86Memory(.rsi), .rcx, width: width)
+            a.set(.notEqual, .rax)
+            a.movzx(.rax, .rax, fromBytes: 1)
+            a.bind(done)
+            write(op.rd, from: .rax)
+            a.bind(resume)
+            return
+        } else {
+            let kind = AMOKind(rawValue: op.extra) ?? .add
+            switch kind {
+            case .swap, .add:
+                a.mov(.rdx, value)
+                if kind == .swap { a.xchg(X86Memory(.rsi), .rdx, width: width) } else { a.lockXadd(X86Memory(.rsi), .rdx, width: width) }
+                result = .rdx
+            default:
+                // A compare-and-swap loop: rax = the value in memory, rdx = the value to put there.
+                if value != .rcx { a.mov(.rcx, value) }
+                a.load(.rax, X86Memory(.rsi), bytes: size, signed: false)
+                let retry = a.makeLabel()
+                a.bind(retry)
+                a.mov(.rdx, .rax)
+                switch kind {
+                case .and: a.alu(.and, .rdx, .rcx, width: width)
+                case .or: a.alu(.or, .rdx, .rcx, width: width)
+                case .xor: a.alu(.xor, .rdx, .rcx, width: width)
+                default:
+                    a.cmp(.rax, .rcx, width: width)
+                    let takeSource: X86Condition = kind == .min ? .greater : kind == .max ? .less : kind == .minu ? .above : .below
+                    a.cmov(takeSource, .rdx, .rcx, width: width)
+                }
+                a.lockCmpxchg(X86Memory(.rsi), .rdx, width: width)
+                a.jump(if: .notEqual, to: retry)
+                result = .rax
+            }
+        }
+        let d = destination(op.rd)
+        if word { a.movsxd(d, result) } else if d != result { a.mov(d, result) }
         write(op.rd, from: d)
         a.bind(resume)
     }

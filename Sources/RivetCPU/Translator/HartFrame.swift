@@ -52,6 +52,13 @@ enum FrameSlot {
     static let mxcsrSaved = 86
     /// `Hart.userIdentityAddend` (0 when off).
     static let identityAddend = 87
+    /// The LR reservation (`Hart.reservation`: a physical address, all ones for none) and the value LR read,
+    /// here so that translated LR/SC keep them; and guest-physical minus host address of RAM, which turns a
+    /// TLB hit's host address into the physical address a reservation names.
+    static let reservation = 88
+    static let reservationValue = 89
+    static let hostToPhysical = 90
+    static let noReservation = UInt64.max
     static let count = 96
 
     @inline(__always) static func offset(_ slot: Int) -> Int32 { Int32(slot * 8) }

@@ -8,6 +8,7 @@ extension Hart {
         frame[FrameSlot.mxcsrClean] = 0x1f80
         frame[FrameSlot.blockTable] = UInt64(UInt(bitPattern: cache.table))
         frame[FrameSlot.codeTable] = UInt64(UInt(bitPattern: cache.codeTable))
+        frame[FrameSlot.hostToPhysical] = ramBase &- UInt64(UInt(bitPattern: ramHost))
     }
 
     /// Runs translated code starting with the block at `pc` (whose code is `code`), chaining through further

@@ -176,7 +176,7 @@ public final class Translator {
         let start = Translator.now()
         var compiler = BlockCompiler(segments: segments, paddr: paddr, cache: cache, translator: self)
         let code = compiler.compile()
-        guard let space = memory.allocate(code.count) else { return nil }
+        guard let space = memory.allocate(code.count, alignment: compiler.codeAlignment) else { return nil }
         code.withUnsafeBytes { space.writable.copyMemory(from: $0.baseAddress!, byteCount: code.count) }
         let executable = UInt(bitPattern: space.executable)
         for jump in compiler.externalJumps {
