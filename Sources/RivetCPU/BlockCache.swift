@@ -43,6 +43,8 @@ public final class BlockCache: CodeInvalidationListener {
     /// Translated loads and stores add the hart's identity addend instead of the TLB entry's
     /// (`Hart.userIdentityAddend`; every hart using this cache must have it set).
     @exclusivity(unchecked) var identityAddressing = false
+    /// With identity addressing: translated loads skip the TLB check and register here (UncheckedLoads.swift).
+    @exclusivity(unchecked) var uncheckedLoads: UncheckedLoadTable? = nil
     /// Byte offset of `Entry.count`, which translated code reads when chaining.
     static let entryCountOffset = MemoryLayout<Entry>.offset(of: \Entry.count)!
     @exclusivity(unchecked) var poolUsed = 0
@@ -102,6 +104,7 @@ public final class BlockCache: CodeInvalidationListener {
             madvise(codeTable, BlockCache.tableSize * MemoryLayout<UInt>.stride, MADV_DONTNEED)
             madvise(heatTable, BlockCache.tableSize, MADV_DONTNEED)
             translator.reset()
+            uncheckedLoads?.clear()  // the code memory is reused
         }
         // Pages stay marked as code (other caches may hold blocks for them); a needless slow-path store
         // just finds no block to drop.

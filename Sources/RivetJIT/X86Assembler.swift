@@ -87,6 +87,9 @@ public struct X86Assembler {
     }
 
     /// Binds `label` to the current offset and patches the jumps already waiting for it.
+    /// Where `label` was bound (nil before).
+    public func offset(of label: X86Label) -> Int? { labelOffsets[label.id] }
+
     public mutating func bind(_ label: X86Label) {
         precondition(labelOffsets[label.id] == nil, "label bound twice")
         labelOffsets[label.id] = offset

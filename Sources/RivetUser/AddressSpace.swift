@@ -87,6 +87,15 @@ final class AddressSpace {
     /// Bumped whenever a translation is removed or narrowed: other threads flush their TLBs when they see it.
     let epoch: UnsafeMutablePointer<UInt64>
 
+    /// Host protections of the identity range follow the guest's (see UncheckedLoadTable, RivetCPU): an
+    /// identity page is host-readable exactly when the guest's page at that address is mapped readable (or
+    /// executable) and is that pool page, or not touched yet (it reads as zero, as the guest's would); all
+    /// other pages of the range are PROT_NONE. Translated loads then need no TLB check.
+    @exclusivity(unchecked) private(set) var managesHostProtection = false
+    /// Set when a page comes to sit at another address's identity page (a shared page moved by mremap): the
+    /// rule above can no longer hold, so the process stops using unchecked loads (UserProcess).
+    @exclusivity(unchecked) var identityBroken = false
+
     struct OutOfMemory: Error {}
 
     init(ram: GuestRAM, pageLimit: Int) throws {
@@ -115,6 +124,69 @@ final class AddressSpace {
         ram.store32(tp + 4, 0x0000_0073)
         leafSlot(AddressSpace.trampolineVA, create: true)!.pointee =
             (tp >> 12) << 10 | PTE.mapped | PTE.r | PTE.x | PTE.u | PTE.a | PTE.d | PTE.v
+    }
+
+    /// Makes the whole identity range PROT_NONE and keeps it in step with the mappings from now on (call
+    /// before anything is mapped). False if the host refuses.
+    func manageHostProtection() -> Bool {
+        guard mprotect(ram.host, Int(AddressSpace.userTop), PROT_NONE) == 0 else { return false }
+        managesHostProtection = true
+        return true
+    }
+
+    /// The host protection the identity page of `va` must have (see managesHostProtection).
+    private func hostProtection(_ va: UInt64, _ pte: UInt64) -> Int32 {
+        let ppn = PTE.ppn(pte)
+        let mappedHere = pte & PTE.mapped != 0 && ppn != 0 && ppn << 12 == ram.base + va
+        let readable = readOnlyShared.contains(Int32(va >> 12)) ? PROT_READ : PROT_READ | PROT_WRITE
+        // A page in use for another address (identityBroken): rivet reaches it through that one.
+        if identityState[Int(va >> 12)] == 1 && !mappedHere { return readable }
+        guard pte & PTE.mapped != 0, pte & (PTE.r | PTE.x) != 0 else { return PROT_NONE }
+        if ppn == 0 { return pte & PTE.shared != 0 ? PROT_NONE : PROT_READ | PROT_WRITE }  // SIGBUS, or zero
+        return mappedHere ? readable : PROT_NONE  // elsewhere: the load's slow path finds it
+    }
+
+    /// Sets the host protection of the identity pages of [start, end) from the guest's mappings, one
+    /// mprotect per run of equal protection.
+    func applyHostProtection(_ start: UInt64, _ end: UInt64) {
+        guard managesHostProtection, start < end, end <= AddressSpace.userTop else { return }
+        var runStart = start, runProt: Int32 = -1
+        var va = start
+        func flush(_ upTo: UInt64) {
+            if runProt >= 0 && upTo > runStart && mprotect(host(ram.base + runStart), Int(upTo - runStart), runProt) != 0 {
+                giveUpHostProtection()  // the host's mapping limit: fall back to checked loads
+            }
+        }
+        while va < end {
+            let prot: Int32
+            if let slot = leafSlot(va, create: false) { prot = hostProtection(va, slot.pointee) } else { prot = PROT_NONE }
+            if prot != runProt { flush(va); runStart = va; runProt = prot }
+            va += 4096
+        }
+        flush(end)
+    }
+
+    /// When the host refuses a protection change (its limit on mappings): every identity page is opened
+    /// again (read-only shared file pages read-only) and left so; the process goes back to checked loads.
+    func giveUpHostProtection() {
+        guard managesHostProtection else { return }
+        managesHostProtection = false
+        identityBroken = true
+        var from: UInt64 = 0
+        for page in readOnlyShared.sorted() where UInt64(page) << 12 < AddressSpace.userTop {
+            let va = UInt64(page) << 12
+            if va > from { mprotect(host(ram.base + from), Int(va - from), PROT_READ | PROT_WRITE) }
+            mprotect(host(ram.base + va), 4096, PROT_READ)
+            from = va + 4096
+        }
+        mprotect(host(ram.base + from), Int(AddressSpace.userTop - from), PROT_READ | PROT_WRITE)
+    }
+
+    /// Opens the identity pages of [start, start+length) for rivet's own writes (a private file mapping being
+    /// filled whatever its protection); applyHostProtection closes them again.
+    func openHostAccess(_ start: UInt64, _ length: UInt64) {
+        guard managesHostProtection, AddressSpace.validRange(start, length) else { return }
+        if mprotect(host(ram.base + start), Int(length), PROT_READ | PROT_WRITE) != 0 { giveUpHostProtection() }
     }
 
     deinit {
@@ -272,6 +344,14 @@ final class AddressSpace {
             slot.pointee = PTE.mapped | Prot.pteBits(prot)
             va += 4096
         }
+        if managesHostProtection {
+            let readable = Prot.pteBits(prot) & (PTE.r | PTE.x) != 0
+            if identityBroken {
+                applyHostProtection(start, start + length)  // pages in use for other addresses stay open
+            } else if mprotect(host(ram.base + start), Int(length), readable ? PROT_READ | PROT_WRITE : PROT_NONE) != 0 {
+                giveUpHostProtection()
+            }
+        }
     }
 
     /// Unmaps [start, start+length), freeing its pages.
@@ -286,6 +366,11 @@ final class AddressSpace {
         }
         clearNames(start, start + length)
         releaseFreedPages()
+        if identityBroken {
+            applyHostProtection(start, start + length)  // pages in use for other addresses stay open
+        } else if managesHostProtection && mprotect(host(ram.base + start), Int(length), PROT_NONE) != 0 {
+            giveUpHostProtection()
+        }
         epoch.pointee &+= 1
     }
 
@@ -303,6 +388,7 @@ final class AddressSpace {
             if PTE.ppn(pte) != 0 && bits != 0 { pte |= PTE.v }
             slot.pointee = pte
         }
+        applyHostProtection(start, start + length)
         epoch.pointee &+= 1
         return true
     }
@@ -313,6 +399,8 @@ final class AddressSpace {
             clearNames(from, from + length)
             setName(to, to + length, path: n.path, offset: n.offset)
         }
+        // The destination is free: open it for the copies (applyHostProtection sets both ranges after).
+        openHostAccess(to, length)
         var off: UInt64 = 0
         while off < length {
             if let src = leafSlot(from + off, create: false), src.pointee & PTE.mapped != 0 {
@@ -323,10 +411,16 @@ final class AddressSpace {
                 let old = PTE.ppn(pte) << 12
                 if old != 0, pte & PTE.shared == 0, old != ram.base + to + off,
                    let new = takeIdentityPages(to + off, count: 1) {
+                    if managesHostProtection && hostProtection(from + off, pte) == PROT_NONE {
+                        // A page the guest may not read: rivet may.
+                        if mprotect(host(old), 4096, PROT_READ) != 0 { giveUpHostProtection() }
+                    }
                     host(new).copyMemory(from: host(old), byteCount: 4096)
                     ram.noteWrite(new, length: 4096)
                     freePage(old)
                     pte = pte & ~(0xfff_ffff_ffff << 10) | (new >> 12) << 10
+                } else if old != 0 && old - ram.base < AddressSpace.userTop && old != ram.base + to + off {
+                    identityBroken = true  // the page stays at another address's identity page
                 }
                 dst.pointee = pte
                 src.pointee = 0
@@ -334,6 +428,8 @@ final class AddressSpace {
             off += 4096
         }
         releaseFreedPages()
+        applyHostProtection(from, from + length)
+        applyHostProtection(to, to + length)
         epoch.pointee &+= 1
     }
 

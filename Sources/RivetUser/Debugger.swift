@@ -175,5 +175,6 @@ extension UserProcess {
     public func attachDebugger(_ d: UserDebugger) {
         d.process = self
         debugger = d
+        uncheckedLoads = nil  // watchpoints work through the TLB, which unchecked loads skip
     }
 }

@@ -86,6 +86,8 @@ struct Loader {
             // Named with the file offset of its first page, as binfmt_elf maps it (for /proc/self/maps).
             let pageOffset = UInt64(s.fileOffset) &- ((s.virtualAddress &+ bias) - start)
             if s.fileSize > 0 { mm.setName(start, AddressSpace.pageAlignUp(s.virtualAddress &+ bias &+ UInt64(s.fileSize)), path: name, offset: pageOffset) }
+            mm.openHostAccess(start, end - start)  // written whatever the segment's protection
+            defer { mm.applyHostProtection(start, end) }
             if s.fileSize > 0 {
                 let ok = elf.bytes.withUnsafeBytes {
                     mm.write(s.virtualAddress &+ bias, UnsafeRawBufferPointer(rebasing: $0[s.fileOffset..<s.fileOffset + s.fileSize]), force: true)

@@ -104,7 +104,10 @@ extension UserProcess {
             // Private file mappings are copies of the file.
             let avail = max(0, fileSize - Int64(offset))
             let n = min(UInt64(avail), len)
-            guard n > 0, let ps = mm.pieces(start, n, write: true, force: true) else { return true }
+            guard n > 0 else { return true }
+            mm.openHostAccess(start, n)  // the copy is written whatever the mapping's protection
+            defer { mm.applyHostProtection(start, start + AddressSpace.pageAlignUp(n)) }
+            guard let ps = mm.pieces(start, n, write: true, force: true) else { return true }
             var off = Int64(offset)
             for p in ps {
                 var done = 0

@@ -39,7 +39,11 @@ extension AddressSpace {
         var pool: [UInt64] = []
         let hostProt = PROT_READ | (hostWritable ? PROT_WRITE : 0)
         let flags = MAP_SHARED | MAP_FIXED | (fd == nil ? MAP_ANONYMOUS : 0)
-        func undo() { for p in pool { restorePrivate(p, 4096); readOnlyShared.remove(Int32((p - ram.base) >> 12)); freePage(p) } }
+        func undo() {
+            for p in pool { restorePrivate(p, 4096); readOnlyShared.remove(Int32((p - ram.base) >> 12)); freePage(p) }
+            releaseFreedPages()
+            applyHostProtection(start, start + length)
+        }
         if pages > 0 && pages <= AddressSpace.smallSharedPages {
             for k in 0..<pages {
                 guard let p = allocPage(for: start + UInt64(k) << 12) else { undo(); throw OutOfMemory() }
@@ -71,6 +75,7 @@ extension AddressSpace {
             }
             off += 4096
         }
+        applyHostProtection(start, start + length)
     }
 
     /// Puts private anonymous memory back under pool pages that held a host shared mapping.

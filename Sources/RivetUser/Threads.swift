@@ -64,6 +64,7 @@ extension UserProcess {
     /// A new guest thread on a new host thread, sharing everything but registers.
     func spawnThread(_ t: GuestThread, flags: UInt64, stack: UInt64, ptid: UInt64, tls: UInt64, ctid: UInt64) -> Int64 {
         guard flags & CloneFlag.thread != 0 else { return EINVALr }
+        stopUncheckedLoads(t)  // one thread only (UncheckedLoadTable)
         let child: GuestThread = lock.locked { newThread() }
         let h = child.hart, p = t.hart
         for i in 0..<32 { h.x[i] = p.x[i]; h.f[i] = p.f[i] }

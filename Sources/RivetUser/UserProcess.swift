@@ -61,6 +61,9 @@ public final class UserProcess {
     let wires: InterruptWires
     let clock: VirtualClock
     let mm: AddressSpace
+    /// The first thread's unchecked loads (UncheckedLoadTable), until a second thread starts or a page
+    /// leaves its identity place; nil when off (interp, RIVET_CHECKED_LOADS set, or the host refused).
+    @exclusivity(unchecked) var uncheckedLoads: UncheckedLoadTable?
     let lock = KernelLock()
     static let maxThreads = 1024
     @exclusivity(unchecked) var threads: [Int32: GuestThread] = [:]
@@ -90,6 +93,11 @@ public final class UserProcess {
         wires = InterruptWires(hartCount: UserProcess.maxThreads)
         clock = VirtualClock(mode: .realTime)
         mm = try AddressSpace(ram: ram, pageLimit: Int(options.poolSize >> 12))
+        if options.accelerator == .jit && Accelerator.translatorAvailable && getenv("RIVET_CHECKED_LOADS") == nil,
+           mm.manageHostProtection(), let table = UncheckedLoadTable(identityBase: ram.host, identityBytes: AddressSpace.userTop) {
+            UncheckedLoadTable.installHandler()
+            uncheckedLoads = table
+        }
         exePath = options.program
         // As Linux, /proc/self/exe is the canonical path (a program found in the sysroot keeps its guest path).
         if hostPath(Array(exePath.utf8)) == exePath, let real = realpath(exePath, nil) {
@@ -172,6 +180,10 @@ public final class UserProcess {
         let hart = Hart(hartID: id, bus: bus, cache: cache, wires: wires, clock: clock)
         hart.accelerator = options.accelerator
         hart.userIdentityAddend = UInt64(UInt(bitPattern: ram.host))  // see AddressSpace
+        if let table = uncheckedLoads, threads.isEmpty {
+            // Below the last 8 bytes of the identity range, so no load reaches past it.
+            hart.enableUncheckedLoads(table, limit: AddressSpace.userTop - 8)
+        }
         if let t = options.translationThreshold { hart.translationThreshold = t }
         hart.reset(pc: mm.trapVectorPA + 4)
         hart.writeCSR(CSR.mtvec, mm.trapVectorPA)
@@ -209,6 +221,7 @@ public final class UserProcess {
                 hart.waitingForInterrupt = false
                 let mappingsBefore = mm.epoch.pointee
                 handleTrap(t)
+                if mm.identityBroken { stopUncheckedLoads(t) }
                 // munmap/mprotect/mremap: every other thread drops its TLB before its next block, so a
                 // stale translation cannot outlive the call by more than that block.
                 if mm.epoch.pointee != mappingsBefore {
@@ -219,6 +232,14 @@ public final class UserProcess {
                 deliverPendingSignals(t)  // asynchronous signal between slices: the frame resumes at hart.pc
             }
         }
+    }
+
+    /// Back to checked loads for good (a second thread, or a page that left its identity place); `t` is the
+    /// only thread that had them, and it is outside translated code here.
+    func stopUncheckedLoads(_ t: GuestThread) {
+        guard uncheckedLoads != nil else { return }
+        uncheckedLoads = nil
+        t.hart.disableUncheckedLoads()
     }
 
     /// Handles the trap that brought the hart to the vector (mcause/mepc/mtval).

@@ -147,6 +147,64 @@ import RivetMemory
         #expect(mm.read(AddressSpace.userTop, 1) == nil)
     }
 
+    /// The host protection (`rw-`, `r--`, `---`) of the page holding `pointer`, from /proc/self/maps.
+    func hostProtection(_ pointer: UnsafeMutableRawPointer) throws -> String {
+        let address = UInt(bitPattern: pointer)
+        let bytes = try #require(readFile("/proc/self/maps"))
+        let maps = try #require(String(validatingUTF8: bytes))
+        for line in maps.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            let range = fields[0].split(separator: "-").map { UInt($0, radix: 16)! }
+            if address >= range[0] && address < range[1] { return String(fields[1].prefix(3)) }
+        }
+        return "unmapped"
+    }
+
+    func readFile(_ path: String) -> [CChar]? {
+        guard let f = fopen(path, "r") else { return nil }
+        defer { fclose(f) }
+        var out: [CChar] = []
+        var buffer = [CChar](repeating: 0, count: 65536)
+        while true {
+            let n = fread(&buffer, 1, buffer.count, f)
+            if n <= 0 { break }
+            out += buffer[0..<n]
+        }
+        return out + [0]
+    }
+
+    /// With unchecked loads the identity pages' host protections follow the guest's mappings: readable
+    /// where the guest may read, PROT_NONE elsewhere, and all open again when the process gives up.
+    @Test func hostProtectionsFollowTheMappings() throws {
+        let mm = try makeSpace()
+        #expect(mm.manageHostProtection())
+        func at(_ va: UInt64) throws -> String { try hostProtection(mm.host(mm.ram.base + va)) }
+        #expect(try at(0x10000) == "---")
+        try mm.map(0x10000, 2 * 4096, prot: Prot.read | Prot.write)
+        #expect(try at(0x10000) == "rw-" && at(0x11000) == "rw-")  // untouched pages read as zero
+        #expect(mm.write(0x10000, [5, 6]))
+        #expect(mm.protect(0x10000, 4096, prot: 0))
+        #expect(try at(0x10000) == "---" && at(0x11000) == "rw-")
+        #expect(mm.protect(0x10000, 4096, prot: Prot.read))
+        #expect(try at(0x10000) == "rw-" && mm.read(0x10000, 2) == [5, 6])
+        mm.unmap(0x11000, 4096)
+        #expect(try at(0x11000) == "---")
+        // mremap: the old range closes, the new one opens with the data.
+        try mm.map(0x20000, 4096, prot: Prot.read | Prot.write)
+        #expect(mm.write(0x20000, [7]))
+        try mm.move(from: 0x20000, to: 0x30000, length: 4096)
+        #expect(try at(0x20000) == "---" && at(0x30000) == "rw-" && mm.read(0x30000, 1) == [7])
+        // A PROT_NONE page moves too (rivet opens it for the copy).
+        #expect(mm.protect(0x30000, 4096, prot: 0))
+        try mm.move(from: 0x30000, to: 0x40000, length: 4096)
+        #expect(try at(0x40000) == "---" && at(0x30000) == "---")
+        #expect(mm.protect(0x40000, 4096, prot: Prot.read) && mm.read(0x40000, 1) == [7])
+        #expect(!mm.identityBroken)
+        mm.giveUpHostProtection()
+        #expect(mm.identityBroken && !mm.managesHostProtection)
+        #expect(try at(0x50000) == "rw-" && at(0x20000) == "rw-")
+    }
+
     @Test func trampolineHoldsSigreturn() throws {
         let mm = try makeSpace()
         // li a7, 139; ecall

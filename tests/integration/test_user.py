@@ -11,7 +11,7 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 RIVET = os.path.abspath(os.environ.get("RIVET_BIN", str(REPO / ".build/release/rivet")))
 SYSROOT = "/usr/riscv64-linux-gnu"
 QEMU = shutil.which("qemu-riscv64")
-PROGRAMS = ["hello", "files", "memory", "timeproc", "signals", "segv", "abort", "threads", "forkexec", "shared", "net", "sigwait", "remap"]
+PROGRAMS = ["hello", "files", "memory", "timeproc", "signals", "segv", "abort", "threads", "forkexec", "shared", "net", "sigwait", "remap", "guard"]
 
 pytestmark = pytest.mark.skipif(QEMU is None or shutil.which("riscv64-linux-gnu-gcc") is None,
                                 reason="needs qemu-user and gcc-riscv64-linux-gnu")

@@ -67,6 +67,10 @@ struct BlockCompiler {
         var check: X86Label
         var slow: X86Label
     }
+    /// Unchecked loads emitted (offset of the load instruction, its slow path), for UncheckedLoadTable.
+    private var uncheckedLoadSites: [(load: Int, slow: X86Label)] = []
+    /// Whether this unit's loads skip the TLB check (decided once, with room left in the table).
+    private let uncheckedLoads: Bool
     private var registers: RegisterCache
     /// In a loop unit, `remaining` is kept in `counter` instead of the frame (compileLoop).
     private var counterInRegister = false
@@ -99,6 +103,12 @@ struct BlockCompiler {
         self.cache = cache
         self.stubs = stubs
         registers = RegisterCache(segments: segments)
+        uncheckedLoads = cache.identityAddressing && (cache.uncheckedLoads?.hasRoom ?? false)
+    }
+
+    /// The unchecked loads of the finished code: (load offset, slow path offset).
+    var uncheckedLoadOffsets: [(load: Int, slow: Int)] {
+        uncheckedLoadSites.map { ($0.load, a.offset(of: $0.slow)!) }
     }
 
     /// Makes segment `n` the one being emitted.
@@ -871,6 +881,10 @@ struct BlockCompiler {
     }
 
     private mutating func emitLoad(_ op: MicroOp, index: Int, bytes size: Int, signed: Bool) {
+        if uncheckedLoads {
+            emitUncheckedLoad(op, index: index, bytes: size, signed: signed)
+            return
+        }
         let (resume, host) = emitTLBCheck(op, index: index, bytes: size, write: false)
         let d = destination(op.rd)
         a.load(d, host, bytes: size, signed: signed)
@@ -947,6 +961,38 @@ struct BlockCompiler {
         }
         let d = destination(op.rd)
         if word { a.movsxd(d, result) } else if d != result { a.mov(d, result) }
+        write(op.rd, from: d)
+        a.bind(resume)
+    }
+
+    /// A load without the TLB check (UncheckedLoads.swift): below the identity range's limit it reads
+    /// `[identity addend + address]` directly. If the host faults there, the SIGSEGV handler continues at
+    /// this load's slow path, which the range check also jumps to: the registers are the same at both
+    /// places (nothing between them writes a guest register or the frame).
+    private mutating func emitUncheckedLoad(_ op: MicroOp, index: Int, bytes size: Int, signed: Bool) {
+        let slow = a.makeLabel()
+        let base = readOnly(op.rs1, scratch: .rsi)  // a cached register's first load comes before the jump
+        let operand: X86Memory
+        if let small = Int32(exactly: op.imm) {
+            if small == 0 {
+                a.alu(.cmp, base, slot(FrameSlot.uncheckedLimit))
+            } else {
+                a.lea(.rdx, X86Memory(base, small))
+                a.alu(.cmp, .rdx, slot(FrameSlot.uncheckedLimit))
+            }
+            operand = X86Memory(.rcx, index: base, scale: 1, small)
+        } else {
+            loadImmediate(.rdx, op.imm)
+            a.add(.rdx, base)
+            a.alu(.cmp, .rdx, slot(FrameSlot.uncheckedLimit))
+            operand = X86Memory(.rcx, index: .rdx, scale: 1)
+        }
+        a.jump(if: .aboveOrEqual, to: slow)  // unsigned: a negative address is above too
+        let resume = addSlowPath(index: index, entry: slow, reloading: op.rd)
+        a.mov(.rcx, slot(FrameSlot.identityAddend))
+        let d = destination(op.rd)
+        uncheckedLoadSites.append((a.offset, slow))
+        a.load(d, operand, bytes: size, signed: signed)
         write(op.rd, from: d)
         a.bind(resume)
     }

@@ -59,6 +59,8 @@ enum FrameSlot {
     static let reservationValue = 89
     static let hostToPhysical = 90
     static let noReservation = UInt64.max
+    /// Unchecked loads (UncheckedLoads.swift) take the fast path only for addresses below this.
+    static let uncheckedLimit = 91
     static let count = 96
 
     @inline(__always) static func offset(_ slot: Int) -> Int32 { Int32(slot * 8) }

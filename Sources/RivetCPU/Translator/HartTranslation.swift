@@ -3,6 +3,24 @@ import RivetMemory
 
 extension Hart {
     /// Fills the frame fields translated code reads that never change for this hart.
+    /// Translated loads without a TLB check (UncheckedLoadTable), for a hart with identity addressing whose
+    /// process keeps the identity range's host protections: addresses below `limit` are read directly.
+    public func enableUncheckedLoads(_ table: UncheckedLoadTable, limit: UInt64) {
+        precondition(userIdentityAddend != 0, "unchecked loads need identity addressing")
+        frame[FrameSlot.uncheckedLimit] = limit
+        cache.flushAll()
+        cache.uncheckedLoads = table
+        UncheckedLoadTable.active = table
+    }
+
+    /// Back to checked loads: the code compiled with unchecked ones goes (call it outside translated code).
+    public func disableUncheckedLoads() {
+        guard cache.uncheckedLoads != nil else { return }
+        cache.flushAll()
+        cache.uncheckedLoads = nil
+        UncheckedLoadTable.active = nil
+    }
+
     func prepareFrameForTranslation() {
         frame[FrameSlot.hart] = UInt64(UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque()))
         frame[FrameSlot.mxcsrClean] = 0x1f80

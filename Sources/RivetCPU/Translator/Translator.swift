@@ -182,6 +182,11 @@ public final class Translator {
         for jump in compiler.externalJumps {
             Translator.patchRel32(space.writable + jump.field, end: executable + UInt(jump.field + 4), target: jump.target)
         }
+        if let table = cache.uncheckedLoads {
+            for site in compiler.uncheckedLoadOffsets {
+                table.insert(load: executable + UInt(site.load), slowPath: executable + UInt(site.slow))
+            }
+        }
         for link in compiler.pendingLinks {
             pendingLinks[link.target, default: []].append((space.writable + link.field, executable + UInt(link.field + 4)))
         }
