@@ -67,6 +67,9 @@ struct BlockCompiler {
         var check: X86Label
         var slow: X86Label
     }
+    /// rax holds this guest register's value, just stored to its frame slot by the instruction before (an
+    /// uncached register): valid while nothing has been emitted since (`offset`) and no label bound.
+    private var raxMirror: (guest: UInt8, offset: Int)? = nil
     /// Unchecked loads emitted (offset of the load instruction, its slow path), for UncheckedLoadTable.
     private var uncheckedLoadSites: [(load: Int, slow: X86Label)] = []
     /// Whether this unit's loads skip the TLB check (decided once, with room left in the table).
@@ -132,6 +135,18 @@ struct BlockCompiler {
         externalJumps.append((a.offset - 4, target))
     }
 
+    /// Binds a label: a join point, where rax may hold anything.
+    private mutating func bindLabel(_ label: X86Label) {
+        a.bind(label)
+        raxMirror = nil
+    }
+
+    /// Whether rax still holds uncached guest `r` (stored by the instruction just before, nothing since).
+    @inline(__always) private func raxHolds(_ r: UInt8) -> Bool {
+        guard let m = raxMirror else { return false }
+        return m.guest == r && m.offset == a.offset
+    }
+
     /// The host register caching guest `r`, loading it first if this is its first use.
     private mutating func cachedForRead(_ r: UInt8) -> X86Register? {
         guard let i = registers.index(of: r) else { return nil }
@@ -148,6 +163,8 @@ struct BlockCompiler {
             a.xor(dst, dst, width: .bits32)
         } else if let h = cachedForRead(r) {
             if h != dst { a.mov(dst, h) }
+        } else if raxHolds(r) {
+            if dst != .rax { a.mov(dst, .rax) }  // the value just stored: no store-to-load round trip
         } else {
             a.mov(dst, frameX(r))
         }
@@ -157,6 +174,8 @@ struct BlockCompiler {
     private mutating func alu(_ operation: X86ALUOperation, _ dst: X86Register, guest r: UInt8, width: X86Width = .bits64) {
         if r != 0, let h = cachedForRead(r) {
             a.alu(operation, dst, h, width: width)
+        } else if r != 0 && raxHolds(r) {
+            a.alu(operation, dst, .rax, width: width)
         } else {
             a.alu(operation, dst, frameX(r), width: width)  // x0 reads the frame's zero
         }
@@ -165,6 +184,10 @@ struct BlockCompiler {
     /// A register holding guest r for an instruction that only reads it (rcx if it is not cached).
     private mutating func readOnly(_ r: UInt8, scratch: X86Register) -> X86Register {
         if r != 0, let h = cachedForRead(r) { return h }
+        if r != 0 && raxHolds(r) {
+            if scratch != .rax { a.mov(scratch, .rax) }  // the caller may still write rax
+            return scratch
+        }
         read(r, into: scratch)
         return scratch
     }
@@ -186,6 +209,7 @@ struct BlockCompiler {
             registers.entries[i].dirty = true
         } else {
             a.store(frameX(rd), src, bytes: 8)
+            if src == .rax { raxMirror = (rd, a.offset) }
         }
     }
 
@@ -260,7 +284,7 @@ struct BlockCompiler {
                     ended = true
                     break
                 }
-                if !emitInline(op, index: i) {
+                if !emitInlineKeepingMirror(op, index: i) {
                     if op.op.endsBlock {
                         emitFinalCallout(index: i)
                         ended = true
@@ -310,12 +334,12 @@ struct BlockCompiler {
         let head = a.makeLabel()
         codeAlignment = BlockCompiler.loopHeadAlignment
         a.alignWithNops(to: BlockCompiler.loopHeadAlignment)
-        a.bind(head)
+        bindLabel(head)
         for n in segments.indices {
             enter(segment: n)
             if n > 0 { emitSegmentBoundary(inLoop: true) }
             for i in 0..<(count - 1) {
-                guard emitInline(ops[i], index: i) else { return nil }
+                guard emitInlineKeepingMirror(ops[i], index: i) else { return nil }
             }
             if n < segments.count - 1 { emitBranchToNextSegment(ops[count - 1]) }
         }
@@ -328,7 +352,7 @@ struct BlockCompiler {
         a.jump(if: .less, to: leave)
         a.alu(.cmp, slot(FrameSlot.exitRequest), immediate: 0)
         a.jump(if: .equal, to: head)
-        a.bind(leave)
+        bindLabel(leave)
         writeBackAll()
         emitSpillCounter()
         a.mov(.rax, .rbp)
@@ -473,7 +497,7 @@ struct BlockCompiler {
         for path in exactFloatPaths { emitExactFloatPath(path) }
         exactFloatPaths.removeAll()
         for path in slowPaths {
-            a.bind(path.entry)
+            bindLabel(path.entry)
             for r in path.writeBack { a.store(frameX(r.guest), r.host, bytes: 8) }
             emitSpillCounter()
             enter(segment: path.segment)
@@ -486,7 +510,7 @@ struct BlockCompiler {
         }
         slowPaths.removeAll()
         for exit in boundaryExits {
-            a.bind(exit.label)
+            bindLabel(exit.label)
             for r in exit.writeBack { a.store(frameX(r.guest), r.host, bytes: 8) }
             emitSpillCounter()
             a.mov(.rax, .rbp)
@@ -494,7 +518,7 @@ struct BlockCompiler {
         }
         boundaryExits.removeAll()
         for exit in sideExits {
-            a.bind(exit.label)
+            bindLabel(exit.label)
             enter(segment: exit.segment)  // the exit's target is relative to its segment (rbp, blockPaddr)
             for r in exit.writeBack { a.store(frameX(r.guest), r.host, bytes: 8) }
             emitSpillCounter()
@@ -502,7 +526,7 @@ struct BlockCompiler {
         }
         sideExits.removeAll()
         for exit in trapExits {
-            a.bind(exit.label)
+            bindLabel(exit.label)
             if exit.index > 0 { a.alu(.sub, slot(FrameSlot.remaining), immediate: Int32(exit.index)) }
             a.store(slot(FrameSlot.exitKind), immediate: Int32(TranslatedExit.pcSet.rawValue))
             jumpExternal(stubs.exit)
@@ -589,7 +613,7 @@ struct BlockCompiler {
         let taken = a.makeLabel()
         a.jump(if: condition, to: taken)
         emitDirectExit(offset: Int64(byteLength))
-        a.bind(taken)
+        bindLabel(taken)
         emitDirectExit(offset: here + op.imm)
         return true
     }
@@ -614,6 +638,35 @@ struct BlockCompiler {
     }
 
     // MARK: Inline operations
+
+    /// emitInline, keeping rax's mirror of an uncached register across an op that cannot write rax (an
+    /// integer op whose destination is cached: its result goes to that host register, its sources are read
+    /// into it or used as operands).
+    private mutating func emitInlineKeepingMirror(_ op: MicroOp, index i: Int) -> Bool {
+        let before = raxMirror, start = a.offset
+        let emitted = emitInline(op, index: i)
+        // Only a mirror that was still valid when the op began, and that the op did not replace.
+        if emitted, let m = before, m.offset == start, raxMirror?.guest == m.guest, raxMirror?.offset == m.offset,
+           leavesRaxAlone(op) {
+            raxMirror = (m.guest, a.offset)
+        }
+        return emitted
+    }
+
+    /// Whether the inline code for `op` never writes rax (see emitInlineKeepingMirror).
+    private func leavesRaxAlone(_ op: MicroOp) -> Bool {
+        guard op.rd != 0, op.rd < 32, registers.index(of: op.rd) != nil else { return false }
+        switch op.op {
+        case .lui, .auipc, .addi, .xori, .ori, .andi, .slli, .srli, .srai, .addiw, .slliw, .srliw, .sraiw,
+             .sll, .srl, .sra, .sllw, .srlw, .sraw:
+            return true
+        case .add, .sub, .xor, .or, .and, .addw, .subw:
+            // destination() picks rax when rd is also the second source (unless the op works in place).
+            return op.rd != op.rs2 || op.rs1 == op.rs2 || updatesSecondSourceInPlace(op) && op.op != .sub && op.op != .subw
+        default:
+            return false
+        }
+    }
 
     /// Emits `op` inline; false if it must go to the interpreter.
     private mutating func emitInline(_ op: MicroOp, index i: Int) -> Bool {
@@ -643,6 +696,8 @@ struct BlockCompiler {
             let d = destination(op.rd)
             if op.rs1 != 0, let h = cachedForRead(op.rs1) {
                 a.movsxd(d, h)
+            } else if op.rs1 != 0 && raxHolds(op.rs1) {
+                a.movsxd(d, .rax)
             } else {
                 a.load(d, frameX(op.rs1), bytes: 4, signed: true)
             }
@@ -674,14 +729,28 @@ struct BlockCompiler {
             let d = destination(op.rd)
             read(op.rs1, into: d)
             a.shift(op.op == .slliw ? .shl : op.op == .srliw ? .shr : .sar, d, by: UInt8(op.imm & 31), width: .bits32)
-            a.movsxd(d, d)
+            // A 32-bit op clears bits 63:32; after a logical right shift by 1-31 bit 31 is clear too, so that
+            // is already the sign extension.
+            if !(op.op == .srliw && op.imm & 31 != 0) { a.movsxd(d, d) }
             write(op.rd, from: d)
+        case .add where updatesSecondSourceInPlace(op), .xor where updatesSecondSourceInPlace(op),
+             .or where updatesSecondSourceInPlace(op), .and where updatesSecondSourceInPlace(op):
+            // rd = rs1 op rd, commutative: operate on rd's host register in place (no detour through rax).
+            let h = cachedForRead(op.rd)!
+            let operation: X86ALUOperation = op.op == .add ? .add : op.op == .xor ? .xor : op.op == .or ? .or : .and
+            alu(operation, h, guest: op.rs1)
+            write(op.rd, from: h)
         case .add, .sub, .xor, .or, .and:
             let d = destination(op.rd, avoiding: op.rs2 == op.rs1 ? nil : op.rs2)
             read(op.rs1, into: d)
             let operation: X86ALUOperation = op.op == .add ? .add : op.op == .sub ? .sub : op.op == .xor ? .xor : op.op == .or ? .or : .and
             alu(operation, d, guest: op.rs2)
             write(op.rd, from: d)
+        case .addw where updatesSecondSourceInPlace(op):
+            let h = cachedForRead(op.rd)!
+            alu(.add, h, guest: op.rs1, width: .bits32)
+            a.movsxd(h, h)
+            write(op.rd, from: h)
         case .addw, .subw:
             let d = destination(op.rd, avoiding: op.rs2 == op.rs1 ? nil : op.rs2)
             read(op.rs1, into: d)
@@ -766,6 +835,11 @@ struct BlockCompiler {
         return true
     }
 
+    /// `rd = rs1 op rd` with rd in a host register (a commutative op can then work on it in place).
+    private func updatesSecondSourceInPlace(_ op: MicroOp) -> Bool {
+        op.rd == op.rs2 && op.rd != op.rs1 && op.rd != 0 && registers.index(of: op.rd) != nil
+    }
+
     /// RISC-V division: x86's div/idiv fault on a zero divisor and on INT_MIN / -1, where RISC-V defines the
     /// results (all ones or the dividend for a zero divisor; the dividend or zero for the overflow).
     private mutating func emitDivision(_ op: MicroOp, signed: Bool, remainder: Bool, width: X86Width) {
@@ -786,7 +860,7 @@ struct BlockCompiler {
             }
             a.jump(if: .equal, to: overflow)
         }
-        a.bind(normal)
+        bindLabel(normal)
         if signed {
             a.signExtendAccumulator(width: width)
             a.idiv(.rcx, width: width)
@@ -797,20 +871,20 @@ struct BlockCompiler {
         if remainder { a.mov(.rax, .rdx) }
         if width == .bits32 { a.movsxd(.rax, .rax) }
         a.jump(to: done)
-        a.bind(zero)
+        bindLabel(zero)
         if remainder {
             if width == .bits32 { a.movsxd(.rax, .rax) }  // the dividend, sign-extended from 32 bits
         } else {
             a.mov(.rax, immediate: UInt64.max)
         }
         a.jump(to: done)
-        a.bind(overflow)  // INT_MIN / -1: quotient INT_MIN (the dividend), remainder 0
+        bindLabel(overflow)  // INT_MIN / -1: quotient INT_MIN (the dividend), remainder 0
         if remainder {
             a.xor(.rax, .rax, width: .bits32)
         } else if width == .bits32 {
             a.movsxd(.rax, .rax)
         }
-        a.bind(done)
+        bindLabel(done)
         write(op.rd, from: .rax)
     }
 
@@ -889,7 +963,7 @@ struct BlockCompiler {
         let d = destination(op.rd)
         a.load(d, host, bytes: size, signed: signed)
         write(op.rd, from: d)
-        a.bind(resume)
+        bindLabel(resume)
     }
 
     /// LR, SC and AMOs, through the read (LR) or write TLB check. A write hit is RAM this hart may write
@@ -927,9 +1001,9 @@ struct BlockCompiler {
             a.lockCmpxchg(X86Memory(.rsi), .rcx, width: width)
             a.set(.notEqual, .rax)
             a.movzx(.rax, .rax, fromBytes: 1)
-            a.bind(done)
+            bindLabel(done)
             write(op.rd, from: .rax)
-            a.bind(resume)
+            bindLabel(resume)
             return
         } else {
             let kind = AMOKind(rawValue: op.extra) ?? .add
@@ -943,7 +1017,7 @@ struct BlockCompiler {
                 if value != .rcx { a.mov(.rcx, value) }
                 a.load(.rax, X86Memory(.rsi), bytes: size, signed: false)
                 let retry = a.makeLabel()
-                a.bind(retry)
+                bindLabel(retry)
                 a.mov(.rdx, .rax)
                 switch kind {
                 case .and: a.alu(.and, .rdx, .rcx, width: width)
@@ -962,7 +1036,7 @@ struct BlockCompiler {
         let d = destination(op.rd)
         if word { a.movsxd(d, result) } else if d != result { a.mov(d, result) }
         write(op.rd, from: d)
-        a.bind(resume)
+        bindLabel(resume)
     }
 
     /// A load without the TLB check (UncheckedLoads.swift): below the identity range's limit it reads
@@ -994,7 +1068,7 @@ struct BlockCompiler {
         uncheckedLoadSites.append((a.offset, slow))
         a.load(d, operand, bytes: size, signed: signed)
         write(op.rd, from: d)
-        a.bind(resume)
+        bindLabel(resume)
     }
 
     private mutating func emitStore(_ op: MicroOp, index: Int, bytes size: Int) {
@@ -1002,7 +1076,7 @@ struct BlockCompiler {
         let value = readOnly(op.rs2, scratch: .rax)
         let (resume, host) = emitTLBCheck(op, index: index, bytes: size, write: true)
         a.store(host, value, bytes: size)
-        a.bind(resume)
+        bindLabel(resume)
     }
 }
 
@@ -1019,7 +1093,7 @@ extension BlockCompiler {
             a.or(.rax, .rcx)
         }
         a.store(frameF(op.rd), .rax, bytes: 8)
-        a.bind(resume)
+        bindLabel(resume)
     }
 
     /// Whether the host has FMA3 (fused multiply-add in one rounding, as RISC-V's fmadd family computes).
@@ -1037,7 +1111,7 @@ extension BlockCompiler {
         a.alu(.cmp, slot(FrameSlot.floatFast), immediate: 1)
         a.jump(if: .notEqual, to: exact)
         emitFloatCompute(op)
-        a.bind(check)
+        bindLabel(check)
         a.movq(.rax, xmm: 0)
         // Biased exponent in [2, 0x7fe]: a normal result above the smallest binade.
         a.mov(.rcx, .rax)
@@ -1047,7 +1121,7 @@ extension BlockCompiler {
         a.alu(.cmp, .rcx, immediate: 0x7fc, width: .bits32)
         a.jump(if: .above, to: slow)
         a.store(frameF(op.rd), .rax, bytes: 8)
-        a.bind(resume)
+        bindLabel(resume)
         exactFloatPaths.append(ExactFloatPath(entry: exact, op: op, check: check, slow: slow))
         return true
     }
@@ -1055,7 +1129,7 @@ extension BlockCompiler {
     /// The out-of-line variant for floatFast 2 (no inexact accrued yet): clear MXCSR's flags, compute, and go
     /// back to the result check only if no flag but the denormal-operand one (not an IEEE flag) was raised.
     fileprivate mutating func emitExactFloatPath(_ path: ExactFloatPath) {
-        a.bind(path.entry)
+        bindLabel(path.entry)
         a.alu(.cmp, slot(FrameSlot.floatFast), immediate: 2)
         a.jump(if: .notEqual, to: path.slow)
         a.loadMXCSR(slot(FrameSlot.mxcsrClean))
@@ -1101,7 +1175,7 @@ extension BlockCompiler {
             a.alu(.cmp, slot(FrameSlot.floatDirty), immediate: 0)
             a.jump(if: .equal, to: slow)
             a.store(frameF(op.rd), source, bytes: 8)
-            a.bind(resume)
+            bindLabel(resume)
             return
         }
         let resume = addSlowPath(index: index, entry: slow, reloading: op.op == .fmvXD ? op.rd : nil)
@@ -1111,7 +1185,7 @@ extension BlockCompiler {
             let d = destination(op.rd)
             a.mov(d, frameF(op.rs1))
             write(op.rd, from: d)
-            a.bind(resume)
+            bindLabel(resume)
             return
         }
         a.mov(.rax, frameF(op.rs1))
@@ -1129,14 +1203,14 @@ extension BlockCompiler {
             }
         }
         a.store(frameF(op.rd), .rax, bytes: 8)
-        a.bind(resume)
+        bindLabel(resume)
     }
 
     fileprivate mutating func emitFloatStore(_ op: MicroOp, index: Int, bytes size: Int) {
         a.mov(.rax, frameF(op.rs2))
         let (resume, host) = emitTLBCheck(op, index: index, bytes: size, write: true, needsFloatDirty: true)
         a.store(host, .rax, bytes: size)
-        a.bind(resume)
+        bindLabel(resume)
     }
 }
 

@@ -22,6 +22,10 @@ public final class UncheckedLoadTable {
     private let slots: UnsafeMutablePointer<UInt>
     private static let capacity = 1 << 18
     private(set) var count = 0
+    /// Slots filled since the last clear while there are few (a clear then empties just those, so a small
+    /// code cache that flushes often does not drop and fault in the whole table each time).
+    private var filled: [Int32] = []
+    private static let filledListLimit = 8192
     /// The range a faulting access must lie in to be one of ours (the identity range of the pool).
     let rangeStart: UInt
     let rangeEnd: UInt
@@ -58,7 +62,10 @@ public final class UncheckedLoadTable {
             if key == 0 || key == load {
                 slots[2 * i + 1] = slowPath
                 slots[2 * i] = load
-                if key == 0 { count += 1 }
+                if key == 0 {
+                    count += 1
+                    if count <= UncheckedLoadTable.filledListLimit { filled.append(Int32(i)) }
+                }
                 return
             }
             i = (i + 1) & (UncheckedLoadTable.capacity - 1)
@@ -79,7 +86,12 @@ public final class UncheckedLoadTable {
 
     /// Forgets every load (the code memory is being reused).
     func clear() {
-        madvise(slots, UncheckedLoadTable.capacity * 2 * MemoryLayout<UInt>.stride, MADV_DONTNEED)
+        if count <= UncheckedLoadTable.filledListLimit {
+            for i in filled { slots[2 * Int(i)] = 0; slots[2 * Int(i) + 1] = 0 }
+        } else {
+            madvise(slots, UncheckedLoadTable.capacity * 2 * MemoryLayout<UInt>.stride, MADV_DONTNEED)
+        }
+        filled.removeAll(keepingCapacity: true)
         count = 0
     }
 
