@@ -99,8 +99,8 @@ extension Hart {
                 flushWritableEntries()
             }
             if Int(entry.count) > budget - executed {
-                // Would overshoot the budget: finish it one instruction at a time, so limits are exact.
-                executed += max(executeSingle(paddr), 1)
+                // Would overshoot the budget: run just the block's first instructions, so limits are exact.
+                executed += max(executeLeading(entry, count: budget - executed), 1)
                 continue
             }
             if translating {
@@ -167,6 +167,19 @@ extension Hart {
         }
         scratchOp.pointee.pcOffset = 0
         return word
+    }
+
+    /// Runs the first `k` instructions of a decoded block (fewer than all: none of them transfers control,
+    /// which only a block's last instruction does); pc then points at instruction `k`. Ending a budget this
+    /// way costs one call, where stepping instruction by instruction decoded each again.
+    func executeLeading(_ entry: BlockCache.Entry, count k: Int) -> Int {
+        let ops = cache.pool + Int(entry.start)
+        precondition(k > 0 && k < Int(entry.count))
+        blockPC = pc
+        let n = executeBlock(ops, count: k, byteLength: UInt64(ops[k].pcOffset))
+        trapAtBlockStart = false  // the caller counts a trap here as one unit of work itself
+        instret &+= UInt64(n)
+        return n
     }
 
     func executeSingle(_ paddr: UInt64) -> Int {
