@@ -166,8 +166,9 @@ final class AddressSpace {
         flush(end)
     }
 
-    /// When the host refuses a protection change (its limit on mappings): every identity page is opened
-    /// again (read-only shared file pages read-only) and left so; the process goes back to checked loads.
+    /// When the host refuses a protection change (its limit on mappings), or the process stops using
+    /// unchecked loads: every identity page is opened again (read-only shared file pages read-only) and left
+    /// so, as without unchecked loads; the process goes back to checked loads.
     func giveUpHostProtection() {
         guard managesHostProtection else { return }
         managesHostProtection = false

@@ -176,5 +176,6 @@ extension UserProcess {
         d.process = self
         debugger = d
         uncheckedLoads = nil  // watchpoints work through the TLB, which unchecked loads skip
+        mm.giveUpHostProtection()
     }
 }

@@ -235,8 +235,11 @@ public final class UserProcess {
     }
 
     /// Back to checked loads for good (a second thread, or a page that left its identity place); `t` is the
-    /// only thread that had them, and it is outside translated code here.
+    /// only thread that had them, and it is outside translated code here. The host protections are opened
+    /// again too: with threads, another thread's stale TLB entry may still reach a page just unmapped or
+    /// made PROT_NONE (for at most a block), which must not fault in the host.
     func stopUncheckedLoads(_ t: GuestThread) {
+        lock.locked { mm.giveUpHostProtection() }
         guard uncheckedLoads != nil else { return }
         uncheckedLoads = nil
         t.hart.disableUncheckedLoads()
