@@ -92,8 +92,7 @@ final class AddressSpace {
     /// executable) and is that pool page, or not touched yet (it reads as zero, as the guest's would); all
     /// other pages of the range are PROT_NONE. Translated loads then need no TLB check.
     @exclusivity(unchecked) private(set) var managesHostProtection = false
-    /// Set when a page comes to sit at another address's identity page (a shared page moved by mremap): the
-    /// rule above can no longer hold, so the process stops using unchecked loads (UserProcess).
+    /// Set when the rule above was given up (giveUpHostProtection): the process stops using unchecked loads.
     @exclusivity(unchecked) var identityBroken = false
 
     struct OutOfMemory: Error {}
@@ -139,8 +138,6 @@ final class AddressSpace {
         let ppn = PTE.ppn(pte)
         let mappedHere = pte & PTE.mapped != 0 && ppn != 0 && ppn << 12 == ram.base + va
         let readable = readOnlyShared.contains(Int32(va >> 12)) ? PROT_READ : PROT_READ | PROT_WRITE
-        // A page in use for another address (identityBroken): rivet reaches it through that one.
-        if identityState[Int(va >> 12)] == 1 && !mappedHere { return readable }
         guard pte & PTE.mapped != 0, pte & (PTE.r | PTE.x) != 0 else { return PROT_NONE }
         if ppn == 0 { return pte & PTE.shared != 0 ? PROT_NONE : PROT_READ | PROT_WRITE }  // SIGBUS, or zero
         return mappedHere ? readable : PROT_NONE  // elsewhere: the load's slow path finds it
@@ -347,9 +344,7 @@ final class AddressSpace {
         }
         if managesHostProtection {
             let readable = Prot.pteBits(prot) & (PTE.r | PTE.x) != 0
-            if identityBroken {
-                applyHostProtection(start, start + length)  // pages in use for other addresses stay open
-            } else if mprotect(host(ram.base + start), Int(length), readable ? PROT_READ | PROT_WRITE : PROT_NONE) != 0 {
+            if mprotect(host(ram.base + start), Int(length), readable ? PROT_READ | PROT_WRITE : PROT_NONE) != 0 {
                 giveUpHostProtection()
             }
         }
@@ -367,9 +362,7 @@ final class AddressSpace {
         }
         clearNames(start, start + length)
         releaseFreedPages()
-        if identityBroken {
-            applyHostProtection(start, start + length)  // pages in use for other addresses stay open
-        } else if managesHostProtection && mprotect(host(ram.base + start), Int(length), PROT_NONE) != 0 {
+        if managesHostProtection && mprotect(host(ram.base + start), Int(length), PROT_NONE) != 0 {
             giveUpHostProtection()
         }
         epoch.pointee &+= 1
@@ -421,7 +414,8 @@ final class AddressSpace {
                     freePage(old)
                     pte = pte & ~(0xfff_ffff_ffff << 10) | (new >> 12) << 10
                 } else if old != 0 && old - ram.base < AddressSpace.userTop && old != ram.base + to + off {
-                    identityBroken = true  // the page stays at another address's identity page
+                    // The page stays at another address's identity page, where the rule cannot hold.
+                    giveUpHostProtection()
                 }
                 dst.pointee = pte
                 src.pointee = 0

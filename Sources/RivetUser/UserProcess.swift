@@ -221,7 +221,7 @@ public final class UserProcess {
                 hart.waitingForInterrupt = false
                 let mappingsBefore = mm.epoch.pointee
                 handleTrap(t)
-                if mm.identityBroken { stopUncheckedLoads(t) }
+                if mm.identityBroken && uncheckedLoads != nil { stopUncheckedLoads(t) }
                 // munmap/mprotect/mremap: every other thread drops its TLB before its next block, so a
                 // stale translation cannot outlive the call by more than that block.
                 if mm.epoch.pointee != mappingsBefore {
