@@ -60,6 +60,12 @@ extension Hart {
             if waitingForInterrupt {
                 if hasWakeupInterrupt { waitingForInterrupt = false } else { return .waitingForInterrupt }
             }
+            // Before any instruction runs (single-stepped ones too): a page that became code, or a dirty-log
+            // sync, must find no writable TLB entry left here.
+            if codeEpoch.pointee != seenCodeEpoch {
+                seenCodeEpoch = codeEpoch.pointee
+                flushWritableEntries()
+            }
             if debugArmed {
                 let (n, stop) = debugStep(debug.unsafelyUnwrapped)
                 executed += n
@@ -94,7 +100,7 @@ extension Hart {
                     continue
                 }
             }
-            if codeEpoch.pointee != seenCodeEpoch {
+            if codeEpoch.pointee != seenCodeEpoch {  // decoding the block may have made its page a code page
                 seenCodeEpoch = codeEpoch.pointee
                 flushWritableEntries()
             }

@@ -68,6 +68,11 @@ class Machine:
         self.stderr += err
         return self.proc.returncode
 
+    def tail(self):
+        """What the machine printed last, for assertion messages."""
+        return (f"output tail:\n{self.output[-2000:].decode('utf-8', 'replace')}\n"
+                f"stderr: {self.stderr.decode('utf-8', 'replace')[-2000:]}")
+
     def kill(self):
         if self.proc.poll() is None:
             self.proc.kill()

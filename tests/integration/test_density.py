@@ -85,7 +85,7 @@ def test_qmp_balloon_target_events_and_snapshot(rivet_bin, guest_dir, tmp_path):
     snap = tmp_path / "vm.snap"
     assert mon.cmd("migrate", uri=f"file:{snap}") == {}
     quit_and_close(mon)
-    assert m.finish() == 0
+    assert m.finish() == 0, m.tail()
 
     r = Machine(rivet_bin, tmp_path / "b.sock", "--device", "virtio-balloon", "--incoming", f"file:{snap}")
     mon = r.monitor()
@@ -142,7 +142,7 @@ def test_clones_of_one_snapshot_share_its_pages(rivet_bin, guest_dir, tmp_path):
     snap = tmp_path / "base.snap"
     assert mon.cmd("migrate", uri=f"file:{snap}") == {}
     quit_and_close(mon)
-    assert m.finish() == 0
+    assert m.finish() == 0, m.tail()
 
     clones = [Machine(rivet_bin, tmp_path / f"c{i}.sock", "--memory-merge", "on", "--incoming", f"file:{snap}")
               for i in range(2)]

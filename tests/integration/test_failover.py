@@ -295,7 +295,7 @@ def test_primary_poweroff_ends_replication_without_takeover(rivet_bin, guest_dir
         stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
     assert primary.returncode == 0, primary.stderr
     assert b"ACK 50\r\n" in primary.stdout and b"RIVET-GUEST: powering off" in primary.stdout
-    assert standby.finish() == 0
+    assert standby.finish() == 0, standby.tail()
     assert b"the primary ended replication" in standby.stderr
     assert b"took over" not in standby.stderr
     assert b"ACK" not in standby.output
@@ -433,7 +433,7 @@ def test_ext4_file_on_the_standby_checks_clean(rivet_bin, guest_dir, tmp_path, e
         seen = acks(drain(primary))
         assert len(seen) < EXT4_COUNT, "the primary finished before it was killed; lower the sleep"
         standby.wait_for(b"RIVET-GUEST: powering off")
-        assert standby.finish() == 0
+        assert standby.finish() == 0, standby.tail()
         new = acks(standby.output)
         assert new and new[0] > max(seen, default=0) and new[-1] == EXT4_COUNT, (seen[-3:], new[:3], new[-3:])
         fsck = subprocess.run(["e2fsck", "-fn", str(standby_disk)], capture_output=True, text=True)

@@ -97,7 +97,7 @@ def migrate(src, dest, uri, **params):
     statuses = migration_events(mon, until="completed")
     assert mon.cmd("query-status")["status"] == "postmigrate"
     quit_and_close(mon)
-    assert src.finish() == 0
+    assert src.finish() == 0, src.tail()
     return info, statuses
 
 
@@ -123,7 +123,7 @@ def test_ab_workload_survives_migration_on_loopback(rivet_bin, guest_dir, tmp_pa
     check_completed(info, statuses)
     walk_keeps_passing(dest)
     dest.send(b"poweroff -f\n")
-    assert dest.finish() == 0
+    assert dest.finish() == 0, dest.tail()
 
 
 def make_disk(path, size="32M"):
@@ -173,7 +173,7 @@ def test_bandwidth_limit_auto_converge_and_a_disk_being_written(rivet_bin, guest
     info = wait_status(mon, ("completed", "failed"))
     assert info["status"] == "completed", info
     quit_and_close(mon)
-    assert src.finish() == 0
+    assert src.finish() == 0, src.tail()
     # ... and holds them once it took over.
     assert_image_in_use(disk)
     walk_keeps_passing(dest)
@@ -182,7 +182,7 @@ def test_bandwidth_limit_auto_converge_and_a_disk_being_written(rivet_bin, guest
     lines = int(dest.output[dest.output.index(b"WRITER-DONE-") + 12:end].strip())
     ask(dest, b"umount /mnt && echo unmounted-$((2+2))", b"unmounted-4")
     dest.send(b"poweroff -f\n")
-    assert dest.finish() == 0
+    assert dest.finish() == 0, dest.tail()
     p = subprocess.run(["debugfs", "-R", "cat /log", str(disk)], capture_output=True, text=True, timeout=60)
     assert p.stdout.split() == [str(i) for i in range(1, lines + 1)], p.stdout[-500:]
     assert lines > 10
@@ -235,7 +235,7 @@ def test_migration_between_two_network_namespaces_with_defer(rivet_bin, guest_di
     assert dmon.cmd("query-status")["status"] == "running"
     dmon.close()
     dest.send(b"poweroff -f\n")
-    assert dest.finish() == 0
+    assert dest.finish() == 0, dest.tail()
 
 
 def test_destination_killed_mid_migration_source_keeps_running(rivet_bin, guest_dir, tmp_path):
@@ -264,7 +264,7 @@ def test_destination_killed_mid_migration_source_keeps_running(rivet_bin, guest_
     check_completed(info, statuses)
     walk_keeps_passing(dest2)
     dest2.send(b"poweroff -f\n")
-    assert dest2.finish() == 0
+    assert dest2.finish() == 0, dest2.tail()
 
 
 def test_cancel_returns_the_source_to_running_and_the_destination_exits(rivet_bin, guest_dir, tmp_path):
@@ -286,7 +286,7 @@ def test_cancel_returns_the_source_to_running_and_the_destination_exits(rivet_bi
     assert "--incoming tcp:" in err and "truncated" in err, err
     assert b"ABWALK" not in dest.output, "the destination never ran the guest"
     quit_and_close(mon)
-    assert src.finish() == 0
+    assert src.finish() == 0, src.tail()
 
 
 def send_to_destination(rivet_bin, tmp_path, payload):
@@ -350,7 +350,7 @@ def test_paused_source_stays_paused_and_the_destination_answers_qmp_while_receiv
     assert info["status"] == "completed", info
     assert info["disk"]["total"] == 8 << 20 and info["disk"]["remaining"] == 0
     quit_and_close(mon)
-    assert src.finish() == 0
+    assert src.finish() == 0, src.tail()
     assert wait_status(dmon, ("completed",))["status"] == "completed"
     assert dmon.cmd("query-status")["status"] == "paused"
     # Typed input waits while the guest is paused, and is answered once it continues.
@@ -363,7 +363,7 @@ def test_paused_source_stays_paused_and_the_destination_answers_qmp_while_receiv
     ask(dest, b"dd if=/dev/vda bs=512 skip=77 count=1 2>/dev/null | head -c 9; echo", b"disk-data")
     dmon.close()
     dest.send(b"poweroff -f\n")
-    assert dest.finish() == 0
+    assert dest.finish() == 0, dest.tail()
 
 
 def test_source_started_with_S_arrives_paused_and_boots_on_cont(rivet_bin, guest_dir, tmp_path):
@@ -377,7 +377,7 @@ def test_source_started_with_S_arrives_paused_and_boots_on_cont(rivet_bin, guest
     assert mon.cmd("migrate", uri=f"tcp:127.0.0.1:{port}") == {}
     assert wait_status(mon, ("completed", "failed"))["status"] == "completed"
     quit_and_close(mon)
-    assert src.finish() == 0
+    assert src.finish() == 0, src.tail()
     assert src.output == b""
     dmon = dest.monitor()
     assert wait_status(dmon, ("completed",))["status"] == "completed"
@@ -389,4 +389,4 @@ def test_source_started_with_S_arrives_paused_and_boots_on_cont(rivet_bin, guest
     ask(dest, b"echo booted-$((5+5))", b"booted-10")
     dmon.close()
     dest.send(b"poweroff -f\n")
-    assert dest.finish() == 0
+    assert dest.finish() == 0, dest.tail()

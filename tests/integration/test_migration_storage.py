@@ -90,14 +90,16 @@ def test_block_migration_copies_the_drives_to_the_destinations_own_images(rivet_
     statuses = migration_events(mon, until="completed")
     assert statuses[0] == "setup" and "active" in statuses
     assert mon.cmd("query-status")["status"] == "postmigrate"
+    src_ram = mon.cmd("x-rivet-ram-hash")["hash"]
     quit_and_close(mon)
-    assert src.finish() == 0
+    assert src.finish() == 0, src.tail()
 
-    # The switch-over point: the destination is paused with its drives flushed.
+    # The switch-over point: the destination is paused with its drives flushed and the source's RAM.
     dmon = dest.monitor()
     # The destination completes once it has confirmed the stream, a moment after the source saw it.
     assert wait_status(dmon, ("completed",))["status"] == "completed"
     assert dmon.cmd("query-status")["status"] == "paused"
+    assert dmon.cmd("x-rivet-ram-hash")["hash"] == src_ram
     for a, b, fa, fb in ((src_q, dst_q, "qcow2", "raw"), (src_r, dst_r, "raw", "qcow2")):
         p = qemu_img("compare", "-U", "-f", fa, "-F", fb, a, b)
         assert p.returncode == 0, p.stdout + p.stderr
@@ -109,7 +111,7 @@ def test_block_migration_copies_the_drives_to_the_destinations_own_images(rivet_
     ask(dest, b"umount /mnt && echo unmounted-$((2+2))", b"unmounted-4")
     dmon.close()
     dest.send(b"poweroff -f\n")
-    assert dest.finish() == 0
+    assert dest.finish() == 0, dest.tail()
     p = qemu_img("check", dst_r)
     assert p.returncode == 0, p.stdout + p.stderr
     assert log_lines(dst_q, "raw", tmp_path) == [str(i) for i in range(1, lines + 1)]
@@ -143,14 +145,14 @@ def test_shared_writable_qcow2_image_is_handed_over(rivet_bin, guest_dir, tmp_pa
     assert "error" in r and "\n" not in r["error"]["desc"], r
     assert mon.cmd("query-status")["status"] == "postmigrate"
     quit_and_close(mon)
-    assert src.finish() == 0
+    assert src.finish() == 0, src.tail()
     # The destination keeps allocating for a while.
     start = len(dest.output)
     ask(dest, b"sleep 2; echo slept-$((3+3))", b"slept-6")
     lines = stop_writer(dest)
     ask(dest, b"umount /mnt && echo unmounted-$((2+2))", b"unmounted-4")
     dest.send(b"poweroff -f\n")
-    assert dest.finish() == 0
+    assert dest.finish() == 0, dest.tail()
     assert b"I/O error" not in dest.output[start:] and b"EXT4-fs error" not in dest.output, dest.output[-2000:]
     p = qemu_img("check", disk)
     assert p.returncode == 0, p.stdout + p.stderr

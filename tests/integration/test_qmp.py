@@ -56,7 +56,7 @@ def test_queries_over_the_qemu_qmp_client(rivet_bin, guest_dir, tmp_path):
     mon.close()
     ask(m, b"echo still-$((40+2))", b"still-42")
     m.send(b"poweroff -f\n")
-    assert m.finish() == 0
+    assert m.finish() == 0, m.tail()
 
 
 def test_stop_freezes_the_guest_and_cont_resumes_it(rivet_bin, guest_dir, tmp_path):
@@ -79,7 +79,7 @@ def test_stop_freezes_the_guest_and_cont_resumes_it(rivet_bin, guest_dir, tmp_pa
     m.wait_for(b"after-42")
     mon.close()
     m.send(b"poweroff -f\n")
-    assert m.finish() == 0
+    assert m.finish() == 0, m.tail()
 
 
 def cpu_seconds(pid):
@@ -112,7 +112,7 @@ def test_guest_time_does_not_jump_over_a_pause(rivet_bin, guest_dir, tmp_path):
     assert cpu_paused < 0.3, cpu_paused
     mon.close()
     m.send(b"poweroff -f\n")
-    assert m.finish() == 0
+    assert m.finish() == 0, m.tail()
 
 
 def test_system_reset_reboots_and_quit_ends_with_shutdown(rivet_bin, guest_dir, tmp_path):
@@ -131,7 +131,7 @@ def test_system_reset_reboots_and_quit_ends_with_shutdown(rivet_bin, guest_dir, 
         mon.close()
     except EOFError:
         pass
-    assert m.finish() == 0
+    assert m.finish() == 0, m.tail()
 
 
 def test_guest_poweroff_is_a_shutdown_event(rivet_bin, guest_dir, tmp_path):
@@ -140,7 +140,7 @@ def test_guest_poweroff_is_a_shutdown_event(rivet_bin, guest_dir, tmp_path):
     m.send(b"poweroff -f\n")
     ev = wait_event(mon, "SHUTDOWN")
     assert ev["data"] == {"guest": True, "reason": "guest-shutdown"}
-    assert m.finish() == 0
+    assert m.finish() == 0, m.tail()
 
 
 def test_raw_json_errors_and_clients_in_turn_never_disturb_the_guest(rivet_bin, guest_dir, tmp_path):
@@ -187,7 +187,7 @@ def test_raw_json_errors_and_clients_in_turn_never_disturb_the_guest(rivet_bin, 
     nxt.close()
     ask(m, b"echo alive-$((6*7))", b"alive-42")
     m.send(b"poweroff -f\n")
-    assert m.finish() == 0
+    assert m.finish() == 0, m.tail()
 
 
 def test_qmp_over_tcp(rivet_bin, guest_dir, tmp_path):
@@ -246,5 +246,5 @@ def test_quit_is_answered_before_its_shutdown_event(rivet_bin, guest_dir, tmp_pa
     assert ev["event"] == "SHUTDOWN" and ev["data"] == {"guest": False, "reason": "host-qmp-quit"}
     with pytest.raises(EOFError):
         c.recv(skip_events=False)
-    assert m.finish() == 0
+    assert m.finish() == 0, m.tail()
     assert m.output == b""

@@ -81,7 +81,7 @@ def test_stop_cont_and_snapshot_while_four_harts_are_busy(rivet_bin, guest_dir, 
     info = mon.cmd("query-migrate")
     assert info["status"] == "completed", info
     quit_and_close(mon)
-    assert m.finish() == 0
+    assert m.finish() == 0, m.tail()
     assert b"stress-done-42" not in m.output[start:], "the program ended before the snapshot: make it longer"
 
     # The restored machine finishes the same program, from the middle, to exact counts.
@@ -92,7 +92,7 @@ def test_stop_cont_and_snapshot_while_four_harts_are_busy(rivet_bin, guest_dir, 
     r.wait_for(b"shown-25", start=begin + 10)
     assert_exact(r.output[begin:].decode("utf-8", "replace"))
     r.send(b"poweroff -f\n")
-    assert r.finish() == 0
+    assert r.finish() == 0, r.tail()
 
 
 def test_icount_with_two_harts_is_byte_identical_in_either_mode(rivet_bin, guest_dir):

@@ -49,7 +49,7 @@ def test_shell_and_disk_continue_after_file_snapshot_and_restore(rivet_bin, gues
     events = [(e["event"], e.get("data", {}).get("status")) for e in mon.get_events(wait=False)]
     assert events == [("MIGRATION", "setup"), ("STOP", None), ("MIGRATION", "active"), ("MIGRATION", "completed")]
     quit_and_close(mon)
-    assert m.finish() == 0
+    assert m.finish() == 0, m.tail()
     assert not [p for p in os.listdir(tmp_path) if ".tmp-" in p], "no temporary file is left beside the snapshot"
 
     r = Machine(rivet_bin, tmp_path / "b.sock", "--drive", f"{disk},format=raw", "--incoming", f"file:{snap}")
@@ -57,7 +57,7 @@ def test_shell_and_disk_continue_after_file_snapshot_and_restore(rivet_bin, gues
     assert b"before-snap" in r.output
     ask(r, b"echo after-restore >> /mnt/f; sync; umount /mnt; echo done-$((3*3))", b"done-9")
     r.send(b"poweroff -f\n")
-    assert r.finish() == 0
+    assert r.finish() == 0, r.tail()
     p = subprocess.run(["debugfs", "-R", "cat /f", str(disk)], capture_output=True, text=True, timeout=60)
     assert p.stdout == "before-snap\nafter-restore\n"
 
@@ -71,7 +71,7 @@ def test_exec_uris_and_start_paused(rivet_bin, guest_dir, tmp_path):
     save(mon, f"exec:cat > {snap}")
     assert mon.cmd("query-status")["status"] == "paused"
     quit_and_close(mon)
-    assert m.finish() == 0
+    assert m.finish() == 0, m.tail()
 
     r = Machine(rivet_bin, tmp_path / "b.sock", "-S", "--incoming", f"exec:cat {snap}")
     mon = r.monitor()
@@ -96,7 +96,7 @@ def test_exec_uris_and_start_paused(rivet_bin, guest_dir, tmp_path):
     ask(r, b"echo still-$((5*5))", b"still-25")
     mon.close()
     r.send(b"poweroff -f\n")
-    assert r.finish() == 0
+    assert r.finish() == 0, r.tail()
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def snapshot_file(rivet_bin, guest_dir, tmp_path_factory):
     mon = m.monitor()
     save(mon, f"file:{snap}")
     quit_and_close(mon)
-    assert m.finish() == 0
+    assert m.finish() == 0, m.tail()
     return snap, disk
 
 
@@ -193,7 +193,7 @@ def test_a_failed_save_leaves_the_old_snapshot_intact(rivet_bin, guest_dir, tmp_
         ask(m, b"echo survived-$((7*7))", b"survived-49")
         mon.close()
         m.send(b"poweroff -f\n")
-        assert m.finish() == 0
+        assert m.finish() == 0, m.tail()
     finally:
         subprocess.run(["umount", str(small)], check=False)
 
