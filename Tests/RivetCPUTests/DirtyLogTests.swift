@@ -82,3 +82,25 @@ private func step(_ m: TestMachine, at: UInt64) {
     m.ram.stopDirtyLog()
     #expect(!m.ram.dirtyLogging)
 }
+
+@Test func storeRunAloneAfterASyncIsLogged() throws {
+    // A 4-byte store straddling a page boundary runs by itself (not as a decoded block); it too must find
+    // the writable TLB entries gone once logging starts or a sync clears the log.
+    let m = try TestMachine()
+    let base = TestMachine.base
+    let data = base + 0x20_0000
+    let at = base + 0xffe
+    let store = sd(6, 5, 0)
+    m.ram.store16(at, UInt16(truncatingIfNeeded: store))
+    m.ram.store16(at + 2, UInt16(truncatingIfNeeded: store >> 16))
+    m.hart.x[5] = data
+    m.hart.x[6] = 0x55
+    step(m, at: at)  // before logging: leaves a writable TLB entry for the data page
+    #expect(m.ram.load64(data) == 0x55)
+    m.ram.startDirtyLog()
+    step(m, at: at)
+    #expect(m.hart.pc == at + 4)
+    #expect(m.ram.syncDirtyLog() == [page(data)], "store after logging started")
+    step(m, at: at)
+    #expect(m.ram.syncDirtyLog() == [page(data)], "store after a sync")
+}
