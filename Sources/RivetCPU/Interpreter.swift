@@ -99,10 +99,10 @@ extension Hart {
                     executed += max(executeSingle(paddr), 1)
                     continue
                 }
-            }
-            if codeEpoch.pointee != seenCodeEpoch {  // decoding the block may have made its page a code page
-                seenCodeEpoch = codeEpoch.pointee
-                flushWritableEntries()
+                if codeEpoch.pointee != seenCodeEpoch {  // the decode made its page a code page
+                    seenCodeEpoch = codeEpoch.pointee
+                    flushWritableEntries()
+                }
             }
             if Int(entry.count) > budget - executed {
                 // Would overshoot the budget: run just the block's first instructions, so limits are exact.
