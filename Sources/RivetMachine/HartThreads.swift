@@ -81,7 +81,7 @@ final class HartThread {
                 continue
             }
             cache.applyForeignInvalidations()
-            let stop = hart.run(budget: VirtMachine.sliceInstructions)
+            let stop = hart.run(budget: machine.sliceInstructions)
             machine.afterHartSlice()
             switch stop {
             case .waitingForInterrupt: sleepUntilInterrupt()
@@ -346,7 +346,7 @@ extension VirtMachine {
         clint.updateTimers()
         var allWaiting = true
         for h in harts {
-            let stop = h.run(budget: VirtMachine.sliceInstructions)
+            let stop = h.run(budget: sliceInstructions)
             if stop != .waitingForInterrupt { allWaiting = false }
             if stop == .debugStop { requestPause(reason: "debug"); break }
         }

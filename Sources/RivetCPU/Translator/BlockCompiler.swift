@@ -51,10 +51,12 @@ struct BlockCompiler {
     /// reached).
     private var trapExits: [(label: X86Label, segment: Int, index: Int)] = []
     /// Exits at the boundary between segments (budget spent or exit requested), with what to write back.
-    private var boundaryExits: [(label: X86Label, writeBack: [(guest: UInt8, host: X86Register)])] = []
+    private var boundaryExits: [(label: X86Label, writeBack: [WriteBack])] = []
     /// Taken side exits of a superblock or a loop, out of line so that the path staying in the unit falls
     /// through: the segment they leave from, what to write back, and the pc offset they go to.
-    private var sideExits: [(label: X86Label, segment: Int, writeBack: [(guest: UInt8, host: X86Register)], offset: Int64)] = []
+    private var sideExits: [(label: X86Label, segment: Int, writeBack: [WriteBack], offset: Int64)] = []
+    /// A cached register an exit or a call must store to the frame (sign-extending it first if `stale`).
+    typealias WriteBack = (guest: UInt8, host: X86Register, stale: Bool)
     /// Where the code must start (a loop unit aligns its head to a fetch window).
     private(set) var codeAlignment = ExecutableMemory.alignment
     private static let loopHeadAlignment = 64
@@ -75,6 +77,9 @@ struct BlockCompiler {
     /// Whether this unit's loads skip the TLB check (decided once, with room left in the table).
     private let uncheckedLoads: Bool
     private var registers: RegisterCache
+    /// For uncached registers written by this unit: whether the frame holds a sign extension of 32 bits (so a
+    /// bitwise op with a deferred-extension value need not complete it). Reset by calls that may write them.
+    private var frameForms = [ValueForm](repeating: .full, count: 32)
     /// In a loop unit, `remaining` is kept in `counter` instead of the frame (compileLoop).
     private var counterInRegister = false
     private static let counter = X86Register.rdi
@@ -85,7 +90,7 @@ struct BlockCompiler {
         var segment: Int
         var index: Int
         /// Cached registers to write back before the call, and to reload after it.
-        var writeBack: [(guest: UInt8, host: X86Register)]
+        var writeBack: [WriteBack]
         var reload: [(guest: UInt8, host: X86Register)]
     }
 
@@ -127,8 +132,8 @@ struct BlockCompiler {
 
     // MARK: Operands
 
-    @inline(__always) private func frameX(_ r: UInt8) -> X86Memory { X86Memory(.rbx, Int32(FrameSlot.x + Int(r)) * 8) }
-    @inline(__always) private func slot(_ s: Int) -> X86Memory { X86Memory(.rbx, FrameSlot.offset(s)) }
+    @inline(__always) private func frameX(_ r: UInt8) -> X86Memory { X86Memory(.frameBase, Int32(FrameSlot.x + Int(r)) * 8) }
+    @inline(__always) private func slot(_ s: Int) -> X86Memory { X86Memory(.frameBase, FrameSlot.offset(s)) }
 
     private mutating func jumpExternal(_ target: UInt, condition: X86Condition? = nil) {
         if let condition { a.jump(if: condition, displacement: 0) } else { a.jump(displacement: 0) }
@@ -147,21 +152,48 @@ struct BlockCompiler {
         return m.guest == r && m.offset == a.offset
     }
 
-    /// The host register caching guest `r`, loading it first if this is its first use.
-    private mutating func cachedForRead(_ r: UInt8) -> X86Register? {
+    /// The host register caching guest `r`, loading it first if this is its first use. Unless the reader uses
+    /// only the low 32 bits (`lowHalf`), a value whose sign extension was deferred gets it now.
+    private mutating func cachedForRead(_ r: UInt8, lowHalf: Bool = false) -> X86Register? {
         guard let i = registers.index(of: r) else { return nil }
+        let h = registers.entries[i].host
         if !registers.entries[i].loaded {
-            a.mov(registers.entries[i].host, frameX(r))
+            a.mov(h, frameX(r))
             registers.entries[i].loaded = true
+            registers.entries[i].form = .full
+        } else if !lowHalf && registers.entries[i].form == .stale {
+            a.movsxd(h, h)
+            registers.entries[i].form = .signExtended
         }
-        return registers.entries[i].host
+        return h
     }
 
-    /// dst = guest r.
-    private mutating func read(_ r: UInt8, into dst: X86Register) {
+    /// What is known of guest `r`'s value: in its host register, or for an uncached register, in the frame.
+    private func form(_ r: UInt8) -> ValueForm {
+        if r == 0 { return .signExtended }
+        guard let i = registers.index(of: r) else { return frameForms[Int(r) & 31] }
+        return registers.entries[i].loaded ? registers.entries[i].form : .full
+    }
+
+    /// The dirty cached registers, for an exit or a call to write back.
+    private var dirtyEntries: [WriteBack] {
+        registers.entries.filter(\.dirty).map { ($0.guest, $0.host, $0.form == .stale) }
+    }
+
+    /// Stores cached registers to the frame, sign-extending deferred ones in place first (the copies in host
+    /// registers stay valid: a sign-extended value is also a valid stale one).
+    private mutating func emitStores(_ list: [WriteBack]) {
+        for r in list {
+            if r.stale { a.movsxd(r.host, r.host) }
+            a.store(frameX(r.guest), r.host, bytes: 8)
+        }
+    }
+
+    /// dst = guest r (only its low 32 bits are right if `lowHalf` and its sign extension was deferred).
+    private mutating func read(_ r: UInt8, into dst: X86Register, lowHalf: Bool = false) {
         if r == 0 {
             a.xor(dst, dst, width: .bits32)
-        } else if let h = cachedForRead(r) {
+        } else if let h = cachedForRead(r, lowHalf: lowHalf) {
             if h != dst { a.mov(dst, h) }
         } else if raxHolds(r) {
             if dst != .rax { a.mov(dst, .rax) }  // the value just stored: no store-to-load round trip
@@ -171,8 +203,9 @@ struct BlockCompiler {
     }
 
     /// `dst op= guest r`, from its host register or straight from the frame.
-    private mutating func alu(_ operation: X86ALUOperation, _ dst: X86Register, guest r: UInt8, width: X86Width = .bits64) {
-        if r != 0, let h = cachedForRead(r) {
+    private mutating func alu(_ operation: X86ALUOperation, _ dst: X86Register, guest r: UInt8, width: X86Width = .bits64,
+                              lowHalf: Bool = false) {
+        if r != 0, let h = cachedForRead(r, lowHalf: lowHalf || width == .bits32) {
             a.alu(operation, dst, h, width: width)
         } else if r != 0 && raxHolds(r) {
             a.alu(operation, dst, .rax, width: width)
@@ -182,8 +215,8 @@ struct BlockCompiler {
     }
 
     /// A register holding guest r for an instruction that only reads it (rcx if it is not cached).
-    private mutating func readOnly(_ r: UInt8, scratch: X86Register) -> X86Register {
-        if r != 0, let h = cachedForRead(r) { return h }
+    private mutating func readOnly(_ r: UInt8, scratch: X86Register, lowHalf: Bool = false) -> X86Register {
+        if r != 0, let h = cachedForRead(r, lowHalf: lowHalf) { return h }
         if r != 0 && raxHolds(r) {
             if scratch != .rax { a.mov(scratch, .rax) }  // the caller may still write rax
             return scratch
@@ -199,15 +232,19 @@ struct BlockCompiler {
         return registers.entries[i].host
     }
 
-    /// guest rd = src.
-    private mutating func write(_ rd: UInt8, from src: X86Register) {
+    /// guest rd = src; `form` says what src holds (`.stale`: only its low 32 bits, the value being their sign
+    /// extension, which is left for later when rd is cached in a host register).
+    private mutating func write(_ rd: UInt8, from src: X86Register, form: ValueForm = .full) {
         if rd == 0 || rd >= 32 { return }  // x0 (rewritten to the sink, 32) discards writes
         if let i = registers.index(of: rd) {
             let h = registers.entries[i].host
             if h != src { a.mov(h, src) }
             registers.entries[i].loaded = true
             registers.entries[i].dirty = true
+            registers.entries[i].form = form
         } else {
+            if form == .stale { a.movsxd(src, src) }
+            frameForms[Int(rd)] = form == .full ? .full : .signExtended
             a.store(frameX(rd), src, bytes: 8)
             if src == .rax { raxMirror = (rd, a.offset) }
         }
@@ -227,8 +264,21 @@ struct BlockCompiler {
     /// Stores every dirty cached register to the frame (before calls into Swift and at exits).
     private mutating func writeBackAll() {
         for i in registers.entries.indices where registers.entries[i].dirty {
+            if registers.entries[i].form == .stale {
+                a.movsxd(registers.entries[i].host, registers.entries[i].host)
+                registers.entries[i].form = .signExtended
+            }
             a.store(frameX(registers.entries[i].guest), registers.entries[i].host, bytes: 8)
             registers.entries[i].dirty = false
+        }
+    }
+
+    /// Sign-extends every cached register whose extension was deferred (a loop's back edge: the head expects
+    /// full values).
+    private mutating func completeDeferredExtensions() {
+        for i in registers.entries.indices where registers.entries[i].loaded && registers.entries[i].form == .stale {
+            a.movsxd(registers.entries[i].host, registers.entries[i].host)
+            registers.entries[i].form = .signExtended
         }
     }
 
@@ -239,6 +289,7 @@ struct BlockCompiler {
                 registers.entries[i].loaded = false
             }
         }
+        if rd < 32 { frameForms[Int(rd)] = .full }
     }
 
     /// `reg = value` for any 64-bit value.
@@ -321,10 +372,12 @@ struct BlockCompiler {
     /// the interpreter (the unit is then compiled the ordinary way).
     private mutating func compileLoop() -> [UInt8]? {
         emitPrologue()
-        // The budget counter lives in a host register too when one is left over (it is decremented and
-        // compared every iteration: through memory that is a store-to-load chain of several cycles).
-        counterInRegister = !registers.entries.contains { $0.host == BlockCompiler.counter }
-        if counterInRegister { a.mov(BlockCompiler.counter, slot(FrameSlot.remaining)) }
+        // The budget counter lives in a host register: decremented and compared every iteration, in the frame
+        // it is a store-to-load chain of several cycles (profiles showed the loop's exit test as its hottest
+        // instruction). It takes the last cached guest register's host when all are in use.
+        registers.release(host: BlockCompiler.counter)
+        counterInRegister = true
+        a.mov(BlockCompiler.counter, slot(FrameSlot.remaining))
         for i in registers.entries.indices {
             let e = registers.entries[i]
             a.mov(e.host, frameX(e.guest))
@@ -346,8 +399,9 @@ struct BlockCompiler {
         let condition = emitRetireAndCompare(ops[count - 1])
         let leave = a.makeLabel()
         a.jump(if: condition.opposite, to: sideExit(offset: Int64(byteLength)))
+        completeDeferredExtensions()  // the head expects full values
         let lastOffset = segments[current].offset
-        if lastOffset != 0 { a.lea(.rbp, X86Memory(.rbp, Int32(-lastOffset))) }
+        if lastOffset != 0 { a.lea(.pcBase, X86Memory(.pcBase, Int32(-lastOffset))) }
         emitBudgetCompare(segments[0].count)
         a.jump(if: .less, to: leave)
         a.alu(.cmp, slot(FrameSlot.exitRequest), immediate: 0)
@@ -355,7 +409,7 @@ struct BlockCompiler {
         bindLabel(leave)
         writeBackAll()
         emitSpillCounter()
-        a.mov(.rax, .rbp)
+        a.mov(.rax, .pcBase)
         jumpExternal(stubs.boundary)
         emitOutOfLinePaths()
         return a.finish()
@@ -372,7 +426,7 @@ struct BlockCompiler {
     /// now (and the loop's counter): the code after the jump to it keeps using the register cache.
     private mutating func sideExit(offset: Int64) -> X86Label {
         let label = a.makeLabel()
-        sideExits.append((label, current, registers.entries.filter(\.dirty).map { ($0.guest, $0.host) }, offset))
+        sideExits.append((label, current, dirtyEntries, offset))
         return label
     }
 
@@ -390,7 +444,7 @@ struct BlockCompiler {
     /// exit-request word is left to the back edge: an iteration is at most 128 instructions, so requests
     /// still wait only a bounded time.
     private mutating func emitSegmentBoundary(inLoop: Bool) {
-        a.lea(.rbp, X86Memory(.rbp, Int32(segments[current].offset - segments[current - 1].offset)))
+        a.lea(.pcBase, X86Memory(.pcBase, Int32(segments[current].offset - segments[current - 1].offset)))
         let leave = a.makeLabel()
         emitBudgetCompare(count)
         a.jump(if: .less, to: leave)
@@ -398,7 +452,7 @@ struct BlockCompiler {
             a.alu(.cmp, slot(FrameSlot.exitRequest), immediate: 0)
             a.jump(if: .notEqual, to: leave)
         }
-        boundaryExits.append((leave, registers.entries.filter(\.dirty).map { ($0.guest, $0.host) }))
+        boundaryExits.append((leave, dirtyEntries))
     }
 
     private func branchCondition(_ op: Op) -> X86Condition? {
@@ -426,7 +480,7 @@ struct BlockCompiler {
         jumpExternal(stubs.boundary, condition: .less)
         a.alu(.cmp, slot(FrameSlot.exitRequest), immediate: 0)
         jumpExternal(stubs.boundary, condition: .notEqual)
-        a.mov(.rbp, .rax)  // for this block's own pc arithmetic (calls into the interpreter store it)
+        a.mov(.pcBase, .rax)  // for this block's own pc arithmetic (calls into the interpreter store it)
         precondition(a.offset - start == Translator.prologueSize, "translated block prologue has the wrong size")
     }
 
@@ -458,7 +512,7 @@ struct BlockCompiler {
     /// address, so the exit jumps straight to its translation (or is linked to it once it exists); anything
     /// else goes through the dispatcher's lookup.
     private mutating func emitDirectExit(offset: Int64) {
-        a.lea(.rax, X86Memory(.rbp, Int32(offset)))
+        a.lea(.rax, X86Memory(.pcBase, Int32(offset)))
         let paddr = blockPaddr
         let pageOffset = Int64(paddr & 0xfff)
         let targetPageOffset = pageOffset + offset
@@ -498,7 +552,7 @@ struct BlockCompiler {
         exactFloatPaths.removeAll()
         for path in slowPaths {
             bindLabel(path.entry)
-            for r in path.writeBack { a.store(frameX(r.guest), r.host, bytes: 8) }
+            emitStores(path.writeBack)
             emitSpillCounter()
             enter(segment: path.segment)
             emitCallInterpreter(index: path.index)
@@ -511,16 +565,16 @@ struct BlockCompiler {
         slowPaths.removeAll()
         for exit in boundaryExits {
             bindLabel(exit.label)
-            for r in exit.writeBack { a.store(frameX(r.guest), r.host, bytes: 8) }
+            emitStores(exit.writeBack)
             emitSpillCounter()
-            a.mov(.rax, .rbp)
+            a.mov(.rax, .pcBase)
             jumpExternal(stubs.boundary)
         }
         boundaryExits.removeAll()
         for exit in sideExits {
             bindLabel(exit.label)
             enter(segment: exit.segment)  // the exit's target is relative to its segment (rbp, blockPaddr)
-            for r in exit.writeBack { a.store(frameX(r.guest), r.host, bytes: 8) }
+            emitStores(exit.writeBack)
             emitSpillCounter()
             emitDirectExit(offset: exit.offset)
         }
@@ -545,7 +599,7 @@ struct BlockCompiler {
 
     /// Calls `translatedCallout(hart, op, index, byteLength)`; rax = instructions retired (0 after a trap).
     private mutating func emitCallInterpreter(index: Int) {
-        a.store(slot(FrameSlot.blockPC), .rbp, bytes: 8)  // the segment's pc, for the op's pc and traps
+        a.store(slot(FrameSlot.blockPC), .pcBase, bytes: 8)  // the segment's pc, for the op's pc and traps
         a.mov(.rdi, slot(FrameSlot.hart))
         a.mov(.rsi, immediate: UInt64(UInt(bitPattern: ops + index)))
         a.mov(.rdx, immediate: UInt64(index))
@@ -579,7 +633,7 @@ struct BlockCompiler {
         let here = Int64(op.pcOffset)
         switch op.op {
         case .jal:
-            a.lea(.rcx, X86Memory(.rbp, Int32(here + Int64(op.extra))))
+            a.lea(.rcx, X86Memory(.pcBase, Int32(here + Int64(op.extra))))
             write(op.rd, from: .rcx)
             writeBackAll()
             emitRetire()
@@ -594,7 +648,7 @@ struct BlockCompiler {
                 a.add(.rdx, base)
             }
             a.alu(.and, .rdx, immediate: -2)
-            a.lea(.rcx, X86Memory(.rbp, Int32(here + Int64(op.extra))))
+            a.lea(.rcx, X86Memory(.pcBase, Int32(here + Int64(op.extra))))
             write(op.rd, from: .rcx)
             writeBackAll()
             a.mov(.rax, .rdx)
@@ -625,7 +679,7 @@ struct BlockCompiler {
         let paddr = blockPaddr
         let targetPageOffset = Int64(paddr & 0xfff) + offset
         guard targetPageOffset >= 0 && targetPageOffset < 4096, let displacement = Int32(exactly: offset) else { return false }
-        a.lea(.rax, X86Memory(.rbp, displacement))
+        a.lea(.rax, X86Memory(.pcBase, displacement))
         let target = UInt64(Int64(paddr) + offset)
         let targetSlot = BlockCache.slot(target)
         if cache.table[targetSlot].paddr == target, cache.codeTable[targetSlot] != 0 {
@@ -680,9 +734,9 @@ struct BlockCompiler {
         case .auipc:
             let d = destination(op.rd)
             if let offset = Int32(exactly: Int64(op.pcOffset) &+ op.imm) {
-                a.lea(d, X86Memory(.rbp, offset))
+                a.lea(d, X86Memory(.pcBase, offset))
             } else {
-                a.mov(d, .rbp)
+                a.mov(d, .pcBase)
                 aluImmediate(.add, d, Int64(op.pcOffset) &+ op.imm)
             }
             write(op.rd, from: d)
@@ -694,20 +748,23 @@ struct BlockCompiler {
             emitMove(op.rd, from: op.rs1)
         case .addiw where op.imm == 0:  // sext.w
             let d = destination(op.rd)
-            if op.rs1 != 0, let h = cachedForRead(op.rs1) {
+            if op.rs1 != 0, let h = cachedForRead(op.rs1, lowHalf: true) {
                 a.movsxd(d, h)
             } else if op.rs1 != 0 && raxHolds(op.rs1) {
                 a.movsxd(d, .rax)
             } else {
                 a.load(d, frameX(op.rs1), bytes: 4, signed: true)
             }
-            write(op.rd, from: d)
+            write(op.rd, from: d, form: .signExtended)
         case .addi, .xori, .ori, .andi:
+            // A bitwise op with a sign-extended immediate keeps a value's form (sign extension commutes with it).
+            let keepsForm = op.op != .addi && form(op.rs1) != .full
+            let resultForm = keepsForm ? form(op.rs1) : .full
             let d = destination(op.rd)
-            read(op.rs1, into: d)
+            read(op.rs1, into: d, lowHalf: keepsForm)
             let operation: X86ALUOperation = op.op == .addi ? .add : op.op == .xori ? .xor : op.op == .ori ? .or : .and
             if !(operation == .add && op.imm == 0) { aluImmediate(operation, d, op.imm) }
-            write(op.rd, from: d)
+            write(op.rd, from: d, form: resultForm)
         case .slti, .sltiu:
             let lhs = readOnly(op.rs1, scratch: .rax)
             aluImmediate(.cmp, lhs, op.imm)
@@ -721,42 +778,40 @@ struct BlockCompiler {
             write(op.rd, from: d)
         case .addiw:
             let d = destination(op.rd)
-            read(op.rs1, into: d)
+            read(op.rs1, into: d, lowHalf: true)
             aluImmediate(.add, d, op.imm, width: .bits32)
-            a.movsxd(d, d)
-            write(op.rd, from: d)
+            write(op.rd, from: d, form: .stale)  // W results: the movsxd waits for a reader of all 64 bits
         case .slliw, .srliw, .sraiw:
             let d = destination(op.rd)
-            read(op.rs1, into: d)
+            read(op.rs1, into: d, lowHalf: true)
             a.shift(op.op == .slliw ? .shl : op.op == .srliw ? .shr : .sar, d, by: UInt8(op.imm & 31), width: .bits32)
             // A 32-bit op clears bits 63:32; after a logical right shift by 1-31 bit 31 is clear too, so that
             // is already the sign extension.
-            if !(op.op == .srliw && op.imm & 31 != 0) { a.movsxd(d, d) }
-            write(op.rd, from: d)
+            write(op.rd, from: d, form: op.op == .srliw && op.imm & 31 != 0 ? .signExtended : .stale)
         case .add where updatesSecondSourceInPlace(op), .xor where updatesSecondSourceInPlace(op),
              .or where updatesSecondSourceInPlace(op), .and where updatesSecondSourceInPlace(op):
             // rd = rs1 op rd, commutative: operate on rd's host register in place (no detour through rax).
-            let h = cachedForRead(op.rd)!
+            let (lowHalf, resultForm) = bitwiseForms(op)
+            let h = cachedForRead(op.rd, lowHalf: lowHalf)!
             let operation: X86ALUOperation = op.op == .add ? .add : op.op == .xor ? .xor : op.op == .or ? .or : .and
-            alu(operation, h, guest: op.rs1)
-            write(op.rd, from: h)
+            alu(operation, h, guest: op.rs1, lowHalf: lowHalf)
+            write(op.rd, from: h, form: resultForm)
         case .add, .sub, .xor, .or, .and:
+            let (lowHalf, resultForm) = bitwiseForms(op)
             let d = destination(op.rd, avoiding: op.rs2 == op.rs1 ? nil : op.rs2)
-            read(op.rs1, into: d)
+            read(op.rs1, into: d, lowHalf: lowHalf)
             let operation: X86ALUOperation = op.op == .add ? .add : op.op == .sub ? .sub : op.op == .xor ? .xor : op.op == .or ? .or : .and
-            alu(operation, d, guest: op.rs2)
-            write(op.rd, from: d)
+            alu(operation, d, guest: op.rs2, lowHalf: lowHalf)
+            write(op.rd, from: d, form: resultForm)
         case .addw where updatesSecondSourceInPlace(op):
-            let h = cachedForRead(op.rd)!
+            let h = cachedForRead(op.rd, lowHalf: true)!
             alu(.add, h, guest: op.rs1, width: .bits32)
-            a.movsxd(h, h)
-            write(op.rd, from: h)
+            write(op.rd, from: h, form: .stale)
         case .addw, .subw:
             let d = destination(op.rd, avoiding: op.rs2 == op.rs1 ? nil : op.rs2)
-            read(op.rs1, into: d)
+            read(op.rs1, into: d, lowHalf: true)
             alu(op.op == .addw ? .add : .sub, d, guest: op.rs2, width: .bits32)
-            a.movsxd(d, d)
-            write(op.rd, from: d)
+            write(op.rd, from: d, form: .stale)
         case .sll, .srl, .sra:
             read(op.rs2, into: .rcx)
             let d = destination(op.rd)
@@ -764,12 +819,11 @@ struct BlockCompiler {
             a.shiftByCL(op.op == .sll ? .shl : op.op == .srl ? .shr : .sar, d)
             write(op.rd, from: d)
         case .sllw, .srlw, .sraw:
-            read(op.rs2, into: .rcx)
+            read(op.rs2, into: .rcx, lowHalf: true)  // the count is its low 5 bits
             let d = destination(op.rd)
-            read(op.rs1, into: d)
+            read(op.rs1, into: d, lowHalf: true)
             a.shiftByCL(op.op == .sllw ? .shl : op.op == .srlw ? .shr : .sar, d, width: .bits32)
-            a.movsxd(d, d)
-            write(op.rd, from: d)
+            write(op.rd, from: d, form: .stale)
         case .slt, .sltu:
             let lhs = readOnly(op.rs1, scratch: .rax)
             alu(.cmp, lhs, guest: op.rs2)
@@ -777,16 +831,17 @@ struct BlockCompiler {
             a.movzx(.rax, .rax, fromBytes: 1)
             write(op.rd, from: .rax)
         case .mul, .mulw:
-            let rhs = readOnly(op.rs2, scratch: .rcx)
+            let word = op.op == .mulw
+            let rhs = readOnly(op.rs2, scratch: .rcx, lowHalf: word)
             let d = destination(op.rd, avoiding: op.rs2 == op.rs1 ? nil : op.rs2)
-            read(op.rs1, into: d)
-            if op.op == .mul {
-                a.imul(d, rhs)
-            } else {
+            read(op.rs1, into: d, lowHalf: word)
+            if word {
                 a.imul(d, rhs, width: .bits32)
-                a.movsxd(d, d)
+                write(op.rd, from: d, form: .stale)
+            } else {
+                a.imul(d, rhs)
+                write(op.rd, from: d)
             }
-            write(op.rd, from: d)
         case .mulh, .mulhu:
             read(op.rs1, into: .rax)
             let rhs = readOnly(op.rs2, scratch: .rcx)
@@ -833,6 +888,16 @@ struct BlockCompiler {
         default: return false
         }
         return true
+    }
+
+    /// For add, sub, and, or, xor: whether the op may read only its sources' low halves, and its result's form.
+    /// Bitwise ops commute with sign extension, so two sources that are (or will be) sign extensions of their
+    /// low 32 bits give one too; anything else needs full values.
+    private func bitwiseForms(_ op: MicroOp) -> (lowHalf: Bool, form: ValueForm) {
+        guard op.op == .and || op.op == .or || op.op == .xor else { return (false, .full) }
+        let f1 = form(op.rs1), f2 = form(op.rs2)
+        guard f1 != .full && f2 != .full else { return (false, .full) }
+        return (true, f1 == .stale || f2 == .stale ? .stale : .signExtended)
     }
 
     /// `rd = rs1 op rd` with rd in a host register (a commutative op can then work on it in place).
@@ -941,10 +1006,9 @@ struct BlockCompiler {
     /// integer register `rd` the op writes, if cached), so call it before the fast path changes the cache.
     private mutating func addSlowPath(index: Int, entry slow: X86Label, reloading rd: UInt8?) -> X86Label {
         let resume = a.makeLabel()
-        var writeBack: [(guest: UInt8, host: X86Register)] = []
+        let writeBack = dirtyEntries
         var reload: [(guest: UInt8, host: X86Register)] = []
         for e in registers.entries {
-            if e.dirty { writeBack.append((e.guest, e.host)) }
             if e.loaded && e.host.isCallerSaved { reload.append((e.guest, e.host)) }
         }
         if let rd, let i = registers.index(of: rd), !registers.entries[i].host.isCallerSaved || !registers.entries[i].loaded {
@@ -962,7 +1026,7 @@ struct BlockCompiler {
         let (resume, host) = emitTLBCheck(op, index: index, bytes: size, write: false)
         let d = destination(op.rd)
         a.load(d, host, bytes: size, signed: signed)
-        write(op.rd, from: d)
+        write(op.rd, from: d, form: BlockCompiler.loadForm(bytes: size, signed: signed))
         bindLabel(resume)
     }
 
@@ -1067,13 +1131,18 @@ struct BlockCompiler {
         let d = destination(op.rd)
         uncheckedLoadSites.append((a.offset, slow))
         a.load(d, operand, bytes: size, signed: signed)
-        write(op.rd, from: d)
+        write(op.rd, from: d, form: BlockCompiler.loadForm(bytes: size, signed: signed))
         bindLabel(resume)
+    }
+
+    /// lb, lh, lw sign-extend, lbu and lhu zero-extend fewer than 32 bits: all are sign extensions of 32 bits.
+    static func loadForm(bytes size: Int, signed: Bool) -> ValueForm {
+        size < 4 || size == 4 && signed ? .signExtended : .full
     }
 
     private mutating func emitStore(_ op: MicroOp, index: Int, bytes size: Int) {
         // Read the value first: a register's first load must happen where both paths pass.
-        let value = readOnly(op.rs2, scratch: .rax)
+        let value = readOnly(op.rs2, scratch: .rax, lowHalf: size < 8)  // sw, sh, sb store only low bits
         let (resume, host) = emitTLBCheck(op, index: index, bytes: size, write: true)
         a.store(host, value, bytes: size)
         bindLabel(resume)
@@ -1081,7 +1150,7 @@ struct BlockCompiler {
 }
 
 extension BlockCompiler {
-    @inline(__always) private func frameF(_ r: UInt8) -> X86Memory { X86Memory(.rbx, Int32(FrameSlot.f + Int(r)) * 8) }
+    @inline(__always) private func frameF(_ r: UInt8) -> X86Memory { X86Memory(.frameBase, Int32(FrameSlot.f + Int(r)) * 8) }
 
     /// fld/flw: a single is NaN-boxed (the upper 32 bits set), as the interpreter stores it.
     fileprivate mutating func emitFloatLoad(_ op: MicroOp, index: Int, bytes size: Int) {
@@ -1226,14 +1295,34 @@ extension X86Assembler {
             shift(.shr, entry, by: 12 - 4)  // page number * 16
         }
         alu(.and, entry, immediate: Int32((TLB.entries - 1) << 4), width: .bits32)
-        alu(.add, entry, X86Memory(.rbx, FrameSlot.offset(set)))
+        alu(.add, entry, X86Memory(.frameBase, FrameSlot.offset(set)))
     }
+}
+
+extension X86Register {
+    /// The register holding the hart's frame in translated code. rbp: AMD's Zen cores forward a store to a later
+    /// load of the same [rbp + displacement] without the usual store-to-load latency (memory renaming), which
+    /// they do not do for every base register; guest registers not cached in host registers live there.
+    static var frameBase: X86Register { .rbp }
+    /// The register holding the virtual pc of the block (segment) being run.
+    static var pcBase: X86Register { .rbx }
 }
 
 extension X86Register {
     /// Clobbered by calls in the System V ABI (rax, rcx, rdx, rsi are scratch anyway; rdi, the calls' first
     /// argument, also caches a guest register).
     var isCallerSaved: Bool { self == .r8 || self == .r9 || self == .r10 || self == .r11 || self == .rdi }
+}
+
+/// What a host register caching a guest register is known to hold.
+enum ValueForm {
+    /// The guest value, nothing more known.
+    case full
+    /// The guest value, which is the sign extension of its low 32 bits.
+    case signExtended
+    /// Only the low 32 bits are right: the guest value is their sign extension (a W instruction's result
+    /// whose `movsxd` is deferred until something reads all 64 bits, or until it is stored).
+    case stale
 }
 
 /// Which guest registers a block keeps in host registers, and their state during compilation.
@@ -1245,6 +1334,8 @@ struct RegisterCache {
         var loaded = false
         /// The host register holds a value the frame does not have yet.
         var dirty = false
+        /// What the host register's upper half holds (W instructions leave their sign extension for later).
+        var form = ValueForm.full
     }
     /// Callee-saved ones first: they survive calls into the interpreter.
     static let hosts: [X86Register] = [.r12, .r13, .r14, .r15, .r8, .r9, .r10, .r11, .rdi]
@@ -1269,6 +1360,14 @@ struct RegisterCache {
             indexOfGuest[g] = Int8(n)
             entries.append(Entry(guest: UInt8(g), host: RegisterCache.hosts[n]))
         }
+    }
+
+    /// Stops caching the guest register held in `host` (the host is wanted for something else).
+    mutating func release(host: X86Register) {
+        guard let i = entries.firstIndex(where: { $0.host == host }) else { return }
+        indexOfGuest[Int(entries[i].guest)] = -1
+        entries.remove(at: i)
+        for (n, e) in entries.enumerated() { indexOfGuest[Int(e.guest)] = Int8(n) }
     }
 
     @inline(__always) func index(of guest: UInt8) -> Int? {

@@ -1,5 +1,5 @@
 /// The hart's register frame: one allocation holding the guest registers and everything generated code reads
-/// per block, at fixed offsets from one base register (rbx in translated code). The interpreter uses the same
+/// per block, at fixed offsets from one base register (rbp in translated code: X86Register.frameBase). The interpreter uses the same
 /// storage (`Hart.x`, `Hart.f` and the properties below are views of it), so nothing is copied when execution
 /// moves between interpreted and translated blocks.
 ///

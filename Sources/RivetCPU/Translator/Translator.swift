@@ -97,14 +97,14 @@ public final class Translator {
         var a = X86Assembler()
         let exitLabel = a.makeLabel(), dispatchLabel = a.makeLabel(), boundary = a.makeLabel()
         let saved: [X86Register] = [.rbx, .rbp, .r12, .r13, .r14, .r15]
-        func frame(_ s: Int) -> X86Memory { X86Memory(.rbx, FrameSlot.offset(s)) }
+        func frame(_ s: Int) -> X86Memory { X86Memory(.frameBase, FrameSlot.offset(s)) }
         // enter(frame: rdi, code: rsi). Six pushes after the return address leave rsp 8 off 16-byte
         // alignment; one more slot realigns it for the calls translated code makes.
         let enterOffset = a.offset
         for r in saved { a.push(r) }
         a.alu(.sub, .rsp, immediate: 8)
-        a.mov(.rbx, .rdi)
-        a.mov(.rbp, frame(FrameSlot.blockPC))  // the block's pc, as a prologue leaves it
+        a.mov(.frameBase, .rdi)
+        a.mov(.pcBase, frame(FrameSlot.blockPC))  // the block's pc, as a prologue leaves it
         a.jump(.rsi)
         // exit
         a.bind(exitLabel)
