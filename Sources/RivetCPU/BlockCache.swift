@@ -196,8 +196,11 @@ public final class BlockCache: CodeInvalidationListener {
 
     /// The blocks compiled together starting at `entry`: it and, while a block ends in a conditional branch, the
     /// decoded block its fall-through path continues with on the same page (a superblock: registers stay in
-    /// host registers across the not-taken branches). At most 8 blocks and 128 instructions.
+    /// host registers across the not-taken branches). At most 8 blocks and 128 instructions. A unit whose last
+    /// block branches or jumps back to `entry` is a loop (BlockCompiler compiles it as one); so is a head whose
+    /// branch's taken side is a hot block that comes straight back (`takenBranchLoop`).
     func translationUnit(_ entry: Entry) -> [BlockCompiler.Segment] {
+        if let loop = takenBranchLoop(entry) { return loop }
         var segments = [BlockCompiler.Segment(ops: pool + Int(entry.start), count: Int(entry.count),
                                               byteLength: Int(entry.byteLength), offset: 0)]
         var block = entry
@@ -222,6 +225,30 @@ public final class BlockCache: CodeInvalidationListener {
             block = following
         }
         return segments
+    }
+
+    /// `head: ...; b<cond> body; ...  body: ...; j head` (or a branch to head): the loop compilers make of
+    /// `while (cond) body`, which runs through the head's taken branch. The unit is the head, continued on its
+    /// taken side, and the body, when the body is on the same page and ran at least half as often as the head
+    /// (its heat), so the loop is really taken.
+    private func takenBranchLoop(_ entry: Entry) -> [BlockCompiler.Segment]? {
+        let branch = pool[Int(entry.start) + Int(entry.count) - 1]
+        guard branch.op.isConditionalBranch else { return nil }
+        let target = entry.paddr &+ UInt64(branch.pcOffset) &+ UInt64(bitPattern: branch.imm)
+        let page = ~(GuestRAM.pageSize - 1)
+        guard target != entry.paddr, target & page == entry.paddr & page else { return nil }
+        let targetSlot = BlockCache.slot(target)
+        let body = table[targetSlot]
+        guard body.paddr == target, body.count > 0, Int(entry.count) + Int(body.count) <= 128 else { return nil }
+        let last = pool[Int(body.start) + Int(body.count) - 1]
+        let jumpsBack = last.op == .jal && (last.rd == 0 || last.rd >= 32) || last.op.isConditionalBranch
+        guard jumpsBack, target &+ UInt64(last.pcOffset) &+ UInt64(bitPattern: last.imm) == entry.paddr else { return nil }
+        guard codeTable[targetSlot] != 0 || Int(heatTable[targetSlot]) * 2 >= Int(heatTable[BlockCache.slot(entry.paddr)]) else { return nil }
+        var head = BlockCompiler.Segment(ops: pool + Int(entry.start), count: Int(entry.count),
+                                         byteLength: Int(entry.byteLength), offset: 0)
+        head.continuesOnTaken = true
+        return [head, BlockCompiler.Segment(ops: pool + Int(body.start), count: Int(body.count),
+                                            byteLength: Int(body.byteLength), offset: Int64(bitPattern: target &- entry.paddr))]
     }
 
     /// In the child of a host fork() (`rivet user`): the code memory is a shared mapping the parent keeps
@@ -275,5 +302,14 @@ public final class BlockCache: CodeInvalidationListener {
         retireTranslation(slot)
         heatTable[slot] = 0
         return entry
+    }
+}
+
+extension Op {
+    var isConditionalBranch: Bool {
+        switch self {
+        case .beq, .bne, .blt, .bge, .bltu, .bgeu: return true
+        default: return false
+        }
     }
 }

@@ -150,7 +150,7 @@ public struct StreamGenerator {
         case 78..<85: csrItem()
         case 85..<90: trapItem()
         case 90..<95: selfModifyingItem()
-        default: if inLoop { memoryItem() } else { loopItem() }
+        default: if inLoop { memoryItem() } else if random.percent(30) { takenBranchLoopItem() } else { loopItem() }
         }
     }
 
@@ -498,6 +498,41 @@ public struct StreamGenerator {
         code.emit(Encode.addi(counter, counter, -1))
         code.emit(Encode.blt(0, counter, Int64(bitPattern: head &- code.address)))
         mnemonics.append("loop")
+    }
+
+    /// A loop whose body is on the taken side of the head's branch and jumps back (`head: ...; bgtz x29, body;
+    /// j out; body: ...; j head`), as compilers lay out `while` loops: the translator compiles such a loop
+    /// through the taken branch. Run 0-3 times; entered from outside with x29 zero, it leaves at once.
+    /// Half the time the body comes first (`j head; body: ...; j head; head: ...; bgtz x29, body`): a body
+    /// below the head.
+    mutating func takenBranchLoopItem() {
+        count("taken-loop")
+        let counter = StreamGenerator.loopCounter
+        code.emit(Encode.addi(counter, 0, Int64(random.range(1...4))))
+        let body = code.newLabel(), out = code.newLabel(), headLabel = code.newLabel()
+        inLoop = true
+        if random.percent(50) {
+            code.emit(Encode.jal(0, 0), target: Fields.jump, label: headLabel)
+            code.bind(body)
+            for _ in 0..<random.range(1...4) { item() }
+            code.emit(Encode.jal(0, 0), target: Fields.jump, label: headLabel)
+            code.bind(headLabel)
+            for _ in 0..<random.range(0...3) { item() }
+            code.emit(Encode.addi(counter, counter, -1))
+            code.emit(Encode.blt(0, counter, 0), target: Fields.branch, label: body)
+        } else {
+            let head = code.address
+            for _ in 0..<random.range(0...3) { item() }
+            code.emit(Encode.addi(counter, counter, -1))
+            code.emit(Encode.blt(0, counter, 0), target: Fields.branch, label: body)
+            code.emit(Encode.jal(0, 0), target: Fields.jump, label: out)
+            code.bind(body)
+            for _ in 0..<random.range(1...4) { item() }
+            code.emit(Encode.jal(0, Int64(bitPattern: head &- code.address)))
+            code.bind(out)
+        }
+        inLoop = false
+        mnemonics.append("taken-loop")
     }
 
     // MARK: Trap handlers

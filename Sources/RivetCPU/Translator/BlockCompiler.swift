@@ -25,6 +25,8 @@ struct BlockCompiler {
         var count: Int
         var byteLength: Int
         var offset: Int64
+        /// The unit goes on to the next segment on this one's taken branch (the fall-through is the side exit).
+        var continuesOnTaken = false
     }
 
     private var a = X86Assembler()
@@ -128,7 +130,7 @@ struct BlockCompiler {
     }
 
     /// The guest-physical address of the segment being emitted.
-    private var blockPaddr: UInt64 { paddr &+ UInt64(segments[current].offset) }
+    private var blockPaddr: UInt64 { paddr &+ UInt64(bitPattern: segments[current].offset) }
 
     // MARK: Operands
 
@@ -355,12 +357,12 @@ struct BlockCompiler {
         return a.finish()
     }
 
-    /// The last segment ends with a conditional branch back to the head (a loop).
+    /// The last segment ends with a conditional branch or a jump (jal x0) back to the head (a loop).
     private var endsWithBranchToHead: Bool {
         let lastSegment = segments[segments.count - 1]
         guard lastSegment.count > 0 else { return false }
         let last = lastSegment.ops[lastSegment.count - 1]
-        guard branchCondition(last.op) != nil else { return false }
+        guard branchCondition(last.op) != nil || last.op == .jal && (last.rd == 0 || last.rd >= 32) else { return false }
         return Int64(last.pcOffset) &+ last.imm == -lastSegment.offset
     }
 
@@ -371,6 +373,7 @@ struct BlockCompiler {
     /// boundary with the frame written back, as a chained run would. Nil if some instruction needs a call into
     /// the interpreter (the unit is then compiled the ordinary way).
     private mutating func compileLoop() -> [UInt8]? {
+        registers = RegisterCache(segments: segments, minimumUses: 1)
         emitPrologue()
         // The budget counter lives in a host register: decremented and compared every iteration, in the frame
         // it is a store-to-load chain of several cycles (profiles showed the loop's exit test as its hottest
@@ -396,9 +399,13 @@ struct BlockCompiler {
             }
             if n < segments.count - 1 { emitBranchToNextSegment(ops[count - 1]) }
         }
-        let condition = emitRetireAndCompare(ops[count - 1])
         let leave = a.makeLabel()
-        a.jump(if: condition.opposite, to: sideExit(offset: Int64(byteLength)))
+        if ops[count - 1].op == .jal {
+            emitRetire()  // j head: the back edge is unconditional
+        } else {
+            let condition = emitRetireAndCompare(ops[count - 1])
+            a.jump(if: condition.opposite, to: sideExit(offset: Int64(byteLength)))
+        }
         completeDeferredExtensions()  // the head expects full values
         let lastOffset = segments[current].offset
         if lastOffset != 0 { a.lea(.pcBase, X86Memory(.pcBase, Int32(-lastOffset))) }
@@ -415,11 +422,20 @@ struct BlockCompiler {
         return a.finish()
     }
 
-    /// The conditional branch ending a segment that is not the last: taken, it leaves the unit (writing back
-    /// what is dirty); not taken, it falls through into the next segment with the registers still cached.
+    /// The branch ending a segment that is not the last: the path to the next segment stays in the unit with
+    /// the registers still cached (the fall-through, or the taken side for `continuesOnTaken`); the other one
+    /// leaves it (writing back what is dirty). A jump (jal x0, in a loop) just goes on.
     private mutating func emitBranchToNextSegment(_ op: MicroOp) {
+        if op.op == .jal {
+            emitRetire()
+            return
+        }
         let condition = emitRetireAndCompare(op)
-        a.jump(if: condition, to: sideExit(offset: Int64(op.pcOffset) &+ op.imm))
+        if segments[current].continuesOnTaken {
+            a.jump(if: condition.opposite, to: sideExit(offset: Int64(byteLength)))
+        } else {
+            a.jump(if: condition, to: sideExit(offset: Int64(op.pcOffset) &+ op.imm))
+        }
     }
 
     /// An out-of-line exit from the current segment to its pc + `offset` that writes back what is dirty
@@ -1342,8 +1358,10 @@ struct RegisterCache {
     var entries: [Entry] = []
     private var indexOfGuest = [Int8](repeating: -1, count: 33)
 
-    /// Caches the guest registers used at least twice by the unit's inline instructions, most used first.
-    init(segments: [BlockCompiler.Segment]) {
+    /// Caches the guest registers used at least `minimumUses` times by the unit's inline instructions, most used
+    /// first (twice for straight code, where a register used once gains nothing; once in a loop, where it is
+    /// loaded before the loop and written back after it, instead of once per iteration).
+    init(segments: [BlockCompiler.Segment], minimumUses: Int = 2) {
         var uses = [Int](repeating: 0, count: 32)
         for segment in segments {
             for i in 0..<segment.count {
@@ -1355,7 +1373,7 @@ struct RegisterCache {
             }
         }
         uses[0] = 0
-        let chosen = (1..<32).filter { uses[$0] >= 2 }.sorted { uses[$0] > uses[$1] }.prefix(RegisterCache.hosts.count)
+        let chosen = (1..<32).filter { uses[$0] >= minimumUses }.sorted { uses[$0] > uses[$1] }.prefix(RegisterCache.hosts.count)
         for (n, g) in chosen.enumerated() {
             indexOfGuest[g] = Int8(n)
             entries.append(Entry(guest: UInt8(g), host: RegisterCache.hosts[n]))
