@@ -82,9 +82,11 @@ struct BlockCompiler {
     /// For uncached registers written by this unit: whether the frame holds a sign extension of 32 bits (so a
     /// bitwise op with a deferred-extension value need not complete it). Reset by calls that may write them.
     private var frameForms = [ValueForm](repeating: .full, count: 32)
-    /// In a loop unit, `remaining` is kept in `counter` instead of the frame (compileLoop).
-    private var counterInRegister = false
-    private static let counter = X86Register.rdi
+    /// The chain budget (`remaining`) lives in rdi in all translated code: the enter stub loads it, the exit
+    /// stub stores it, calls into the interpreter store it before and load it after. Counted down in the frame,
+    /// each block's read-modify-write waited for the one before (store-to-load forwarding): a serial chain
+    /// of several cycles per block that bounded branchy code with short blocks.
+    static let counter = X86Register.rdi
 
     private struct SlowPath {
         var entry: X86Label
@@ -375,12 +377,6 @@ struct BlockCompiler {
     private mutating func compileLoop() -> [UInt8]? {
         registers = RegisterCache(segments: segments, minimumUses: 1)
         emitPrologue()
-        // The budget counter lives in a host register: decremented and compared every iteration, in the frame
-        // it is a store-to-load chain of several cycles (profiles showed the loop's exit test as its hottest
-        // instruction). It takes the last cached guest register's host when all are in use.
-        registers.release(host: BlockCompiler.counter)
-        counterInRegister = true
-        a.mov(BlockCompiler.counter, slot(FrameSlot.remaining))
         for i in registers.entries.indices {
             let e = registers.entries[i]
             a.mov(e.host, frameX(e.guest))
@@ -415,7 +411,6 @@ struct BlockCompiler {
         a.jump(if: .equal, to: head)
         bindLabel(leave)
         writeBackAll()
-        emitSpillCounter()
         a.mov(.rax, .pcBase)
         jumpExternal(stubs.boundary)
         emitOutOfLinePaths()
@@ -492,7 +487,7 @@ struct BlockCompiler {
     /// dispatcher (`Translator.retire`), so links to it need no check here.
     private mutating func emitPrologue() {
         let start = a.offset
-        a.alu(.cmp, slot(FrameSlot.remaining), immediate: Int32(count))
+        a.alu(.cmp, BlockCompiler.counter, immediate: Int32(count))
         jumpExternal(stubs.boundary, condition: .less)
         a.alu(.cmp, slot(FrameSlot.exitRequest), immediate: 0)
         jumpExternal(stubs.boundary, condition: .notEqual)
@@ -502,26 +497,18 @@ struct BlockCompiler {
 
     /// Counts the block's instructions as retired (before the final compare: it changes the flags).
     private mutating func emitRetire() {
-        if counterInRegister {
-            a.alu(.sub, BlockCompiler.counter, immediate: Int32(count))
-        } else {
-            a.alu(.sub, slot(FrameSlot.remaining), immediate: Int32(count))
-        }
+        a.alu(.sub, BlockCompiler.counter, immediate: Int32(count))
     }
 
     /// `remaining` compared with the instruction count of the block about to run (flags for `.less`).
     private mutating func emitBudgetCompare(_ blockCount: Int) {
-        if counterInRegister {
-            a.alu(.cmp, BlockCompiler.counter, immediate: Int32(blockCount))
-        } else {
-            a.alu(.cmp, slot(FrameSlot.remaining), immediate: Int32(blockCount))
-        }
+        a.alu(.cmp, BlockCompiler.counter, immediate: Int32(blockCount))
     }
 
     /// Stores the loop's budget counter to the frame (before an exit or a call into the interpreter, which
     /// reads it for instret).
     private mutating func emitSpillCounter() {
-        if counterInRegister { a.store(slot(FrameSlot.remaining), BlockCompiler.counter, bytes: 8) }
+        a.store(slot(FrameSlot.remaining), BlockCompiler.counter, bytes: 8)
     }
 
     /// Leaves for blockPC (rbp) + offset, with rax = that pc. A target on this block's page is a fixed physical
@@ -575,14 +562,13 @@ struct BlockCompiler {
             a.test(.rax, .rax)
             a.jump(if: .equal, to: trapLabel(path.index))
             for r in path.reload { a.mov(r.host, frameX(r.guest)) }
-            if counterInRegister { a.mov(BlockCompiler.counter, slot(FrameSlot.remaining)) }  // the call clobbered it
+            a.mov(BlockCompiler.counter, slot(FrameSlot.remaining))  // the call clobbered it
             a.jump(to: path.resume)
         }
         slowPaths.removeAll()
         for exit in boundaryExits {
             bindLabel(exit.label)
             emitStores(exit.writeBack)
-            emitSpillCounter()
             a.mov(.rax, .pcBase)
             jumpExternal(stubs.boundary)
         }
@@ -591,13 +577,14 @@ struct BlockCompiler {
             bindLabel(exit.label)
             enter(segment: exit.segment)  // the exit's target is relative to its segment (rbp, blockPaddr)
             emitStores(exit.writeBack)
-            emitSpillCounter()
             emitDirectExit(offset: exit.offset)
         }
         sideExits.removeAll()
         for exit in trapExits {
             bindLabel(exit.label)
-            if exit.index > 0 { a.alu(.sub, slot(FrameSlot.remaining), immediate: Int32(exit.index)) }
+            // Reached after a call into the interpreter (which stored the counter and clobbered rdi).
+            a.mov(BlockCompiler.counter, slot(FrameSlot.remaining))
+            if exit.index > 0 { a.alu(.sub, BlockCompiler.counter, immediate: Int32(exit.index)) }
             a.store(slot(FrameSlot.exitKind), immediate: Int32(TranslatedExit.pcSet.rawValue))
             jumpExternal(stubs.exit)
         }
@@ -627,18 +614,22 @@ struct BlockCompiler {
     /// An instruction in the middle of the block run by the interpreter: continue unless it trapped.
     private mutating func emitCallout(index: Int) {
         writeBackAll()
+        emitSpillCounter()
         emitCallInterpreter(index: index)
         a.test(.rax, .rax)
         a.jump(if: .equal, to: trapLabel(index))
+        a.mov(BlockCompiler.counter, slot(FrameSlot.remaining))
         forgetAfterCall(rd: ops[index].rd)
     }
 
     /// A system instruction that ends the block: the interpreter runs it and sets pc; back to the run loop.
     private mutating func emitFinalCallout(index: Int) {
         writeBackAll()
+        emitSpillCounter()
         emitCallInterpreter(index: index)
         if index > 0 { a.alu(.add, .rax, immediate: Int32(index)) }
-        a.alu(.sub, slot(FrameSlot.remaining), .rax)
+        a.mov(BlockCompiler.counter, slot(FrameSlot.remaining))
+        a.alu(.sub, BlockCompiler.counter, .rax)
         a.store(slot(FrameSlot.exitKind), immediate: Int32(TranslatedExit.pcSet.rawValue))
         jumpExternal(stubs.exit)
     }
@@ -1354,7 +1345,7 @@ struct RegisterCache {
         var form = ValueForm.full
     }
     /// Callee-saved ones first: they survive calls into the interpreter.
-    static let hosts: [X86Register] = [.r12, .r13, .r14, .r15, .r8, .r9, .r10, .r11, .rdi]
+    static let hosts: [X86Register] = [.r12, .r13, .r14, .r15, .r8, .r9, .r10, .r11]
     var entries: [Entry] = []
     private var indexOfGuest = [Int8](repeating: -1, count: 33)
 

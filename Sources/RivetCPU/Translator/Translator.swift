@@ -46,7 +46,7 @@ public final class Translator {
     /// (writable address, executable address of the byte after the field) to patch when it is.
     private var pendingLinks: [UInt64: [(field: UnsafeMutableRawPointer, end: UInt)]] = [:]
     /// Size of every block's checked entry (BlockCompiler.emitPrologue); the run loop enters right after it.
-    static let prologueSize = 31
+    static let prologueSize = 27
     /// Inline caches of indirect and cross-page jumps, three words each: the guest pc last jumped to, the
     /// translation context it was looked up in (read generation xor fetch TLB set: a TLB flush or a privilege
     /// change invalidates it) and the target's prologue (which re-checks that the block is still current).
@@ -105,10 +105,12 @@ public final class Translator {
         a.alu(.sub, .rsp, immediate: 8)
         a.mov(.frameBase, .rdi)
         a.mov(.pcBase, frame(FrameSlot.blockPC))  // the block's pc, as a prologue leaves it
+        a.mov(BlockCompiler.counter, frame(FrameSlot.remaining))  // the chain budget, kept in rdi
         a.jump(.rsi)
         // exit
         a.bind(exitLabel)
         let exitOffset = a.offset
+        a.store(frame(FrameSlot.remaining), BlockCompiler.counter, bytes: 8)
         a.alu(.add, .rsp, immediate: 8)
         for r in saved.reversed() { a.pop(r) }
         a.ret()
@@ -127,27 +129,27 @@ public final class Translator {
             // The block table slot (BlockCache.slot): ((pa >> 1) ^ (pa >> 17)) & (size - 1).
             a.mov(.rcx, .rsi)
             a.shift(.shr, .rcx, by: 1)
-            a.mov(.rdi, .rsi)
-            a.shift(.shr, .rdi, by: 17)
-            a.xor(.rcx, .rdi)
+            a.mov(.rdx, .rsi)
+            a.shift(.shr, .rdx, by: 17)
+            a.xor(.rcx, .rdx)
             a.alu(.and, .rcx, immediate: Int32(BlockCache.tableSize - 1), width: .bits32)
-            a.mov(.rdi, .rcx)
-            a.shift(.shl, .rdi, by: 4)
-            a.alu(.add, .rdi, frame(FrameSlot.blockTable))
-            a.alu(.cmp, .rsi, X86Memory(.rdi))
+            a.mov(.rdx, .rcx)
+            a.shift(.shl, .rdx, by: 4)
+            a.alu(.add, .rdx, frame(FrameSlot.blockTable))
+            a.alu(.cmp, .rsi, X86Memory(.rdx))
             a.jump(if: .notEqual, to: boundary)
-            a.mov(.rdi, frame(FrameSlot.codeTable))
-            a.mov(.rdi, X86Memory(.rdi, index: .rcx, scale: 8))
-            a.test(.rdi, .rdi)
+            a.mov(.rdx, frame(FrameSlot.codeTable))
+            a.mov(.rdx, X86Memory(.rdx, index: .rcx, scale: 8))
+            a.test(.rdx, .rdx)
             a.jump(if: .equal, to: boundary)
             if remember {
                 a.store(X86Memory(.r8), .rax, bytes: 8)
                 a.mov(.rcx, frame(FrameSlot.readGeneration))
                 a.alu(.xor, .rcx, frame(FrameSlot.fetchTLB))
                 a.store(X86Memory(.r8, 8), .rcx, bytes: 8)
-                a.store(X86Memory(.r8, 16), .rdi, bytes: 8)
+                a.store(X86Memory(.r8, 16), .rdx, bytes: 8)
             }
-            a.jump(.rdi)
+            a.jump(.rdx)
         }
         a.bind(dispatchLabel)
         let dispatchOffset = a.offset
